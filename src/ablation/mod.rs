@@ -1,0 +1,1 @@
+//! Ablation matrices: expansion, the resumable runner and the summary.

@@ -1,0 +1,1 @@
+//! Head-step efficiency benchmark.

@@ -1,0 +1,107 @@
+//! The record of one run: the resolved experiment, its seed, metrics, timings, memory and the code
+//! revision, so that any number in a table can be traced back and rerun.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::eval::Metrics;
+use crate::Experiment;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// Trained and evaluated.
+    Ok,
+    /// Diverged or failed; the reason is kept so the matrix can go on and the table can say why.
+    Failed(String),
+}
+
+/// Everything recorded about one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Stable id derived from the resolved config (see [`run_id`]).
+    pub run_id: String,
+    /// The resolved experiment that ran.
+    pub experiment: Experiment,
+    /// Ok or failed with a reason.
+    pub status: RunStatus,
+    /// Open-set metrics (absent for failed runs).
+    pub metrics: Option<Metrics>,
+    /// Wall time of the whole run, seconds.
+    pub wall_time_s: f64,
+    /// Median wall time of one training step, milliseconds.
+    pub median_step_ms: f64,
+    /// Training throughput, samples per second.
+    pub samples_per_s: f64,
+    /// Peak resident memory of the process, bytes (Linux VmHWM; 0 where unknown).
+    pub peak_memory_bytes: u64,
+    /// Bytes of head state: FC/PFC centres + momentum; F²C pool + gallery net.
+    pub head_state_bytes: u64,
+    /// Mean training loss over the last 10% of steps.
+    pub final_loss: f64,
+    /// `git describe` of the code that ran (with `-dirty` when uncommitted changes existed).
+    pub code_revision: String,
+    /// Machine description (OS, cores, device).
+    pub machine: String,
+}
+
+/// A stable id of a resolved experiment: method, name and the first 12 hex digits of SHA-256 of
+/// its RON serialisation. The same config always gets the same id.
+pub fn run_id(exp: &Experiment) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(exp.to_ron().as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{hex}", exp.head.method(), exp.name)
+}
+
+impl RunRecord {
+    /// Writes the record as pretty JSON, atomically (temp file + rename), so an interrupted run
+    /// never leaves a partial record.
+    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(path, json.as_bytes())
+    }
+
+    /// Reads a record written by [`RunRecord::write_atomic`].
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Other(format!("{}: not a run record: {e}", path.display())))
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// `git describe --always --dirty` of the working directory, or `unknown`.
+pub fn code_revision() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), 0 elsewhere.
+pub fn peak_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok())
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}

@@ -1,0 +1,4 @@
+//! Training: optimiser settings and learning-rate schedule, the training step of each method, and
+//! the run that trains, evaluates and records one experiment.
+
+pub mod schedule;
