@@ -1,1 +1,72 @@
-fn main(){}
+//! The `f2c` command line: a thin layer over the library. One exit point prints the whole error
+//! chain and exits non-zero.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// F²C reproduction suite: train and compare full FC, Partial FC and F²C on a synthetic
+/// identity benchmark.
+#[derive(Parser)]
+#[command(name = "f2c", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one experiment, evaluate it open-set and write its record under results/.
+    Train {
+        /// Experiment file (RON), e.g. experiments/fc.ron.
+        experiment: PathBuf,
+        /// Override the experiment's device: `cpu`, `cuda` or `cuda:N`.
+        #[arg(long)]
+        device: Option<String>,
+        /// Override the experiment's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Directory for the record (default results/train).
+        #[arg(long, default_value = "results/train")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train { experiment, device, seed, out, quiet } => {
+            let mut exp = f2c::Experiment::load(&experiment)?;
+            if let Some(d) = device {
+                exp.device = d.parse()?;
+            }
+            if let Some(s) = seed {
+                exp.seed = s;
+            }
+            f2c::device::check_available(exp.device)?;
+            let rec = f2c::train::run::run_experiment(&exp, &f2c::train::run::RunOptions { progress: !quiet })
+                .with_context(|| format!("training {}", experiment.display()))?;
+            let path = out.join(format!("{}.json", rec.run_id));
+            rec.write_atomic(&path)?;
+            println!("{}", f2c::results::record::summary_text(&rec));
+            println!("record: {}", path.display());
+            if let f2c::results::RunStatus::Failed(why) = &rec.status {
+                anyhow::bail!("run failed: {why}");
+            }
+            Ok(())
+        }
+    }
+}

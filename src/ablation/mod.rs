@@ -1,1 +1,4 @@
-//! Ablation matrices: expansion, the resumable runner and the summary.
+//! Ablation matrices: expansion of `ablations/*.ron` into runs, the resumable runner, and the
+//! per-matrix summary.
+
+pub mod summary;

@@ -3,6 +3,7 @@
 //! embeddings and scores, apart from the training loop.
 
 pub mod identification;
+pub mod protocol;
 pub mod verification;
 
 use serde::{Deserialize, Serialize};

@@ -1,1 +1,472 @@
-//! (in progress)
+//! The few fused operations the heads are written in, one implementation per device.
+//!
+//! The heads (full FC, Partial FC, the F²C pool loss) are written once, generic over [`Backend`].
+//! dfdx 0.13 would serve the matmuls, but it has no scatter/gather-update of rows, runs
+//! element-wise ops and softmax on one CPU thread, and gives no mutable access to a tensor's
+//! storage — at a million classes the B × N logits dominate memory traffic, so the softmax,
+//! the margin and the gradient are fused into one pass per row here, and the optimiser touches
+//! only the rows a step used. The backbone stays in dfdx; only the (B, D) embeddings and their
+//! gradient cross between the two.
+//!
+//! [`CpuBackend`] runs on host memory with the `gemm` crate (the kernels dfdx itself uses) and
+//! rayon; the CUDA backend (feature `cuda`) runs the same operations on the GPU.
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::heads::Margin;
+
+/// Which loss a row of cosines gets in [`Backend::margin_loss`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossSpec {
+    /// Margin on the target cosine of rows with a target.
+    pub margin: Margin,
+    /// Logit scale s.
+    pub scale: f32,
+    /// Weight of each cross-entropy row (e.g. 1 / number of rows with a target, for a mean).
+    pub ce_weight: f32,
+    /// k of the negative loss for rows without a target (0: such rows get no loss).
+    pub neg_k: usize,
+    /// Weight of each selected negative cosine (e.g. 1 / (rows without target · k), for a mean).
+    pub neg_weight: f32,
+}
+
+/// The two parts of a loss returned by [`Backend::margin_loss`], already weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LossParts {
+    /// Margin-softmax cross-entropy part.
+    pub ce: f64,
+    /// Negative (top-k clipped cosine) part.
+    pub neg: f64,
+}
+
+impl LossParts {
+    /// ce + neg.
+    pub fn total(&self) -> f64 {
+        self.ce + self.neg
+    }
+}
+
+/// SGD with momentum and weight decay, PyTorch's convention (dampening 0):
+/// g ← g + λ·w; v ← μ·v + g; w ← w − lr·(g + μ·v if Nesterov else v).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdParams {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+}
+
+/// Device operations used by the heads. Matrices are row-major `f32`.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// A buffer of `f32` in the device's memory.
+    type Buf: Send + Sync;
+
+    /// Human-readable device name.
+    fn name(&self) -> String;
+    /// A zero-filled buffer of `len` floats.
+    fn zeros(&self, len: usize) -> Result<Self::Buf>;
+    /// A buffer holding a copy of `host`.
+    fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
+    /// Copies `buf` to host memory.
+    fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
+    /// Number of floats in `buf`.
+    fn len(&self, buf: &Self::Buf) -> usize;
+    /// Waits for queued work (timing); a no-op on the CPU.
+    fn synchronize(&self) -> Result<()>;
+
+    /// c (m×n) = a (m×k) · bᵀ, with b stored (n×k).
+    fn matmul_abt(&self, m: usize, n: usize, k: usize, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    /// c (m×n) = a (m×k) · b (k×n), added to c when `accumulate`.
+    fn matmul_ab(&self, m: usize, n: usize, k: usize, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, accumulate: bool) -> Result<()>;
+    /// c (m×n) = aᵀ · b, with a stored (k×m) and b (k×n).
+    fn matmul_atb(&self, m: usize, n: usize, k: usize, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+
+    /// Row i of `out` (and `norms[i]`) = the L2-normalised row `rows[i]` of `src` (its norm);
+    /// all rows in order when `rows` is `None`. Norms are clamped below at 1e-12 like
+    /// PyTorch's `F.normalize`.
+    fn gather_normalize(&self, src: &Self::Buf, dim: usize, rows: Option<&[usize]>, out: &mut Self::Buf, norms: &mut Self::Buf) -> Result<()>;
+
+    /// The fused loss over a (b×c) block of cosines, in place: on entry `cos` holds cosines, on exit
+    /// dL/dcos. Row i with `targets[i] ≥ 0` gets the margin-softmax cross-entropy with that target
+    /// (weight `ce_weight`); a row with `targets[i] < 0` gets the mean-style negative loss
+    /// `neg_weight · Σ_{k largest} max(0, cos)` (F²C's loss for probes not in the pool).
+    fn margin_loss(&self, cos: &mut Self::Buf, b: usize, c: usize, targets: &[i64], spec: &LossSpec) -> Result<LossParts>;
+
+    /// Back-propagates `grad_n` = dL/d(normalised rows) through the row normalisation
+    /// (`wn`, `norms` from [`Backend::gather_normalize`]) and applies one SGD step to the matching
+    /// rows of `w` and of its momentum `vel` (all rows when `rows` is `None`; row i of the
+    /// gradient belongs to row `rows[i]` of `w`). Rows not listed are neither read nor written.
+    #[allow(clippy::too_many_arguments)]
+    fn sgd_normalized_rows(&self, w: &mut Self::Buf, vel: &mut Self::Buf, dim: usize, rows: Option<&[usize]>, grad_n: &Self::Buf, wn: &Self::Buf, norms: &Self::Buf, sgd: &SgdParams) -> Result<()>;
+
+    /// Row `dst_rows[i]` of `dst` = row `src_rows[i]` of `src` (rows of `dim` floats).
+    fn copy_rows(&self, src: &Self::Buf, src_rows: &[usize], dst: &mut Self::Buf, dst_rows: &[usize], dim: usize) -> Result<()>;
+
+    /// A copy of `src`.
+    fn duplicate(&self, src: &Self::Buf) -> Result<Self::Buf>;
+}
+
+/// The host-CPU backend: `gemm` (multi-threaded through rayon) and rayon-parallel fused kernels.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuBackend;
+
+/// Rows per parallel task in the element-wise kernels: enough work per task to amortise rayon.
+const ROW_CHUNK: usize = 256;
+
+fn gemm_threads() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
+/// dst (m×n) = [dst +] lhs · rhs, with explicit (column, row) strides of each operand.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_cs: isize, lhs_rs: isize, rhs: &[f32], rhs_cs: isize, rhs_rs: isize) {
+    assert!(dst.len() >= m * n, "gemm destination too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the strides describe matrices lying inside the slices: the callers assert the
+    // operand lengths against m, n, k before calling.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm_threads(),
+        )
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buf = Vec<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+    fn zeros(&self, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+    fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
+        Ok(host.to_vec())
+    }
+    fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(buf.clone())
+    }
+    fn len(&self, buf: &Vec<f32>) -> usize {
+        buf.len()
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn matmul_abt(&self, m: usize, n: usize, k: usize, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
+        assert!(a.len() >= m * k && b.len() >= n * k, "matmul_abt operands too small");
+        sgemm(m, n, k, c, false, a, 1, k as isize, b, k as isize, 1);
+        Ok(())
+    }
+    fn matmul_ab(&self, m: usize, n: usize, k: usize, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>, accumulate: bool) -> Result<()> {
+        assert!(a.len() >= m * k && b.len() >= k * n, "matmul_ab operands too small");
+        sgemm(m, n, k, c, accumulate, a, 1, k as isize, b, 1, n as isize);
+        Ok(())
+    }
+    fn matmul_atb(&self, m: usize, n: usize, k: usize, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
+        assert!(a.len() >= k * m && b.len() >= k * n, "matmul_atb operands too small");
+        sgemm(m, n, k, c, false, a, m as isize, 1, b, 1, n as isize);
+        Ok(())
+    }
+
+    fn gather_normalize(&self, src: &Vec<f32>, dim: usize, rows: Option<&[usize]>, out: &mut Vec<f32>, norms: &mut Vec<f32>) -> Result<()> {
+        let count = rows.map_or(src.len() / dim, |r| r.len());
+        assert!(out.len() >= count * dim && norms.len() >= count, "gather_normalize output too small");
+        out[..count * dim]
+            .par_chunks_mut(dim * ROW_CHUNK)
+            .zip(norms[..count].par_chunks_mut(ROW_CHUNK))
+            .enumerate()
+            .for_each(|(chunk, (out, norms))| {
+                for (i, (o, n)) in out.chunks_mut(dim).zip(norms.iter_mut()).enumerate() {
+                    let r = chunk * ROW_CHUNK + i;
+                    let r = rows.map_or(r, |rows| rows[r]);
+                    let s = &src[r * dim..(r + 1) * dim];
+                    let norm = s.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                    let inv = 1.0 / norm;
+                    for (o, x) in o.iter_mut().zip(s) {
+                        *o = x * inv;
+                    }
+                    *n = norm;
+                }
+            });
+        Ok(())
+    }
+
+    fn margin_loss(&self, cos: &mut Vec<f32>, b: usize, c: usize, targets: &[i64], spec: &LossSpec) -> Result<LossParts> {
+        assert!(cos.len() >= b * c && targets.len() == b, "margin_loss shapes");
+        let parts: Vec<LossParts> = cos[..b * c]
+            .par_chunks_mut(c)
+            .zip(targets.par_iter())
+            .map(|(row, &t)| {
+                if t >= 0 {
+                    LossParts { ce: ce_row(row, t as usize, spec) as f64, neg: 0.0 }
+                } else {
+                    LossParts { ce: 0.0, neg: neg_row(row, spec) as f64 }
+                }
+            })
+            .collect();
+        Ok(parts.iter().fold(LossParts::default(), |a, p| LossParts { ce: a.ce + p.ce, neg: a.neg + p.neg }))
+    }
+
+    fn sgd_normalized_rows(&self, w: &mut Vec<f32>, vel: &mut Vec<f32>, dim: usize, rows: Option<&[usize]>, grad_n: &Vec<f32>, wn: &Vec<f32>, norms: &Vec<f32>, sgd: &SgdParams) -> Result<()> {
+        match rows {
+            None => {
+                let count = w.len() / dim;
+                assert!(vel.len() == w.len() && grad_n.len() >= count * dim && wn.len() >= count * dim && norms.len() >= count);
+                w.par_chunks_mut(dim)
+                    .zip(vel.par_chunks_mut(dim))
+                    .zip(grad_n.par_chunks(dim).zip(wn.par_chunks(dim)))
+                    .zip(norms.par_iter())
+                    .with_min_len(ROW_CHUNK)
+                    .for_each(|(((w, v), (g, u)), &n)| sgd_row(w, v, g, u, n, sgd));
+            }
+            Some(rows) => {
+                // Sampled rows are distinct (a sorted class sample), so they can be updated in
+                // parallel; the check keeps that promise honest.
+                debug_assert!(rows.windows(2).all(|p| p[0] < p[1]), "rows must be sorted and distinct");
+                let wp = SendPtr(w.as_mut_ptr());
+                let vp = SendPtr(vel.as_mut_ptr());
+                let total = w.len();
+                assert!(rows.iter().all(|&r| (r + 1) * dim <= total) && vel.len() == total);
+                rows.par_iter().enumerate().with_min_len(ROW_CHUNK).for_each(|(i, &r)| {
+                    let (wp, vp) = (&wp, &vp);
+                    // SAFETY: rows are distinct and in bounds (checked above), so each task
+                    // writes a disjoint range of `w` and `vel`.
+                    let (w, v) = unsafe {
+                        (
+                            std::slice::from_raw_parts_mut(wp.0.add(r * dim), dim),
+                            std::slice::from_raw_parts_mut(vp.0.add(r * dim), dim),
+                        )
+                    };
+                    sgd_row(w, v, &grad_n[i * dim..(i + 1) * dim], &wn[i * dim..(i + 1) * dim], norms[i], sgd);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_rows(&self, src: &Vec<f32>, src_rows: &[usize], dst: &mut Vec<f32>, dst_rows: &[usize], dim: usize) -> Result<()> {
+        assert_eq!(src_rows.len(), dst_rows.len(), "copy_rows index lengths differ");
+        for (&s, &d) in src_rows.iter().zip(dst_rows) {
+            dst[d * dim..(d + 1) * dim].copy_from_slice(&src[s * dim..(s + 1) * dim]);
+        }
+        Ok(())
+    }
+
+    fn duplicate(&self, src: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(src.clone())
+    }
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: only used to hand disjoint row ranges to rayon tasks (see `sgd_normalized_rows`).
+unsafe impl Sync for SendPtr {}
+unsafe impl Send for SendPtr {}
+
+/// One row of cross-entropy with margin, in place: cosines in, dL/dcos out; returns the weighted loss.
+fn ce_row(row: &mut [f32], t: usize, spec: &LossSpec) -> f32 {
+    let s = spec.scale;
+    let (phi, dphi) = spec.margin.apply(row[t]);
+    row[t] = phi;
+    // The margin only lowers the target logit, but ArcFace's fallback can raise nothing either:
+    // the max over the adjusted row is exact.
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * s;
+    let mut sum = 0.0f32;
+    for x in row.iter_mut() {
+        let e = (*x * s - max).exp();
+        *x = e;
+        sum += e;
+    }
+    let p_t = row[t] / sum;
+    let loss = sum.ln() + max - phi * s;
+    let k = spec.ce_weight * s / sum;
+    for x in row.iter_mut() {
+        *x *= k;
+    }
+    // d/dφ of the loss is s·(p_t − 1); the chain rule through the margin gives dφ/dc.
+    row[t] = spec.ce_weight * s * (p_t - 1.0) * dphi;
+    spec.ce_weight * loss
+}
+
+/// One row of F²C's negative loss, in place: Σ over the k largest cosines of max(0, cos), weighted.
+fn neg_row(row: &mut [f32], spec: &LossSpec) -> f32 {
+    let k = spec.neg_k.min(row.len());
+    // The k largest as (value, index), kept sorted descending; k ≤ 10 in practice.
+    let mut top: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    for (j, &x) in row.iter().enumerate() {
+        if top.len() < k || x > top[top.len() - 1].0 {
+            let pos = top.iter().position(|&(v, _)| x > v).unwrap_or(top.len());
+            top.insert(pos, (x, j));
+            top.truncate(k);
+        }
+    }
+    row.fill(0.0);
+    let mut loss = 0.0;
+    for &(v, j) in &top {
+        if v > 0.0 {
+            loss += v;
+            row[j] = spec.neg_weight;
+        }
+    }
+    spec.neg_weight * loss
+}
+
+/// Normalisation backward and the SGD step for one row.
+#[inline]
+fn sgd_row(w: &mut [f32], v: &mut [f32], g: &[f32], u: &[f32], norm: f32, sgd: &SgdParams) {
+    // d(w/‖w‖)ᵀ g = (g − (g·u) u) / ‖w‖ with u = w/‖w‖.
+    let gu: f32 = g.iter().zip(u).map(|(a, b)| a * b).sum();
+    let inv = 1.0 / norm;
+    for j in 0..w.len() {
+        let grad = (g[j] - gu * u[j]) * inv + sgd.weight_decay * w[j];
+        let vj = sgd.momentum * v[j] + grad;
+        v[j] = vj;
+        let step = if sgd.nesterov { grad + sgd.momentum * vj } else { vj };
+        w[j] -= sgd.lr * step;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(margin: Margin) -> LossSpec {
+        LossSpec { margin, scale: 2.0, ce_weight: 1.0, neg_k: 2, neg_weight: 0.25 }
+    }
+
+    #[test]
+    fn cosface_ce_value_and_gradient_by_hand() {
+        // cos = [0.5, 0.1, -0.2], target 0, m = 0.2, s = 2 → logits [0.6, 0.2, -0.4].
+        // softmax: e^0.6 = 1.822119, e^0.2 = 1.221403, e^-0.4 = 0.670320, sum = 3.713842
+        // loss = ln(3.713842) − 0.6 = 1.312067 − 0.6 = 0.712067
+        // p = [0.490629, 0.328879, 0.180492]; dL/dcos = s·(p − onehot) = [−1.018742, 0.657757, 0.360985]
+        let mut row = vec![0.5, 0.1, -0.2];
+        let parts = CpuBackend.margin_loss(&mut row, 1, 3, &[0], &spec(Margin::CosFace(0.2))).unwrap();
+        assert!((parts.ce - 0.712_067).abs() < 1e-5, "{parts:?}");
+        for (g, e) in row.iter().zip([-1.018_742, 0.657_757, 0.360_985]) {
+            assert!((g - e).abs() < 1e-5, "{row:?}");
+        }
+    }
+
+    fn loss_of(cos: &[f32], targets: &[i64], spec: &LossSpec, c: usize) -> f64 {
+        let mut v = cos.to_vec();
+        CpuBackend.margin_loss(&mut v, targets.len(), c, targets, spec).unwrap().total()
+    }
+
+    #[test]
+    fn margin_loss_gradient_matches_finite_differences() {
+        let cos = [0.3f32, -0.1, 0.7, 0.2, 0.65, 0.4, -0.3, 0.1, 0.05, 0.5, -0.6, 0.45];
+        let targets = [2i64, -1, 1];
+        for margin in [Margin::CosFace(0.35), Margin::ArcFace(0.5)] {
+            let sp = LossSpec { margin, scale: 8.0, ce_weight: 0.5, neg_k: 2, neg_weight: 0.25 };
+            let mut grad = cos.to_vec();
+            CpuBackend.margin_loss(&mut grad, 3, 4, &targets, &sp).unwrap();
+            for i in 0..cos.len() {
+                let h = 1e-3;
+                let (mut a, mut b) = (cos, cos);
+                a[i] += h;
+                b[i] -= h;
+                let fd = (loss_of(&a, &targets, &sp, 4) - loss_of(&b, &targets, &sp, 4)) / (2.0 * h as f64);
+                assert!((fd - grad[i] as f64).abs() < 2e-3, "{margin:?} entry {i}: fd {fd} vs {}", grad[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn negative_loss_takes_clipped_top_k() {
+        // top-2 of [0.4, -0.2, 0.9, 0.1] are 0.9 and 0.4 → loss 0.25·1.3; of [-0.1, -0.5, 0.2, -0.3]
+        // they are 0.2 and −0.1 → clipped 0.2 + 0 → 0.25·0.2; total 0.375.
+        let mut rows = vec![0.4, -0.2, 0.9, 0.1, -0.1, -0.5, 0.2, -0.3];
+        let parts = CpuBackend.margin_loss(&mut rows, 2, 4, &[-1, -1], &spec(Margin::CosFace(0.2))).unwrap();
+        assert!((parts.neg - 0.375).abs() < 1e-6 && parts.ce == 0.0);
+        assert_eq!(rows, vec![0.25, 0.0, 0.25, 0.0, 0.0, 0.0, 0.25, 0.0]);
+    }
+
+    #[test]
+    fn sgd_step_through_normalisation_by_hand() {
+        // w = [3, 4] (‖w‖ = 5, u = [0.6, 0.8]); g = [1, 0] → (g − (g·u)u)/‖w‖ = ([1,0] − 0.6·[0.6,0.8])/5
+        // = [0.128, −0.096]; + wd·w (wd 0.01) = [0.158, −0.056]; v = [0.158, −0.056] (v0 = 0)
+        // Nesterov: step = g + μ v = 1.9·[0.158, −0.056] = [0.3002, −0.1064]; w −= 0.1·step.
+        let mut w = vec![3.0, 4.0];
+        let mut v = vec![0.0, 0.0];
+        let (mut wn, mut norms) = (vec![0.0; 2], vec![0.0; 1]);
+        CpuBackend.gather_normalize(&w, 2, None, &mut wn, &mut norms).unwrap();
+        assert_eq!(norms, vec![5.0]);
+        let sgd = SgdParams { lr: 0.1, momentum: 0.9, weight_decay: 0.01, nesterov: true };
+        CpuBackend.sgd_normalized_rows(&mut w, &mut v, 2, None, &vec![1.0, 0.0], &wn, &norms, &sgd).unwrap();
+        assert!((v[0] - 0.158).abs() < 1e-6 && (v[1] + 0.056).abs() < 1e-6, "{v:?}");
+        assert!((w[0] - (3.0 - 0.030_02)).abs() < 1e-6 && (w[1] - (4.0 + 0.010_64)).abs() < 1e-6, "{w:?}");
+    }
+
+    #[test]
+    fn sparse_rows_touch_only_listed_rows() {
+        let mut w = vec![1.0, 0.0, 0.0, 2.0, 3.0, 4.0];
+        let mut v = vec![0.0; 6];
+        let rows = [0usize, 2];
+        let (mut wn, mut norms) = (vec![0.0; 4], vec![0.0; 2]);
+        CpuBackend.gather_normalize(&w, 2, Some(&rows), &mut wn, &mut norms).unwrap();
+        assert_eq!(norms, vec![1.0, 5.0]);
+        let sgd = SgdParams { lr: 0.1, momentum: 0.9, weight_decay: 0.0, nesterov: false };
+        CpuBackend.sgd_normalized_rows(&mut w, &mut v, 2, Some(&rows), &vec![0.0, 1.0, 1.0, 0.0], &wn, &norms, &sgd).unwrap();
+        assert_eq!(&w[2..4], &[0.0, 2.0], "row 1 was not sampled");
+        assert_eq!(&v[2..4], &[0.0, 0.0]);
+        assert!((w[1] + 0.1).abs() < 1e-6); // g ⊥ u for row 0: step = 0.1·[0, 1]
+    }
+
+    #[test]
+    fn matmuls_agree_with_naive_products() {
+        let (m, n, k) = (3, 4, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.21).cos()).collect(); // (n×k)
+        let mut c = vec![0.0; m * n];
+        CpuBackend.matmul_abt(m, n, k, &a, &bt, &mut c).unwrap();
+        for i in 0..m {
+            for j in 0..n {
+                let e: f32 = (0..k).map(|p| a[i * k + p] * bt[j * k + p]).sum();
+                assert!((c[i * n + j] - e).abs() < 1e-5);
+            }
+        }
+        // c (m×n) · bt (n×k) = (m×k), accumulated onto a.
+        let mut d = a.clone();
+        CpuBackend.matmul_ab(m, k, n, &c, &bt, &mut d, true).unwrap();
+        for i in 0..m {
+            for p in 0..k {
+                let e: f32 = a[i * k + p] + (0..n).map(|j| c[i * n + j] * bt[j * k + p]).sum::<f32>();
+                assert!((d[i * k + p] - e).abs() < 1e-4);
+            }
+        }
+        // cᵀ (n×m) · a (m×k) = (n×k).
+        let mut e = vec![0.0; n * k];
+        CpuBackend.matmul_atb(n, k, m, &c, &a, &mut e).unwrap();
+        for j in 0..n {
+            for p in 0..k {
+                let x: f32 = (0..m).map(|i| c[i * n + j] * a[i * k + p]).sum();
+                assert!((e[j * k + p] - x).abs() < 1e-4);
+            }
+        }
+    }
+}

@@ -32,8 +32,8 @@ pub enum PoolEval {
     /// The reference: once against row 0 of every slot and once against the mix that uses row 1
     /// for slots refreshed (and already resident) in this batch; the two losses are summed.
     TwoRow,
-    /// Only against the newest feature of each slot.
-    Newest,
+    /// Only the first term: against row 0 of every slot.
+    Row0,
 }
 
 /// Settings of the F²C method.
@@ -55,4 +55,100 @@ pub struct F2cConfig {
     /// Run the step in both directions (half A probe / half B gallery, then the reverse), rolling
     /// back the first direction's pool update, as the reference does.
     pub symmetric: bool,
+}
+
+use super::backend::{Backend, LossParts};
+use super::class_pool::FeaturePool;
+use super::pool_loss::{pool_loss, PoolLossSpec};
+use crate::error::Result;
+
+/// F²C's head state: the dynamic class pool (the gallery net lives with the networks).
+pub struct F2cHead<B: Backend> {
+    be: B,
+    pool: FeaturePool<B>,
+    spec: PoolLossSpec,
+    symmetric: bool,
+}
+
+/// Loss of one F²C step and the gradient for every probe row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct F2cOutput {
+    pub loss: LossParts,
+    /// dL/d(probe embedding), (B, D), for all rows of the step's batch.
+    pub grad: Vec<f32>,
+    /// Fraction of probe samples whose identity was resident (got the positive loss).
+    pub positive_fraction: f64,
+}
+
+impl<B: Backend> F2cHead<B> {
+    /// A pool for `num_identities` training identities of dimension `dim`.
+    pub fn new(be: B, cfg: &F2cConfig, num_identities: usize, dim: usize, seed: u64) -> Result<Self> {
+        let pool = FeaturePool::new(&be, &cfg.pool, num_identities, dim, seed)?;
+        let spec = PoolLossSpec { margin: cfg.margin, scale: cfg.scale, k: cfg.top_k.k(pool.map.capacity()), eval: cfg.pool_eval };
+        Ok(F2cHead { be, pool, spec, symmetric: cfg.symmetric })
+    }
+
+    /// The pool (inspection and tests).
+    pub fn pool(&self) -> &FeaturePool<B> {
+        &self.pool
+    }
+
+    /// k of the negative loss.
+    pub fn top_k(&self) -> usize {
+        self.spec.k
+    }
+
+    /// Bytes of the pool's features.
+    pub fn pool_bytes(&self) -> u64 {
+        self.pool.state_bytes()
+    }
+
+    /// One direction of the reference step (`forward_impl`): write the gallery features into the
+    /// pool, then the losses of the probe features against it. With `trial` the pool is rolled
+    /// back afterwards (`forward_impl_rollback`).
+    pub fn direction(&mut self, probe: &[f32], probe_labels: &[usize], gallery: &[f32], gallery_labels: &[usize], trial: bool) -> Result<(LossParts, Vec<f32>, usize)> {
+        if trial {
+            self.pool.map.begin_trial();
+        }
+        let write = self.pool.write_batch(&self.be, gallery, gallery_labels, trial)?;
+        // Targets are looked up after all the batch's writes, like `self.lru.view(pl)`.
+        let targets: Vec<i64> =
+            probe_labels.iter().map(|&l| self.pool.map.slot_of(l).map_or(-1, |s| s as i64)).collect();
+        let positives = targets.iter().filter(|&&t| t >= 0).count();
+        let (loss, grad) = pool_loss(&self.be, &self.pool, probe, &targets, &write.refreshed, &self.spec)?;
+        if trial {
+            self.pool.restore(&self.be, write)?;
+            self.pool.map.rollback();
+        }
+        Ok((loss, grad, positives))
+    }
+
+    /// One training step over a batch split in halves `a` and `b` (row indices): with `symmetric`,
+    /// A probes against B's gallery features (rolled back) and then B against A's (kept), as the
+    /// reference's `forward`; otherwise only A against B, kept. `probe` and `gallery` are the
+    /// (n, D) embeddings of the whole batch by the two networks.
+    pub fn step(&mut self, probe: &[f32], gallery: &[f32], labels: &[usize], a: &[usize], b: &[usize]) -> Result<F2cOutput> {
+        let d = self.pool.dim;
+        let pick = |emb: &[f32], rows: &[usize]| -> Vec<f32> { rows.iter().flat_map(|&r| emb[r * d..(r + 1) * d].iter().copied()).collect() };
+        let labels_of = |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| labels[r]).collect() };
+        let mut grad = vec![0.0f32; probe.len()];
+        let mut loss = LossParts::default();
+        let mut positives = 0;
+        let mut probes = 0;
+        let mut scatter = |rows: &[usize], g: &[f32]| {
+            for (i, &r) in rows.iter().enumerate() {
+                grad[r * d..(r + 1) * d].copy_from_slice(&g[i * d..(i + 1) * d]);
+            }
+        };
+        let directions: &[(&[usize], &[usize], bool)] = if self.symmetric { &[(a, b, true), (b, a, false)] } else { &[(a, b, false)] };
+        for &(p, g, trial) in directions {
+            let (l, gr, pos) = self.direction(&pick(probe, p), &labels_of(p), &pick(gallery, g), &labels_of(g), trial)?;
+            loss.ce += l.ce;
+            loss.neg += l.neg;
+            positives += pos;
+            probes += p.len();
+            scatter(p, &gr);
+        }
+        Ok(F2cOutput { loss, grad, positive_fraction: positives as f64 / probes.max(1) as f64 })
+    }
 }

@@ -105,3 +105,41 @@ pub fn peak_memory_bytes() -> u64 {
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
+
+/// A short human-readable report of a record.
+pub fn summary_text(rec: &RunRecord) -> String {
+    let e = &rec.experiment;
+    let mut s = format!(
+        "{} ({}, seed {}, {} training identities)\n",
+        e.name,
+        e.head.method(),
+        e.seed,
+        e.data.train_identities
+    );
+    match (&rec.status, &rec.metrics) {
+        (RunStatus::Ok, Some(m)) => {
+            s += &format!(
+                "  TAR@FAR=1e-2 {:.2}%  TAR@FAR=1e-3 {:.2}%  TAR@FAR=1e-4 {:.2}%\n  accuracy {:.2}% ± {:.2}  rank-1 {:.2}%\n",
+                100.0 * m.tar_far_1e2,
+                100.0 * m.tar_far_1e3,
+                100.0 * m.tar_far_1e4,
+                100.0 * m.accuracy,
+                100.0 * m.accuracy_std,
+                100.0 * m.rank1
+            );
+        }
+        (RunStatus::Failed(why), _) => s += &format!("  FAILED: {why}\n"),
+        _ => {}
+    }
+    s += &format!(
+        "  wall {:.1} s, median step {:.2} ms, {:.0} samples/s, final loss {:.4}\n  head state {:.2} MiB, peak memory {:.0} MiB, code {}",
+        rec.wall_time_s,
+        rec.median_step_ms,
+        rec.samples_per_s,
+        rec.final_loss,
+        rec.head_state_bytes as f64 / 1048576.0,
+        rec.peak_memory_bytes as f64 / 1048576.0,
+        rec.code_revision
+    );
+    s
+}

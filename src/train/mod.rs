@@ -1,4 +1,5 @@
 //! Training: optimiser settings and learning-rate schedule, the training step of each method, and
 //! the run that trains, evaluates and records one experiment.
 
+pub mod run;
 pub mod schedule;

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# GPU check of a `--features cuda` build, on a machine with an NVIDIA GPU (driver >= 580, CUDA 13.0)
+# and CUDA 13 user-space libraries (PyTorch's pip wheels or a toolkit), but no Rust toolchain and no
+# network. It runs from a folder made by scripts/pack-gpu-check.sh, which holds the executables, the
+# experiments and ablations, and the few CUDA headers that dfdx's run-time-compiled kernels include.
+#
+# Steps (each under `timeout`, all within F2C_GPU_CHECK_BUDGET seconds, default 450; a failing step
+# does not stop the next):
+#   preflight       GPU, driver, libraries: every shared library and driver symbol the executables need
+#   nvrtc-headers   the headers at the paths baked into the binary compile a kernel with NVRTC
+#   cuda-agreement  tests/cuda_agreement --include-ignored --test-threads=1 (CPU vs GPU agreement)
+#   train-<name>    f2c train experiments/<name>.ron --device cuda:0, for <name> in F2C_GPU_TRAIN
+#   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS
+#   ablate-gpu      f2c ablate ablations/gpu.ron
+#   unit-cuda       the library's unit tests whose names contain `cuda`, ignored ones included
+# A step whose executable or input is not in the pack is SKIPPED, not failed.
+#
+# Why the header paths: dfdx 0.13 compiles a few kernels with NVRTC on first use (concat and stack
+# backward, reshape of a non-contiguous tensor, concat_along, to_dtype), with include paths fixed at
+# build time: the build machine's CUDA include folder (for cuda_fp16.h) and dfdx's build-script
+# OUT_DIR (for cuda_utils.cuh). This script recreates both paths (pack's baked-paths.txt), preferring
+# this machine's own CUDA include folder, so that those kernels compile here. It needs to be able to
+# create those folders (root on the GPU machines).
+#
+# Usage: gpu-check.sh [OUTPUT_DIR]      (default: $OUT, else ./gpu-check-out)
+# Output: OUTPUT_DIR/summary.txt (one line per step), OUTPUT_DIR/gpu-check.log (every step's output),
+#         OUTPUT_DIR/results.tar.gz (step logs and whatever the runs wrote). Three files, so that
+#         the device tool's eight-file limit on returned files is never hit.
+# Environment: F2C_GPU_CHECK_BUDGET (s), F2C_GPU_TRAIN (default "fc"), F2C_GPU_BENCH_ARGS,
+#              F2C_GPU_DEVICE (default cuda:0).
+set -uo pipefail # not -e: a failed step is recorded and the next one runs
+
+pack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# preflight: what the executables need, and whether this machine has it.
+preflight() {
+    echo "pack: $pack"
+    cat "$pack/MANIFEST.txt" 2>/dev/null
+    echo
+    nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv || echo "nvidia-smi failed"
+    echo
+    echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    local bad=0 f
+    for f in "$pack"/bin/* "$pack"/tests/*; do
+        [[ -f $f ]] || continue
+        echo "--- ldd $(basename "$f")"
+        ldd "$f" | grep -E 'cuda|cublas|curand|nvrtc|not found'
+        if ldd "$f" | grep -q 'not found'; then bad=1; fi
+    done
+    python3 - "$pack/needed-symbols.txt" <<'EOF' || bad=1
+# Binds each CUDA library and looks up every symbol the executables import from them, so that a
+# driver or library too old (or too new) shows here by name rather than as a loader error later.
+import ctypes, sys
+libs = {}
+for soname in ["libcuda.so.1", "libnvrtc.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10"]:
+    try:
+        libs[soname] = ctypes.CDLL(soname)
+        print(f"loaded {soname}")
+    except OSError as e:
+        print(f"MISSING {soname}: {e}")
+cuda = libs.get("libcuda.so.1")
+if cuda:
+    v = ctypes.c_int()
+    cuda.cuDriverGetVersion(ctypes.byref(v))
+    print(f"driver supports CUDA {v.value // 1000}.{v.value % 1000 // 10}")
+try:
+    names = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+except OSError:
+    names = []
+missing = [n for n in names if not any(hasattr(l, n) for l in libs.values())]
+print(f"{len(names) - len(missing)} of {len(names)} imported CUDA symbols found")
+for n in missing:
+    print(f"MISSING symbol {n}")
+sys.exit(1 if missing or len(libs) < 5 else 0)
+EOF
+    return $bad
+}
+
+# Recreates the include paths baked into the binary (see the header comment).
+setup_headers() {
+    local kind path src
+    [[ -f $pack/baked-paths.txt ]] || { note "no baked-paths.txt in the pack; NVRTC kernels may fail"; return; }
+    while read -r kind path; do
+        [[ -n $path ]] || continue
+        case $kind in
+            include)
+                if [[ -f $path/cuda_fp16.h ]]; then
+                    note "headers: $path already holds cuda_fp16.h"
+                    continue
+                fi
+                # This machine's own headers match its NVRTC; the packed ones are the fallback.
+                src=${cuda_includes[0]:-$pack/cuda-include}
+                if [[ ! -e $path ]] && mkdir -p "$(dirname "$path")" 2>/dev/null && ln -s "$src" "$path" 2>/dev/null; then
+                    note "headers: linked $path -> $src"
+                elif mkdir -p "$path" 2>/dev/null && cp -r "$pack/cuda-include/." "$path/"; then
+                    note "headers: copied the packed CUDA headers into $path"
+                else
+                    note "headers: cannot create $path; the NVRTC kernels (concat, stack, reshape, to_dtype) will fail"
+                fi
+                ;;
+            out)
+                if mkdir -p "$path" 2>/dev/null && cp "$pack"/dfdx-out/*.cuh "$path/"; then
+                    note "headers: dfdx's .cuh files in $path"
+                else
+                    note "headers: cannot create $path; reshape and concat_along kernels will fail"
+                fi
+                ;;
+        esac
+    done <"$pack/baked-paths.txt"
+}
+
+# Compiles, with this machine's NVRTC and the baked include paths, a kernel like dfdx's to_dtype
+# and reshape kernels: the cheapest proof that the header set-up works, apart from f2c's own code.
+nvrtc_headers() {
+    mapfile -t incs < <(awk '{print $2}' "$pack/baked-paths.txt")
+    python3 - "${incs[@]}" <<'EOF'
+import ctypes, sys
+nvrtc = ctypes.CDLL("libnvrtc.so.13")
+src = b'''
+#include "cuda_fp16.h"
+#include "cuda_utils.cuh"
+extern "C" __global__ void k(const size_t n, const float *inp, __half *out) {
+    for (unsigned int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) { out[i] = inp[i]; }
+}'''
+prog = ctypes.c_void_p()
+assert nvrtc.nvrtcCreateProgram(ctypes.byref(prog), src, b"check.cu", 0, None, None) == 0
+opts = [b"--gpu-architecture=sm_90"] + [b"-I" + p.encode() for p in sys.argv[1:]]
+rc = nvrtc.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+n = ctypes.c_size_t()
+nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+log = ctypes.create_string_buffer(n.value)
+nvrtc.nvrtcGetProgramLog(prog, log)
+print("options:", [o.decode() for o in opts])
+print("nvrtc result:", rc, log.value.decode())
+sys.exit(0 if rc == 0 else 1)
+EOF
+}
+
+# `gpu-check.sh --internal FUNCTION`: how `step` runs the checks above under `timeout`, which
+# cannot run a shell function itself.
+if [[ ${1:-} == --internal ]]; then
+    "$2"
+    exit
+fi
+
+out=${1:-${OUT:-$PWD/gpu-check-out}}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+budget=${F2C_GPU_CHECK_BUDGET:-450}
+device=${F2C_GPU_DEVICE:-cuda:0}
+start=$SECONDS
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/f2c-gpu-check.XXXXXX")
+logs=$work/logs
+mkdir -p "$logs" "$work/run"
+main_log=$out/gpu-check.log
+summary=$out/summary.txt
+: >"$main_log"
+statuses=()
+
+note() { echo "gpu-check: $*" | tee -a "$main_log"; }
+
+# --- libraries ---------------------------------------------------------------------------------
+# PyTorch's wheels put CUDA 13 libraries in site-packages/nvidia/cu13/lib (CUDA 12 ones in
+# site-packages/nvidia/<lib>/lib); drivers in containers often live in /usr/local/nvidia.
+site_dirs() {
+    local py
+    for py in python3 python; do
+        command -v "$py" >/dev/null 2>&1 || continue
+        "$py" - <<'EOF' 2>/dev/null
+import site, sys
+dirs = list(getattr(site, "getsitepackages", lambda: [])()) + [site.getusersitepackages()] + sys.path
+print("\n".join(d for d in dirs if d.endswith("-packages")))
+EOF
+    done
+    ls -d /usr/local/lib/python3*/*-packages /usr/lib/python3*/dist-packages /opt/conda/lib/python3*/site-packages \
+        /root/.local/lib/python3*/site-packages /opt/*/lib/python3*/site-packages 2>/dev/null
+}
+lib_dirs=()
+add_dir() {
+    local d=$1 e
+    [[ -d $d ]] || return 0
+    for e in "${lib_dirs[@]}"; do [[ $e == "$d" ]] && return 0; done
+    lib_dirs+=("$d")
+}
+mapfile -t sites < <(site_dirs | awk '!seen[$0]++')
+for s in "${sites[@]}"; do add_dir "$s/nvidia/cu13/lib"; done # CUDA 13 first: libcurand.so.10 exists in both
+for s in "${sites[@]}"; do
+    for d in "$s"/nvidia/*/lib; do add_dir "$d"; done
+done
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    /usr/local/cuda-13*/lib64; do # the loader searches /usr/lib/x86_64-linux-gnu itself
+    add_dir "$d"
+done
+ld_extra=$(IFS=:; echo "${lib_dirs[*]}")
+export LD_LIBRARY_PATH=$ld_extra${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export RUST_BACKTRACE=1
+cuda_includes=()
+for s in "${sites[@]}"; do [[ -f $s/nvidia/cu13/include/cuda_fp16.h ]] && cuda_includes+=("$s/nvidia/cu13/include"); done
+for d in /usr/local/cuda/include /usr/local/cuda-13*/include; do [[ -f $d/cuda_fp16.h ]] && cuda_includes+=("$d"); done
+
+# --- steps -------------------------------------------------------------------------------------
+# step NAME LIMIT_S COMMAND...: runs COMMAND in the work folder under `timeout`, with LIMIT_S cut to
+# what is left of the budget, and records ok / FAIL(rc) / TIMEOUT / SKIPPED.
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local left=$((budget - (SECONDS - start)))
+    if ((left < 10)); then
+        statuses+=("$name SKIPPED (budget of ${budget}s spent)")
+        note "$name: skipped, budget spent"
+        return
+    fi
+    ((limit > left)) && limit=$left
+    note "$name: start (limit ${limit}s): $*"
+    local t0=$SECONDS rc
+    (cd "$work/run" && timeout --kill-after=10 "$limit" "$@") >"$logs/$name.log" 2>&1
+    rc=$?
+    local took=$((SECONDS - t0)) status
+    case $rc in
+        0) status="ok" ;;
+        124 | 137) status="TIMEOUT after ${limit}s" ;;
+        *) status="FAIL (exit $rc)" ;;
+    esac
+    statuses+=("$name $status ${took}s")
+    {
+        echo "===== $name: $status, ${took}s ====="
+        tail -c 200000 "$logs/$name.log" # a runaway log must not swamp the rest
+        echo
+    } >>"$main_log"
+    note "$name: $status (${took}s)"
+}
+skip() {
+    statuses+=("$1 SKIPPED ($2)")
+    note "$1: skipped: $2"
+}
+
+note "pack $pack, output $out, budget ${budget}s, device $device"
+note "library folders: ${ld_extra:-none found}"
+note "CUDA include folders here: ${cuda_includes[*]:-none}"
+cp -r "$pack/experiments" "$pack/ablations" "$work/run/" 2>/dev/null
+setup_headers
+
+step preflight 40 bash "$pack/gpu-check.sh" --internal preflight
+if command -v python3 >/dev/null; then
+    step nvrtc-headers 30 bash "$pack/gpu-check.sh" --internal nvrtc_headers
+else
+    skip nvrtc-headers "no python3"
+fi
+
+f2c=$pack/bin/f2c
+if [[ -x $pack/tests/cuda_agreement ]]; then
+    step cuda-agreement 150 "$pack/tests/cuda_agreement" --include-ignored --test-threads=1
+else
+    skip cuda-agreement "tests/cuda_agreement not in the pack"
+fi
+for name in ${F2C_GPU_TRAIN:-fc}; do
+    if [[ ! -x $f2c ]]; then
+        skip "train-$name" "bin/f2c not in the pack"
+    elif [[ ! -f $pack/experiments/$name.ron ]]; then
+        skip "train-$name" "experiments/$name.ron not in the pack"
+    else
+        step "train-$name" 75 "$f2c" train "experiments/$name.ron" --device "$device"
+    fi
+done
+if [[ -x $f2c ]]; then
+    # shellcheck disable=SC2086 # the extra arguments are meant to split
+    step bench 60 "$f2c" bench --device "$device" ${F2C_GPU_BENCH_ARGS:-}
+else
+    skip bench "bin/f2c not in the pack"
+fi
+if [[ ! -x $f2c ]]; then
+    skip ablate-gpu "bin/f2c not in the pack"
+elif [[ ! -f $pack/ablations/gpu.ron ]]; then
+    skip ablate-gpu "ablations/gpu.ron not in the pack"
+else
+    step ablate-gpu 120 "$f2c" ablate ablations/gpu.ron
+fi
+if [[ -x $pack/tests/f2c-lib ]]; then
+    step unit-cuda 45 "$pack/tests/f2c-lib" cuda --include-ignored --test-threads=1
+else
+    skip unit-cuda "tests/f2c-lib not in the pack"
+fi
+
+# --- summary -----------------------------------------------------------------------------------
+failed=0
+{
+    echo "f2c gpu-check, $(date -u +%FT%TZ), $((SECONDS - start))s of a ${budget}s budget"
+    for s in "${statuses[@]}"; do
+        echo "$s"
+        [[ $s == *FAIL* || $s == *TIMEOUT* ]] && failed=$((failed + 1))
+    done
+    echo "failed or timed out: $failed"
+} >"$summary"
+tar -czf "$out/results.tar.gz" -C "$work" logs run 2>/dev/null || note "could not write results.tar.gz"
+rm -rf "$work"
+cat "$summary" | tee -a "$main_log"
+exit $((failed > 0))

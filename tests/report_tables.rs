@@ -1,0 +1,211 @@
+//! Snapshot tests of the paper tables, figures and reproduction report, rendered from the fixed
+//! summary `tests/fixtures/summary.csv` (3 seeds of Full FC, Partial FC and F²C in `main`, the
+//! `pool_size`, `ema`, `loaders` and `dcp_variant` ablations, two failed runs and one single-seed
+//! configuration), and statistics on hand-computed cases.
+
+use std::path::{Path, PathBuf};
+
+use f2c::ablation::summary::{read_csv, SummaryRow};
+use f2c::report::figures::write_figures;
+use f2c::report::reproduction::{render_report, write_report, BenchRow, Verdict};
+use f2c::report::stats::{config_stats, summarize, welch_t_test, Metric, Welch};
+use f2c::report::tables::{render_group, render_tables, write_tables, Format};
+
+fn fixture() -> Vec<SummaryRow> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/summary.csv");
+    read_csv(&path).expect("fixture summary parses")
+}
+
+fn r4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+#[test]
+fn main_table_markdown() {
+    let stats = config_stats(&fixture());
+    insta::assert_snapshot!(render_group(&stats, "main", Format::Markdown));
+}
+
+#[test]
+fn main_table_latex() {
+    let stats = config_stats(&fixture());
+    insta::assert_snapshot!(render_group(&stats, "main", Format::Latex));
+}
+
+#[test]
+fn ablation_tables_markdown() {
+    let all: Vec<String> = render_tables(&fixture())
+        .into_iter()
+        .filter(|(g, _, _)| g != "main")
+        .map(|(_, md, _)| md)
+        .collect();
+    insta::assert_snapshot!(all.join("\n"));
+}
+
+#[test]
+fn ablation_table_latex_with_failures_and_single_seed() {
+    let stats = config_stats(&fixture());
+    insta::assert_snapshot!(render_group(&stats, "dcp_variant", Format::Latex));
+}
+
+#[test]
+fn reproduction_report() {
+    // A small benchmark in which F²C is faster and smaller than FC and the gap grows with N.
+    let bench = [
+        ("fc", "", 10_000, 0.0021, 15_360_000),
+        ("pfc", "0.1", 10_000, 0.0009, 15_360_000),
+        ("f2c", "0.01", 10_000, 0.0012, 2_000_000),
+        ("fc", "", 100_000, 0.0205, 153_600_000),
+        ("pfc", "0.1", 100_000, 0.0041, 153_600_000),
+        ("f2c", "0.01", 100_000, 0.0015, 2_200_000),
+    ]
+    .map(|(head, param, classes, step, bytes)| BenchRow {
+        head: head.into(),
+        param: param.into(),
+        classes,
+        dim: 128,
+        batch: 256,
+        median_step_s: step,
+        head_state_bytes: bytes,
+    });
+    let text = render_report(&fixture(), Some(&bench));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn failed_runs_are_counted_not_dropped() {
+    let (_, md, tex) = render_tables(&fixture())
+        .into_iter()
+        .find(|(g, _, _)| g == "pool_size")
+        .unwrap();
+    assert!(md.contains("| pool=0.001 | 2/3 ok |"), "{md}");
+    assert!(
+        md.contains("`f2c-pool-0001-s1`: failed: training diverged at step 812"),
+        "{md}"
+    );
+    assert!(tex.contains(r"pool=0.001 & 2/3 ok &"), "{tex}");
+}
+
+#[test]
+fn stats_of_the_fixture_match_hand_values() {
+    let stats = config_stats(&fixture());
+    let fc = stats.iter().find(|c| c.is_fc_reference).unwrap();
+    // FC TAR@FAR=1e-3 over seeds: .8812 .8745 .8891 → mean .881600; deviations −.0004 −.0071 .0075;
+    // squares 1.6e-7 + 5.041e-5 + 5.625e-5 = 1.0682e-4; /2 → 5.341e-5; s = .0073082;
+    // CI = 4.302653·.0073082/√3 = .0181545.
+    let s = fc.summary(Metric::TarFar1e3).unwrap();
+    assert_eq!(
+        (s.n, r4(s.mean), r4(s.std.unwrap()), r4(s.ci95.unwrap())),
+        (3, 0.8816, 0.0073, 0.0182)
+    );
+    // The failed seed of pool=0.001 is counted but not in the statistic.
+    let p0 = stats
+        .iter()
+        .find(|c| c.config_id == "f2c-pool-0001")
+        .unwrap();
+    assert_eq!(
+        (p0.runs(), p0.ok(), p0.summary(Metric::TarFar1e3).unwrap().n),
+        (3, 2, 2)
+    );
+    // Single successful seed: no interval.
+    let one = stats
+        .iter()
+        .find(|c| c.config_id == "f2c-dcp-1lru")
+        .unwrap();
+    assert_eq!(one.summary(Metric::TarFar1e3).unwrap().ci95, None);
+    assert_eq!(one.p_vs_fc, None);
+    assert!(fc.p_vs_fc.is_none());
+}
+
+#[test]
+fn stats_hand_cases() {
+    // 0.80, 0.82, 0.84: mean 0.82, s = 0.02, CI = 4.302653·0.02/√3 = 0.049683.
+    let s = summarize(&[0.80, 0.82, 0.84]).unwrap();
+    assert_eq!(
+        (r4(s.mean), r4(s.std.unwrap()), r4(s.ci95.unwrap())),
+        (0.82, 0.02, 0.0497)
+    );
+    // Welch: a = 1, 3; b = 4, 6 → t = −3/√2, df = 2, p = 1 − 3/√13 = 0.167950 (df-2 closed form).
+    let Some(Welch::Test { t, df, p }) = welch_t_test(&[1.0, 3.0], &[4.0, 6.0]) else {
+        panic!()
+    };
+    assert_eq!((r4(t), r4(df), r4(p)), (-2.1213, 2.0, 0.1679));
+    assert_eq!(welch_t_test(&[0.5, 0.5], &[0.5, 0.5]), None);
+    assert_eq!(
+        welch_t_test(&[0.6, 0.6], &[0.5, 0.5]),
+        Some(Welch::Separated)
+    );
+}
+
+#[test]
+fn no_fc_means_no_p_values() {
+    let rows: Vec<SummaryRow> = fixture().into_iter().filter(|r| r.method != "fc").collect();
+    let stats = config_stats(&rows);
+    assert!(stats
+        .iter()
+        .all(|c| c.p_vs_fc.is_none() && !c.is_fc_reference));
+    let md = render_group(&stats, "main", Format::Markdown);
+    assert!(md.contains("no Full FC run"), "{md}");
+    let report = render_report(&rows, None);
+    assert!(
+        report.contains(&format!("Verdict: **{}**", Verdict::NotTested)),
+        "{report}"
+    );
+}
+
+#[test]
+fn writes_tables_figures_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = fixture();
+    let rel = |ps: Vec<PathBuf>| -> Vec<String> {
+        ps.iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect()
+    };
+    let tables = rel(write_tables(&rows, dir.path()).unwrap());
+    assert_eq!(tables.len(), 10);
+    assert_eq!(tables[0], "paper/tables/main.md");
+    assert_eq!(tables[9], "paper/tables/dcp_variant.tex");
+    let figs = write_figures(&rows, dir.path()).unwrap();
+    assert_eq!(
+        rel(figs.clone()),
+        [
+            "paper/figures/tar_vs_pool_fraction.svg",
+            "paper/figures/tar_vs_ema_momentum.svg"
+        ]
+    );
+    let pool_svg = std::fs::read_to_string(&figs[0]).unwrap();
+    assert!(
+        pool_svg.starts_with("<svg") && pool_svg.contains("<text"),
+        "svg with text elements"
+    );
+    assert!(
+        pool_svg.contains("Full FC") && pool_svg.contains("Partial FC r=0.1"),
+        "reference lines in the legend"
+    );
+    let ema_svg = std::fs::read_to_string(&figs[1]).unwrap();
+    // plotters writes each text on its own line between the tags.
+    for tick in ["0", "0.9", "0.99", "0.999"] {
+        assert!(
+            ema_svg.contains(&format!(">\n{tick}\n</text>")),
+            "ema tick {tick}"
+        );
+    }
+    let report = write_report(&rows, dir.path()).unwrap();
+    let text = std::fs::read_to_string(report).unwrap();
+    assert!(
+        text.contains("results/bench/heads.csv` does not exist"),
+        "no bench file in a fresh dir"
+    );
+}
+
+#[test]
+fn figures_are_skipped_without_their_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<SummaryRow> = fixture()
+        .into_iter()
+        .filter(|r| r.group == "main")
+        .collect();
+    assert!(write_figures(&rows, dir.path()).unwrap().is_empty());
+    assert!(!dir.path().join("paper/figures").exists());
+}
