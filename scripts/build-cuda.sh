@@ -24,7 +24,8 @@
 #                 (eval "$(scripts/build-cuda.sh --print-env)"; cargo clippy --features cuda); implies
 #                 --setup-only and sends every other message to stderr
 # Environment:
-#   CUDA_COMPUTE_CAP  GPU architecture to compile for, as `90` or `9.0` (default 9.0)
+#   CUDA_COMPUTE_CAP  GPU architecture to compile for, as `90` or `9.0`; default: the GPU's, from
+#                     the real nvidia-smi, else 9.0 (Hopper: H100, H200) from the stand-in
 #   F2C_CUDA_DIR      where to install (default <repo>/.cuda)
 #   PYTHON            the Python 3 that creates the venv (default python3)
 set -euo pipefail
@@ -108,11 +109,11 @@ for f in bin/nvcc include/cuda.h include/cuda_fp16.h lib/libnvrtc.so.13 lib/libc
 done
 
 # --- 2. the CUDA root --------------------------------------------------------------------------
-# Real directories with links inside (not one link for the whole root) so that `lib/` can hold
-# the stub next to the wheels' libraries. The include path is baked into the binary by dfdx
-# (CUDA_INCLUDE_DIR, for the kernels it compiles at run time); scripts/gpu-check.sh recreates it.
+# A real lib/ folder with links inside, so that it can hold the stub's link-time name beside the
+# wheels' libraries. The include path is baked into the binary by dfdx (CUDA_INCLUDE_DIR, for the
+# kernels it compiles at run time); scripts/gpu-check.sh recreates it on the GPU machine.
 root=$cuda_dir/root
-mkdir -p "$root/lib" "$root/bin"
+mkdir -p "$root/lib"
 ln -sfn "$cu/include" "$root/include"
 ln -sf "$cu/lib/libnvrtc.so.13" "$root/lib/libnvrtc.so"
 ln -sf "$cu/lib/libcublas.so.13" "$root/lib/libcublas.so"
@@ -124,7 +125,11 @@ for so in libnvrtc.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
 done
 
 # --- 3. the libcuda link stub ------------------------------------------------------------------
-if [[ -f $root/lib/libcuda.so.1 && -L $root/lib/libcuda.so ]]; then
+# In lib64/stubs, as in a real toolkit, with only the link-time name `libcuda.so` in lib/: the loader
+# looks for `libcuda.so.1`, so the stub can never shadow a real driver through LD_LIBRARY_PATH.
+stubs=$root/lib64/stubs
+rm -f "$root/lib/libcuda.so.1" "$root/lib/libcuda_stub.c" # where an earlier version of this script put them
+if [[ -f $stubs/libcuda.so.1 && -L $stubs/libcuda.so ]]; then
     say "libcuda link stub already built"
 else
     say "fetching crates to find cudarc's driver bindings"
@@ -137,8 +142,9 @@ if pkgs:
     print(os.path.join(os.path.dirname(pkgs[0]["manifest_path"]), "src", "driver", "sys.rs"))
 ')
     [[ -n $sys_rs ]] || die "cudarc is not in the dependency graph with --features cuda; check Cargo.toml"
-    quiet "$repo/scripts/cuda-stub/gen-libcuda-stub.sh" "$sys_rs" "$root/lib"
+    quiet "$repo/scripts/cuda-stub/gen-libcuda-stub.sh" "$sys_rs" "$stubs"
 fi
+ln -sf ../lib64/stubs/libcuda.so.1 "$root/lib/libcuda.so"
 
 # --- 4. nvidia-smi -----------------------------------------------------------------------------
 shim=$cuda_dir/shim
@@ -165,15 +171,17 @@ fi
 # Both names: cudarc and dfdx take CUDA_PATH before CUDA_ROOT, so a CUDA_PATH left in the caller's
 # environment would otherwise win.
 export CUDA_ROOT=$root CUDA_PATH=$root
-export CUDA_COMPUTE_CAP=$cap_bare
+# Passed on only when the caller chose it: on a machine with a real nvidia-smi, dfdx asks the GPU.
+if [[ -n ${CUDA_COMPUTE_CAP:-} ]]; then export CUDA_COMPUTE_CAP=$cap_bare; fi
 export PATH=$shim:$cu/bin:$PATH
-# ld resolves the libraries that the linked ones need (libcublasLt.so.13 for libcublas.so.13)
-# through LD_LIBRARY_PATH, not through -L.
+# GNU ld resolves the libraries that the linked ones need (libcublasLt.so.13 for libcublas.so.13)
+# through LD_LIBRARY_PATH, not through -L (rust-lld, Rust's default linker now, needs neither).
 export LD_LIBRARY_PATH=$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 if [[ $print_env == 1 ]]; then
-    printf 'export CUDA_ROOT=%q CUDA_PATH=%q\nexport CUDA_COMPUTE_CAP=%q\nexport PATH=%q\nexport LD_LIBRARY_PATH=%q\n' \
-        "$CUDA_ROOT" "$CUDA_PATH" "$CUDA_COMPUTE_CAP" "$PATH" "$LD_LIBRARY_PATH"
+    printf 'export CUDA_ROOT=%q CUDA_PATH=%q\nexport PATH=%q\nexport LD_LIBRARY_PATH=%q\n' \
+        "$CUDA_ROOT" "$CUDA_PATH" "$PATH" "$LD_LIBRARY_PATH"
+    if [[ -n ${CUDA_COMPUTE_CAP:-} ]]; then printf 'export CUDA_COMPUTE_CAP=%q\n' "$CUDA_COMPUTE_CAP"; fi
     exit 0
 fi
 if [[ $run_cargo == 0 ]]; then

@@ -34,6 +34,36 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Run an ablation matrix (default ablations/default.ron), resumably, then regenerate the
+    /// paper's tables and figures from its results.
+    Ablate {
+        /// Matrix file (RON).
+        #[arg(default_value = "ablations/default.ron")]
+        matrix: PathBuf,
+        /// List the runs and whether each is done, without training.
+        #[arg(long)]
+        dry_run: bool,
+        /// Retrain runs recorded as failed (after fixing their cause).
+        #[arg(long)]
+        retry_failed: bool,
+        /// Root folder of the results (runs go to <results>/<matrix name>/).
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Do not regenerate paper/ afterwards.
+        #[arg(long)]
+        no_tables: bool,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Regenerate paper/tables, paper/figures and paper/README.md from a matrix's results.
+    Tables {
+        /// A results folder holding summary.csv.
+        #[arg(default_value = "results/default")]
+        results: PathBuf,
+    },
+    /// Time one training step of each head (FC, Partial FC, F²C) at growing identity counts.
+    Bench(f2c::bench::BenchOptions),
 }
 
 fn main() {
@@ -66,6 +96,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let f2c::results::RunStatus::Failed(why) = &rec.status {
                 anyhow::bail!("run failed: {why}");
             }
+            Ok(())
+        }
+        Command::Ablate { matrix, dry_run, retry_failed, results, no_tables, quiet } => {
+            let opts = f2c::ablation::runner::MatrixOptions {
+                results_root: results,
+                dry_run,
+                progress: !quiet,
+                retry_failed,
+                run: f2c::train::run::RunOptions { progress: false },
+            };
+            let outcome = f2c::ablation::runner::run_matrix(&matrix, &opts)?;
+            if dry_run {
+                print!("{}", outcome.listing());
+                return Ok(());
+            }
+            println!(
+                "{}: {} runs, {} trained now, {} failed; results in {}",
+                matrix.display(),
+                outcome.plan.runs.len(),
+                outcome.trained(),
+                outcome.failed(),
+                outcome.dir.display()
+            );
+            if !no_tables {
+                for path in f2c::report::regenerate(&outcome.dir, std::path::Path::new("."))? {
+                    println!("wrote {}", path.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Tables { results } => {
+            for path in f2c::report::regenerate(&results, std::path::Path::new("."))? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Bench(opts) => {
+            f2c::bench::run_bench(&opts)?;
             Ok(())
         }
     }

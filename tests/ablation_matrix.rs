@@ -13,12 +13,12 @@ use f2c::results::{RunRecord, RunStatus};
 use f2c::train::run::RunOptions;
 use f2c::{Error, Experiment};
 
-/// A small valid F²C experiment (100 identities, pool of 10%).
+/// A small valid F²C experiment (1000 identities, pool of 10%).
 const BASE: &str = r#"Experiment(
     name: "tiny",
     seed: 7,
     data: SyntheticConfig(
-        train_identities: 100,
+        train_identities: 1000,
         eval_identities: 20,
         min_instances: 2,
         max_instances: 6,
@@ -280,7 +280,7 @@ fn a_value_of_the_wrong_type_is_an_error_naming_the_axis() {
     assert!(
         msg.contains("`head.pool.capacity`")
             && msg.contains("`0.01`")
-            && msg.contains("Fraction(f)"),
+            && msg.contains("a `Capacity`"),
         "{msg}"
     );
     let msg =
@@ -324,14 +324,13 @@ fn an_invalid_resolved_run_is_an_error_naming_the_field_and_the_run() {
             && msg.contains("loaders"),
         "{msg}"
     );
-    // A value valid on its own but not with the rest: fewer identities than a step draws. The
-    // field named is the one that fails; the run label names the axis that caused it.
+    // A value valid on its own but not with the rest (here: fewer identities than the pool and
+    // a step need). The run label names the axis that caused it.
     let msg = expand_err(
         r#"Group(name: "g", axes: [Sweep(field: "data.train_identities", values: ["5"])])"#,
     );
     assert!(
-        msg.contains("`train.loaders.identities`")
-            && msg.contains("run `train_identities=5` (seed 1)"),
+        msg.contains("group `g`: run `train_identities=5` (seed 1) is invalid"),
         "{msg}"
     );
 }
@@ -414,7 +413,7 @@ fn every_listed_field_path_has_a_setter() {
         ("head.pool.eviction", "Fifo"),
         ("head.ema_momentum", "0.5"),
         ("head.top_k", "Fixed(4)"),
-        ("head.pool_eval", "Newest"),
+        ("head.pool_eval", "Row0"),
         ("head.symmetric", "false"),
         ("train", "TrainConfig(steps: 5, loaders: LoaderConfig(identities: 0, instances: 8), lr: 0.01, momentum: 0.0, nesterov: false, weight_decay: 0.0, warmup_steps: 0, milestones: [], decay: 1.0)"),
         ("train.steps", "30"),
@@ -695,15 +694,15 @@ fn a_dry_run_lists_the_runs_and_writes_nothing() {
 
 #[test]
 fn a_trainer_that_changes_the_experiment_is_an_error() {
-    let plan = Plan::load(&write_matrix(
-        tempfile::tempdir().unwrap().path(),
-        r#"Group(name: "main", axes: [])"#,
-    ));
-    let plan = plan.unwrap();
     let tmp = tempfile::tempdir().unwrap();
+    let plan = Plan::load(&write_matrix(
+        tmp.path(),
+        r#"Group(name: "main", axes: [])"#,
+    ))
+    .unwrap();
     let err = run_plan_with(
         plan,
-        &options(tmp.path()),
+        &options(&tmp.path().join("results")),
         |exp: &Experiment, _: &RunOptions| {
             Ok(fake_ok(&Experiment {
                 seed: exp.seed + 100,

@@ -94,13 +94,14 @@ pub enum Axis {
 
 /// Every field path an axis may set, with the value it expects. Paths under `head.` other than
 /// `head`, `head.margin` and `head.scale` apply only to the head variant that has that field.
+/// Enums are named by type only where ron's own message lists their variants on a mismatch.
 pub const FIELD_PATHS: &[(&str, &str)] = &[
     (
         "name",
         "a name such as `\"small\"` (letters, digits, `-`, `_`, `.`)",
     ),
     ("seed", WHOLE),
-    ("device", "`Cpu` or `Cuda(n)`"),
+    ("device", "a `DeviceChoice` such as `Cpu` or `Cuda(0)`"),
     ("data", "a whole `SyntheticConfig(...)`"),
     ("data.train_identities", WHOLE),
     ("data.eval_identities", WHOLE),
@@ -113,24 +114,30 @@ pub const FIELD_PATHS: &[(&str, &str)] = &[
     ("data.nuisance_scale", NUMBER),
     ("data.noise", NUMBER),
     ("data.label_noise", NUMBER),
-    ("backbone", "`Mlp256x64` or `Mlp512x128`"),
+    ("backbone", "a `Backbone` variant"),
     (
         "head",
         "a whole head: `Fc(...)`, `PartialFc(...)` or `F2c(F2cConfig(...))`",
     ),
-    ("head.margin", "`CosFace(m)` or `ArcFace(m)`"),
+    (
+        "head.margin",
+        "a `Margin` such as `CosFace(0.5)` or `ArcFace(0.5)`",
+    ),
     ("head.scale", NUMBER),
     ("head.sample_rate", NUMBER),
     (
         "head.pool",
         "a whole `PoolConfig(capacity: .., rows: .., eviction: ..)`",
     ),
-    ("head.pool.capacity", "`Fraction(f)` or `Count(q)`"),
-    ("head.pool.rows", "`One` or `Two`"),
-    ("head.pool.eviction", "`Lru` or `Fifo`"),
+    (
+        "head.pool.capacity",
+        "a `Capacity` such as `Fraction(0.01)` or `Count(100)`",
+    ),
+    ("head.pool.rows", "a `Rows` variant"),
+    ("head.pool.eviction", "an `Eviction` variant"),
     ("head.ema_momentum", NUMBER),
-    ("head.top_k", "`Auto` or `Fixed(k)`"),
-    ("head.pool_eval", "`TwoRow` or `Newest`"),
+    ("head.top_k", "a `TopK` such as `Auto` or `Fixed(5)`"),
+    ("head.pool_eval", "a `PoolEval` variant"),
     ("head.symmetric", BOOL),
     ("train", "a whole `TrainConfig(...)`"),
     ("train.steps", WHOLE),

@@ -1,1 +1,262 @@
-//! Head-step efficiency benchmark.
+//! Head-step efficiency benchmark (issue 5; the paper's second claim, that F²C trains faster and
+//! with far less memory than FC-based heads, the gap growing with the number of identities).
+//!
+//! For each identity count, one training step of each head — full FC, Partial FC (r = 0.1), F²C
+//! (pool 1% and 10% in the PyTorch peer's one-direction form, and 10% in the reference two-row
+//! symmetric form) — is timed in isolation ([`head_step`]), next to the machine's sgemm peak and
+//! the step's GEMMs alone ([`sgemm_peak`]); then the whole training step of each shipped method at
+//! the largest size ([`training_step`]). Results go to `results/bench/`, `paper/tables/efficiency.md`
+//! and `paper/figures/efficiency.svg` ([`efficiency_report`]).
+
+pub mod efficiency_report;
+pub mod head_step;
+pub mod sgemm_peak;
+pub mod training_step;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+use crate::heads::backend::{Backend, CpuBackend};
+use head_step::{median, HeadBench, HeadCase};
+
+/// Options of `f2c bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Identity counts N to time, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub classes: Vec<usize>,
+    /// Embedding dimension D.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Batch size B.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Timed steps per case (the median is reported), after the warm-up steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed warm-up steps per case.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Device of the heads: `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// Skip the whole-training-step throughput at the largest size.
+    #[arg(long)]
+    pub no_training_step: bool,
+    /// Where heads.csv and training.csv go.
+    #[arg(long, default_value = "results/bench")]
+    pub out: PathBuf,
+    /// Root of the paper's tables/ and figures/.
+    #[arg(long, default_value = "paper")]
+    pub paper: PathBuf,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            classes: vec![10_000, 100_000, 1_000_000],
+            dim: 128,
+            batch: 256,
+            steps: 5,
+            warmup: 2,
+            device: DeviceChoice::Cpu,
+            no_training_step: false,
+            out: PathBuf::from("results/bench"),
+            paper: PathBuf::from("paper"),
+        }
+    }
+}
+
+/// One timed head step: a row of `results/bench/heads.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchRow {
+    /// `fc`, `pfc` or `f2c`.
+    pub head: String,
+    /// Sample rate (pfc), pool fraction (f2c), 1 (fc).
+    pub param: f64,
+    pub classes: usize,
+    pub dim: usize,
+    pub batch: usize,
+    /// Median seconds of a step over the timed steps.
+    pub median_step_s: f64,
+    /// Bytes of the head's state (centres + momentum, or pool features).
+    pub head_state_bytes: u64,
+    /// `peer` (the step the PyTorch figures time), `row0-one-direction` or `tworow-symmetric` (F²C).
+    pub variant: String,
+    /// Logit columns per step: N (fc), sampled centres (pfc), pool slots Q (f2c).
+    pub columns: usize,
+    pub steps: usize,
+    pub min_step_s: f64,
+    /// Peak resident memory while this case was built and run, above the resident memory before it
+    /// (the kernel's high-water mark is reset per case where possible, see `peak_reset`).
+    pub peak_growth_bytes: u64,
+    /// Whether the high-water mark was reset for this case (else the growth is a lower bound).
+    pub peak_reset: bool,
+    /// GFLOP of the step's GEMMs.
+    pub gemm_gflop: f64,
+    /// GEMM GFLOP / median step time.
+    pub gflops: f64,
+    /// The machine's sgemm peak, GFLOP/s.
+    pub peak_gflops: f64,
+    /// gflops / peak_gflops.
+    pub peak_fraction: f64,
+    /// Median seconds of the step's GEMMs alone (same shapes).
+    pub gemm_only_s: f64,
+    /// gemm_only_s / median_step_s: the share of the step its GEMMs would take on their own.
+    pub gemm_fraction: f64,
+    /// The step's lower bound: gemm_gflop / peak.
+    pub lower_bound_s: f64,
+    /// median_step_s / lower_bound_s.
+    pub bound_ratio: f64,
+    /// PyTorch 2.x CPU figure for the same step on this kind of machine (issue 5), if known.
+    pub pytorch_s: Option<f64>,
+    /// median_step_s / pytorch_s.
+    pub vs_pytorch: Option<f64>,
+}
+
+/// Cases per identity count, smallest memory first so that a non-resettable high-water mark
+/// still grows case by case.
+fn cases() -> [HeadCase; 5] {
+    [
+        HeadCase::F2c { pool_fraction: 0.01, reference: false },
+        HeadCase::F2c { pool_fraction: 0.1, reference: false },
+        HeadCase::F2c { pool_fraction: 0.1, reference: true },
+        HeadCase::Pfc { sample_rate: 0.1 },
+        HeadCase::Fc,
+    ]
+}
+
+/// Runs the benchmark, prints the tables, writes the CSVs, the markdown table and the figure, and
+/// returns the head rows.
+pub fn run_bench(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
+    crate::device::check_available(opts.device)?;
+    match opts.device {
+        DeviceChoice::Cpu => run_with(opts, CpuBackend),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(ordinal) => run_with(opts, crate::heads::backend_cuda::CudaBackend::new(ordinal)?),
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda(_) => unreachable!("check_available rejects cuda without the feature"),
+    }
+}
+
+fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
+    if opts.steps == 0 || opts.batch < 2 || opts.dim == 0 || opts.classes.iter().any(|&c| c < 2) {
+        return Err(Error::Other(format!(
+            "bench: need --steps ≥ 1, --batch ≥ 2, --dim ≥ 1 and every --classes ≥ 2; got steps {}, batch {}, dim {}, classes {:?}",
+            opts.steps, opts.batch, opts.dim, opts.classes
+        )));
+    }
+    let (d, b) = (opts.dim, opts.batch);
+    eprintln!("bench: device {}, load {}", be.name(), load_average());
+    let peak = sgemm_peak::sgemm_peak(&be, 2048, 5)?;
+    eprintln!("bench: sgemm peak {peak:.1} GFLOP/s (2048³ through the heads' gemm)");
+    let mut classes = opts.classes.clone();
+    classes.sort_unstable();
+    let mut rows = Vec::new();
+    for &n in &classes {
+        for case in cases() {
+            let rss0 = memory_status("VmRSS:");
+            let reset = reset_peak();
+            let mut bench = HeadBench::new(be.clone(), case, n, d, b, 7)?;
+            for _ in 0..opts.warmup {
+                bench.step()?;
+            }
+            let times = (0..opts.steps).map(|_| bench.step()).collect::<Result<Vec<f64>>>()?;
+            let hwm = memory_status("VmHWM:");
+            let state = bench.state_bytes();
+            drop(bench);
+            let med = median(&times);
+            let gemm_only = sgemm_peak::gemm_only_seconds(&be, case, n, d, b, opts.steps.min(3))?;
+            let flops = case.gemm_flops(n, d, b);
+            let pytorch_s = efficiency_report::pytorch_seconds(case, n, d, b);
+            let row = BenchRow {
+                head: case.head().into(),
+                param: case.param(),
+                classes: n,
+                dim: d,
+                batch: b,
+                median_step_s: med,
+                head_state_bytes: state,
+                variant: case.variant().into(),
+                columns: case.columns(n, b),
+                steps: opts.steps,
+                min_step_s: times.iter().copied().fold(f64::INFINITY, f64::min),
+                peak_growth_bytes: hwm.saturating_sub(rss0),
+                peak_reset: reset,
+                gemm_gflop: flops / 1e9,
+                gflops: flops / med / 1e9,
+                peak_gflops: peak,
+                peak_fraction: flops / med / 1e9 / peak,
+                gemm_only_s: gemm_only,
+                gemm_fraction: gemm_only / med,
+                lower_bound_s: flops / 1e9 / peak,
+                bound_ratio: med / (flops / 1e9 / peak),
+                pytorch_s,
+                vs_pytorch: pytorch_s.map(|p| med / p),
+            };
+            eprintln!("{}", efficiency_report::row_line(&row));
+            rows.push(row);
+        }
+    }
+    let training = match (opts.no_training_step, opts.device) {
+        (false, DeviceChoice::Cpu) => {
+            let n = *classes.last().expect("at least one size");
+            eprintln!("bench: whole training steps at {n} identities");
+            training_step::training_throughput(n, b, opts.warmup, opts.steps)?
+        }
+        _ => Vec::new(),
+    };
+    write_csv(&opts.out.join("heads.csv"), &rows)?;
+    if !training.is_empty() {
+        write_csv(&opts.out.join("training.csv"), &training)?;
+    }
+    let load = load_average();
+    let table = efficiency_report::markdown(&rows, &training, peak, &be.name(), &load);
+    println!("{table}");
+    let md = opts.paper.join("tables/efficiency.md");
+    write_file(&md, &table)?;
+    efficiency_report::figure(&opts.paper.join("figures/efficiency.svg"), &rows)?;
+    eprintln!("bench: wrote {}, {}, {}", opts.out.join("heads.csv").display(), md.display(), opts.paper.join("figures/efficiency.svg").display());
+    Ok(rows)
+}
+
+fn write_csv<T: Serialize>(path: &std::path::Path, rows: &[T]) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(path, e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut w = csv::Writer::from_path(path).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    for r in rows {
+        w.serialize(r).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    }
+    w.flush().map_err(io)
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// A `/proc/self/status` memory field in bytes (0 where unavailable).
+fn memory_status(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux ≥ 4.0); false if refused,
+/// in which case VmHWM stays cumulative.
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// `/proc/loadavg`'s three averages, to judge how noisy the timings are.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}

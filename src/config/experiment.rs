@@ -130,6 +130,13 @@ impl Experiment {
                 if let TopK::Fixed(0) = f.top_k {
                     return Err(bad("head.top_k", "Fixed(k) needs k ≥ 1; use Auto for the reference rule".into()));
                 }
+                let q = f.pool.capacity.slots(d.train_identities);
+                let written = self.train.loaders.identities + self.train.loaders.instances / 2;
+                if q < written {
+                    return Err(bad("head.pool.capacity", format!(
+                        "the pool has {q} slots but each step writes {written} gallery features: every step would evict its own identities; raise the capacity or lower train.loaders"
+                    )));
+                }
                 if self.train.loaders.instances % 2 == 1 {
                     return Err(bad("train.loaders.instances", format!("F²C splits instances between probe and gallery: use an even number, got {}", self.train.loaders.instances)));
                 }

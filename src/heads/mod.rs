@@ -17,6 +17,7 @@ pub use margin::Margin;
 
 /// Which head an experiment trains, with that head's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum HeadConfig {
     /// Full fully-connected margin softmax over all N training identities.
     Fc {

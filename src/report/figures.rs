@@ -286,12 +286,11 @@ fn ema_figure(stats: &[ConfigStats], path: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Writes `<out_dir>/paper/figures/tar_vs_pool_fraction.svg` and `tar_vs_ema_momentum.svg`, each
-/// only when its group (`pool_size`, `ema`) has results, and returns the paths written.
-/// `out_dir` is the project root.
+/// Writes `<out_dir>/tar_vs_pool_fraction.svg` and `<out_dir>/tar_vs_ema_momentum.svg`, each only
+/// when its group (`pool_size`, `ema`) has results, and returns the paths written. `out_dir` is the
+/// figures folder (`paper/figures`); it is created only when a figure is written.
 pub fn write_figures(rows: &[SummaryRow], out_dir: &Path) -> Result<Vec<PathBuf>> {
     let stats = config_stats(rows);
-    let dir = out_dir.join("paper").join("figures");
     let mut written = Vec::new();
     type Maker = fn(&[ConfigStats], &Path) -> Result<bool>;
     let figures: [(&str, Maker); 2] = [
@@ -299,7 +298,7 @@ pub fn write_figures(rows: &[SummaryRow], out_dir: &Path) -> Result<Vec<PathBuf>
         ("tar_vs_ema_momentum.svg", ema_figure),
     ];
     for (name, figure) in figures {
-        let path = dir.join(name);
+        let path = out_dir.join(name);
         if figure(&stats, &path)? {
             written.push(path);
         }

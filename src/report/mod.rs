@@ -1,1 +1,30 @@
-//! Statistics over seeds, paper tables and figures.
+//! Statistics over seeds, paper tables, figures and the reproduction report — all computed from a
+//! matrix's `summary.csv`, so every number in `paper/` can be regenerated without retraining.
+
+pub mod figures;
+pub mod reproduction;
+pub mod stats;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+
+use crate::ablation::summary::read_csv;
+use crate::error::{Error, Result};
+
+/// Regenerates `<root>/paper/tables/*`, `<root>/paper/figures/*` and `<root>/paper/README.md` from
+/// `<results_dir>/summary.csv` (and `<root>/results/bench/heads.csv` when present); returns the
+/// files written.
+pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
+    let summary = results_dir.join("summary.csv");
+    if !summary.exists() {
+        return Err(Error::Other(format!(
+            "{}: no summary.csv here — run `f2c ablate` first, or name a results/<matrix> folder that has one",
+            results_dir.display()
+        )));
+    }
+    let rows = read_csv(&summary)?;
+    let mut written = tables::write_tables(&rows, &root.join("paper/tables"))?;
+    written.extend(figures::write_figures(&rows, &root.join("paper/figures"))?);
+    written.push(reproduction::write_report(&rows, root)?);
+    Ok(written)
+}

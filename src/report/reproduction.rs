@@ -74,17 +74,22 @@ pub fn superiority(a: &[f64], b: &[f64]) -> (Verdict, Option<(f64, f64)>) {
     non_inferiority(a, b, 0.0)
 }
 
-/// One row of `results/bench/heads.csv`.
+/// The columns of `results/bench/heads.csv` the report reads (others are ignored).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BenchRow {
+    /// `fc`, `pfc` or `f2c`.
     pub head: String,
-    /// The head's parameter (sample rate, pool size…), as the benchmark wrote it.
+    /// The head's parameter (sample rate, pool fraction, 1 for FC), as the benchmark wrote it.
     pub param: String,
     pub classes: u64,
     pub dim: u64,
     pub batch: u64,
     pub median_step_s: f64,
     pub head_state_bytes: u64,
+    /// Which step was timed (e.g. `peer`, `row0-one-direction`, `tworow-symmetric`); empty when the
+    /// file has no such column.
+    #[serde(default)]
+    pub variant: String,
 }
 
 /// Reads the head benchmark table.
@@ -122,6 +127,7 @@ fn bench_method(head: &str) -> &'static str {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchPair {
     pub param: String,
+    pub variant: String,
     pub classes: u64,
     pub dim: u64,
     pub batch: u64,
@@ -131,7 +137,7 @@ pub struct BenchPair {
     pub memory_ratio: f64,
 }
 
-/// Pairs every F²C benchmark row with the FC row of the same N, D and batch, in file order.
+/// Pairs every F²C benchmark row with the (first) FC row of the same N, D and batch, in file order.
 pub fn bench_pairs(bench: &[BenchRow]) -> Vec<BenchPair> {
     bench
         .iter()
@@ -143,6 +149,7 @@ pub fn bench_pairs(bench: &[BenchRow]) -> Vec<BenchPair> {
             })?;
             Some(BenchPair {
                 param: f.param.clone(),
+                variant: f.variant.clone(),
                 classes: f.classes,
                 dim: f.dim,
                 batch: f.batch,
@@ -175,7 +182,8 @@ pub fn claim2_verdict(pairs: &[BenchPair]) -> Verdict {
             .iter()
             .filter(|lo| {
                 lo.classes == n_min
-                    && (&lo.param, lo.dim, lo.batch) == (&hi.param, hi.dim, hi.batch)
+                    && (&lo.param, &lo.variant, lo.dim, lo.batch)
+                        == (&hi.param, &hi.variant, hi.dim, hi.batch)
             })
             .all(|lo| hi.speedup >= lo.speedup)
     });
@@ -304,13 +312,16 @@ fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>) -> Section {
         }
         Some(rows) => {
             let pairs = bench_pairs(rows);
-            body.push_str("| head | param | N | D | batch | median step (ms) | head state |\n");
-            body.push_str("|:--|:--|--:|--:|--:|--:|--:|\n");
+            body.push_str(
+                "| head | param | variant | N | D | batch | median step (ms) | head state |\n",
+            );
+            body.push_str("|:--|:--|:--|--:|--:|--:|--:|--:|\n");
             for b in rows {
                 body.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {:.3} | {} |\n",
+                    "| {} | {} | {} | {} | {} | {} | {:.3} | {} |\n",
                     b.head,
                     b.param,
+                    b.variant,
                     b.classes,
                     b.dim,
                     b.batch,
@@ -319,12 +330,14 @@ fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>) -> Section {
                 ));
             }
             body.push_str("\nF²C against Full FC at the same N, D and batch:\n\n");
-            body.push_str("| F²C param | N | D | batch | speed-up (FC step / F²C step) | memory ratio (FC / F²C) |\n");
-            body.push_str("|:--|--:|--:|--:|--:|--:|\n");
+            body.push_str(concat!(
+                "| F²C param | variant | N | D | batch | speed-up (FC step / F²C step) ",
+                "| memory ratio (FC / F²C) |\n|:--|:--|--:|--:|--:|--:|--:|\n"
+            ));
             for p in &pairs {
                 body.push_str(&format!(
-                    "| {} | {} | {} | {} | {:.2}× | {:.2}× |\n",
-                    p.param, p.classes, p.dim, p.batch, p.speedup, p.memory_ratio
+                    "| {} | {} | {} | {} | {} | {:.2}× | {:.2}× |\n",
+                    p.param, p.variant, p.classes, p.dim, p.batch, p.speedup, p.memory_ratio
                 ));
             }
             if pairs.is_empty() {
@@ -571,6 +584,7 @@ mod tests {
             batch: 256,
             median_step_s: step,
             head_state_bytes: bytes,
+            variant: String::new(),
         }
     }
 

@@ -391,14 +391,14 @@ pub fn render_tables(rows: &[SummaryRow]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Writes `<out_dir>/paper/tables/<group>.md` and `.tex` for every group of the summary, in
-/// first-seen order, and returns the paths written. `out_dir` is the project root.
+/// Writes `<out_dir>/<group>.md` and `<out_dir>/<group>.tex` for every group of the summary, in
+/// first-seen order, and returns the paths written. `out_dir` is the tables folder
+/// (`paper/tables`); it is created if missing.
 pub fn write_tables(rows: &[SummaryRow], out_dir: &Path) -> Result<Vec<PathBuf>> {
-    let dir = out_dir.join("paper").join("tables");
     let mut written = Vec::new();
     for (group, md, tex) in render_tables(rows) {
         for (ext, text) in [("md", md), ("tex", tex)] {
-            let path = dir.join(format!("{}.{ext}", file_stem(&group)));
+            let path = out_dir.join(format!("{}.{ext}", file_stem(&group)));
             crate::results::record::write_atomic(&path, text.as_bytes())?;
             written.push(path);
         }

@@ -62,6 +62,19 @@ fn with_backbone<D: Device<f32>, B: Backend>(exp: &Experiment, opts: &RunOptions
     }
 }
 
+/// Wall seconds of each of `steps` training steps of `exp` (data, probe net, gallery net and head;
+/// no evaluation) after `warmup` untimed ones, on the CPU: the benchmark's whole-step throughput.
+pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Result<Vec<f64>> {
+    if exp.device != DeviceChoice::Cpu {
+        return Err(Error::Device(format!("time_training_steps runs on the cpu only, got `{}`; use `--device cpu`", exp.device)));
+    }
+    let dev = Cpu::seed_from_u64(exp.seed);
+    match exp.backbone {
+        Backbone::Mlp256x64 => Trainer::<256, 64, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?.time_steps(warmup, steps),
+        Backbone::Mlp512x128 => Trainer::<512, 128, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?.time_steps(warmup, steps),
+    }
+}
+
 /// The head being trained, with its state.
 enum Head<B: Backend> {
     Fc(FullFc<B>),
@@ -166,6 +179,20 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         self.probe.zero_grads(&mut grads);
         self.grads = Some(grads);
         Ok(StepReport { loss })
+    }
+
+    /// Seconds of each of `steps` steps after `warmup` untimed ones, at the peak learning rate.
+    fn time_steps(mut self, warmup: usize, steps: usize) -> Result<Vec<f64>> {
+        let lr = self.exp.train.lr;
+        let mut times = Vec::with_capacity(steps);
+        for i in 0..warmup + steps {
+            let t0 = Instant::now();
+            self.step(lr)?;
+            if i >= warmup {
+                times.push(t0.elapsed().as_secs_f64());
+            }
+        }
+        Ok(times)
     }
 
     fn run(mut self, opts: &RunOptions) -> Result<RunRecord> {
