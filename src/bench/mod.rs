@@ -158,8 +158,8 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
     let mut rows = Vec::new();
     for &n in &classes {
         for case in cases() {
-            let rss0 = memory_status("VmRSS:");
             let reset = reset_peak();
+            let rss0 = memory_status("VmRSS:");
             let mut bench = HeadBench::new(be.clone(), case, n, d, b, 7)?;
             for _ in 0..opts.warmup {
                 bench.step()?;
@@ -253,6 +253,17 @@ fn memory_status(field: &str) -> u64 {
 /// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux ≥ 4.0); false if refused,
 /// in which case VmHWM stays cumulative.
 fn reset_peak() -> bool {
+    // Hand freed heap memory back first, so that the resident size before a case is what is live.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim only releases free memory; it has no preconditions.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 

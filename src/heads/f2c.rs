@@ -59,7 +59,7 @@ pub struct F2cConfig {
 
 use super::backend::{Backend, LossParts};
 use super::class_pool::FeaturePool;
-use super::pool_loss::{pool_loss, PoolLossSpec};
+use super::pool_loss::{pool_loss_with, PoolLossSpec, PoolLossWork};
 use crate::error::Result;
 
 /// F²C's head state: the dynamic class pool (the gallery net lives with the networks).
@@ -68,6 +68,8 @@ pub struct F2cHead<B: Backend> {
     pool: FeaturePool<B>,
     spec: PoolLossSpec,
     symmetric: bool,
+    /// The loss's work buffers, reused across steps.
+    work: Option<PoolLossWork<B>>,
 }
 
 /// Loss of one F²C step and the gradient for every probe row.
@@ -85,7 +87,7 @@ impl<B: Backend> F2cHead<B> {
     pub fn new(be: B, cfg: &F2cConfig, num_identities: usize, dim: usize, seed: u64) -> Result<Self> {
         let pool = FeaturePool::new(&be, &cfg.pool, num_identities, dim, seed)?;
         let spec = PoolLossSpec { margin: cfg.margin, scale: cfg.scale, k: cfg.top_k.k(pool.map.capacity()), eval: cfg.pool_eval };
-        Ok(F2cHead { be, pool, spec, symmetric: cfg.symmetric })
+        Ok(F2cHead { be, pool, spec, symmetric: cfg.symmetric, work: None })
     }
 
     /// The pool (inspection and tests).
@@ -115,7 +117,7 @@ impl<B: Backend> F2cHead<B> {
         let targets: Vec<i64> =
             probe_labels.iter().map(|&l| self.pool.map.slot_of(l).map_or(-1, |s| s as i64)).collect();
         let positives = targets.iter().filter(|&&t| t >= 0).count();
-        let (loss, grad) = pool_loss(&self.be, &self.pool, probe, &targets, &write.refreshed, &self.spec)?;
+        let (loss, grad) = pool_loss_with(&self.be, &mut self.work, &mut self.pool, probe, &targets, &write.refreshed, &self.spec)?;
         if trial {
             self.pool.restore(&self.be, write)?;
             self.pool.map.rollback();

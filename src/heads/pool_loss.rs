@@ -21,52 +21,187 @@ pub struct PoolLossSpec {
     pub eval: PoolEval,
 }
 
-/// Loss of probe embeddings `emb` (B, D) against `pool`; `targets[i]` is the probe's slot or −1.
-/// `refreshed` are the slots written this batch that were already resident. Returns the loss and
-/// dL/d(emb), (B, D).
-pub fn pool_loss<B: Backend>(be: &B, pool: &FeaturePool<B>, emb: &[f32], targets: &[i64], refreshed: &[usize], spec: &PoolLossSpec) -> Result<(LossParts, Vec<f32>)> {
-    let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
-    assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
+/// Work buffers of [`pool_loss_with`], kept by the head between steps so that a step allocates
+/// nothing of size B × Q (100 MB at Q = 100k): grown when a batch is larger than any before.
+pub struct PoolLossWork<B: Backend> {
+    /// Rows and slots the buffers hold.
+    batch: usize,
+    slots: usize,
+    emb: B::Buf,
+    /// (B, Q) cosines, then dL/dcos.
+    cos: B::Buf,
+    /// (B, D) dL/d(emb).
+    grad: B::Buf,
+    /// (B, D) row-0 features of the refreshed slots while row 1 stands in for them.
+    saved: B::Buf,
+}
+
+impl<B: Backend> PoolLossWork<B> {
+    fn ensure(be: &B, work: &mut Option<Self>, batch: usize, slots: usize, dim: usize) -> Result<()> {
+        if work.as_ref().is_some_and(|w| w.batch >= batch && w.slots >= slots) {
+            return Ok(());
+        }
+        let (batch, slots) = work.as_ref().map_or((batch, slots), |w| (w.batch.max(batch), w.slots.max(slots)));
+        // Drop the old buffers first: at the peak only one set is alive.
+        *work = None;
+        *work = Some(PoolLossWork {
+            batch,
+            slots,
+            emb: be.zeros(batch * dim)?,
+            cos: be.zeros(batch * slots)?,
+            grad: be.zeros(batch * dim)?,
+            saved: be.zeros(batch * dim)?,
+        });
+        Ok(())
+    }
+}
+
+fn loss_spec(targets: &[i64], spec: &PoolLossSpec) -> LossSpec {
+    let b = targets.len();
     let n_pos = targets.iter().filter(|&&t| t >= 0).count();
     let n_neg = b - n_pos;
     // Means over the positive rows (cross_entropy's mean) and over the (n_neg × k) selected
     // negatives (torch.mean of the gathered top-k), as in `add_margin`.
-    let loss_spec = LossSpec {
+    LossSpec {
         margin: spec.margin,
         scale: spec.scale,
         ce_weight: if n_pos > 0 { 1.0 / n_pos as f32 } else { 0.0 },
         neg_k: spec.k,
         neg_weight: if n_neg > 0 { 1.0 / (n_neg * spec.k) as f32 } else { 0.0 },
-    };
-    let e = be.upload(emb)?;
-    let mut cos = be.zeros(b * q)?;
-    let mut grad = be.zeros(b * d)?;
+    }
+}
+
+/// One evaluation against the (Q, D) `weights`: cosines, fused loss, dL/d(emb) written to (or, with
+/// `accumulate`, added onto) `w.grad`.
+#[allow(clippy::too_many_arguments)]
+fn against<B: Backend>(be: &B, w: &mut PoolLossWork<B>, weights: &B::Buf, accumulate: bool, b: usize, q: usize, d: usize, targets: &[i64], spec: &LossSpec, total: &mut LossParts) -> Result<()> {
+    be.matmul_abt(b, q, d, &w.emb, weights, &mut w.cos)?; // (B, Q)
+    let parts = be.margin_loss(&mut w.cos, b, q, targets, spec)?;
+    be.matmul_ab(b, d, q, &w.cos, weights, &mut w.grad, accumulate)?; // (B, D)
+    total.ce += parts.ce;
+    total.neg += parts.neg;
+    Ok(())
+}
+
+/// The loss and dL/d(emb) out of the work buffers; doubled when the second term equals the first.
+fn finish<B: Backend>(be: &B, w: &PoolLossWork<B>, b: usize, d: usize, mut total: LossParts, double: bool) -> Result<(LossParts, Vec<f32>)> {
+    let mut g = be.download(&w.grad)?;
+    g.truncate(b * d);
+    if double {
+        // One row per slot: the mix is row 0 itself, so the second term equals the first.
+        total.ce *= 2.0;
+        total.neg *= 2.0;
+        g.iter_mut().for_each(|x| *x *= 2.0);
+    }
+    Ok((total, g))
+}
+
+/// Loss of probe embeddings `emb` (B, D) against `pool`; `targets[i]` is the probe's slot or −1.
+/// `refreshed` are the slots written this batch that were already resident. Returns the loss and
+/// dL/d(emb), (B, D). Allocates its buffers (and, for the two-row mix, a copy of row 0) per call;
+/// the head uses [`pool_loss_with`].
+pub fn pool_loss<B: Backend>(be: &B, pool: &FeaturePool<B>, emb: &[f32], targets: &[i64], refreshed: &[usize], spec: &PoolLossSpec) -> Result<(LossParts, Vec<f32>)> {
+    let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
+    assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
+    let mut work = None;
+    PoolLossWork::ensure(be, &mut work, b, q, d)?;
+    let w = work.as_mut().expect("work buffers");
+    w.emb = be.upload(emb)?;
+    let ls = loss_spec(targets, spec);
     let mut total = LossParts::default();
-    let mut against = |weights: &B::Buf, accumulate: bool, cos: &mut B::Buf, grad: &mut B::Buf| -> Result<()> {
-        be.matmul_abt(b, q, d, &e, weights, cos)?; // (B, Q)
-        let parts = be.margin_loss(cos, b, q, targets, &loss_spec)?;
-        be.matmul_ab(b, d, q, cos, weights, grad, accumulate)?; // (B, D)
-        total.ce += parts.ce;
-        total.neg += parts.neg;
-        Ok(())
-    };
-    against(&pool.features[0], false, &mut cos, &mut grad)?;
+    against(be, w, &pool.features[0], false, b, q, d, targets, &ls, &mut total)?;
+    let mut double = false;
     if spec.eval == PoolEval::TwoRow {
         match pool.features.get(1) {
             Some(row1) => {
                 let mut mix = be.duplicate(&pool.features[0])?;
                 be.copy_rows(row1, refreshed, &mut mix, refreshed, d)?;
-                against(&mix, true, &mut cos, &mut grad)?;
+                against(be, w, &mix, true, b, q, d, targets, &ls, &mut total)?;
             }
-            // One row per slot: the mix is row 0 itself, so the second term equals the first.
-            None => {
-                total.ce *= 2.0;
-                total.neg *= 2.0;
-                let g = be.download(&grad)?;
-                let doubled: Vec<f32> = g.iter().map(|x| 2.0 * x).collect();
-                return Ok((total, doubled));
-            }
+            None => double = true,
         }
     }
-    Ok((total, be.download(&grad)?))
+    finish(be, w, b, d, total, double)
+}
+
+/// [`pool_loss`] with reused work buffers, and the two-row mix made in place: the refreshed slots'
+/// row-0 features are set aside, row 1 is copied over them for the second term, and they are put
+/// back — O(|refreshed|·D) instead of a copy of the whole (Q, D) row. The pool is unchanged on return.
+pub fn pool_loss_with<B: Backend>(
+    be: &B,
+    work: &mut Option<PoolLossWork<B>>,
+    pool: &mut FeaturePool<B>,
+    emb: &[f32],
+    targets: &[i64],
+    refreshed: &[usize],
+    spec: &PoolLossSpec,
+) -> Result<(LossParts, Vec<f32>)> {
+    let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
+    assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
+    PoolLossWork::ensure(be, work, b.max(refreshed.len()), q, d)?;
+    let w = work.as_mut().expect("work buffers");
+    w.emb = be.upload(emb)?;
+    let ls = loss_spec(targets, spec);
+    let mut total = LossParts::default();
+    against(be, w, &pool.features[0], false, b, q, d, targets, &ls, &mut total)?;
+    let mut double = false;
+    if spec.eval == PoolEval::TwoRow {
+        if pool.features.len() > 1 {
+            let (row0, rest) = pool.features.split_at_mut(1);
+            let (row0, row1) = (&mut row0[0], &rest[0]);
+            let idx: Vec<usize> = (0..refreshed.len()).collect();
+            be.copy_rows(row0, refreshed, &mut w.saved, &idx, d)?;
+            be.copy_rows(row1, refreshed, row0, refreshed, d)?;
+            let result = against(be, w, row0, true, b, q, d, targets, &ls, &mut total);
+            // Put row 0 back whatever the evaluation returned.
+            be.copy_rows(&w.saved, &idx, row0, refreshed, d)?;
+            result?;
+        } else {
+            double = true;
+        }
+    }
+    finish(be, w, b, d, total, double)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heads::backend::CpuBackend;
+    use crate::heads::class_pool::{Capacity, Eviction, PoolConfig, Rows};
+
+    fn unit_rows(n: usize, d: usize, salt: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..n * d).map(|i| (i as f32 * 0.618 + salt).sin()).collect();
+        for r in v.chunks_mut(d) {
+            let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            r.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+
+    #[test]
+    fn reused_buffers_match_fresh_evaluation_across_batch_shapes() {
+        // A 2-row pool of 12 slots, D 4; batches of 6, then 2, then 9 probes (buffers grow, shrink in
+        // use, grow again). Each call must equal the allocating `pool_loss` bit for bit, and leave
+        // the pool exactly as it found it.
+        let (q, d) = (12, 4);
+        let cfg = PoolConfig { capacity: Capacity::Count(q), rows: Rows::Two, eviction: Eviction::Lru };
+        let mut pool = FeaturePool::new(&CpuBackend, &cfg, 100, d, 5).unwrap();
+        let spec = PoolLossSpec { margin: Margin::CosFace(0.3), scale: 16.0, k: 3, eval: PoolEval::TwoRow };
+        let mut work = None;
+        for (step, b) in [6usize, 2, 9].into_iter().enumerate() {
+            let labels: Vec<usize> = (0..b).map(|i| (i * 3 + step) % 20).collect();
+            pool.write_batch(&CpuBackend, &unit_rows(b, d, step as f32), &labels, false).unwrap();
+            // Second write of the same identities: every slot is refreshed (row 1 differs from row 0).
+            let write2 = pool.write_batch(&CpuBackend, &unit_rows(b, d, 10.0 + step as f32), &labels, false).unwrap();
+            let mut targets: Vec<i64> = labels.iter().map(|&l| pool.map.slot_of(l).map_or(-1, |s| s as i64)).collect();
+            targets[0] = -1; // one negative row
+            let emb = unit_rows(b, d, 20.0 + step as f32);
+            let fresh = pool_loss(&CpuBackend, &pool, &emb, &targets, &write2.refreshed, &spec).unwrap();
+            let before = pool.features.clone();
+            let reused = pool_loss_with(&CpuBackend, &mut work, &mut pool, &emb, &targets, &write2.refreshed, &spec).unwrap();
+            assert_eq!(fresh, reused, "batch {b}");
+            assert_eq!(pool.features, before, "pool restored after batch {b}");
+            assert!(!write2.refreshed.is_empty());
+        }
+    }
 }

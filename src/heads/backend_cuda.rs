@@ -1,0 +1,985 @@
+//! The CUDA implementation of the heads' [`Backend`] (feature `cuda`): the same operations as
+//! [`crate::heads::backend::CpuBackend`], on an NVIDIA GPU through cudarc 0.9 (the version dfdx
+//! 0.13 is built on).
+//!
+//! Matmuls go to cuBLAS `sgemm` in its default math mode (full FP32: TF32 needs an explicit opt-in).
+//! The fused row kernels — gather + normalise, the margin-softmax / negative top-k loss, the SGD
+//! step through the normalisation, row copies — are CUDA C below, compiled once per process with
+//! NVRTC and without any `#include`, so that a GPU machine needs only the driver and `libnvrtc`,
+//! not a CUDA include folder. Each kernel gives one block to one row and reduces in shared memory
+//! in a fixed tree order: results do not depend on scheduling, and no float atomics are used.
+//! The arithmetic is written in the order of the CPU code and compiled without FMA contraction,
+//! so the two backends differ only where they must: summation order inside a row (tree here,
+//! sequential there) and `expf`/`logf` (CUDA's are within 2 ulp). Loss parts come back per row and
+//! are summed on the host in row order, in `f64`, as on the CPU.
+
+use std::ffi::c_char;
+use std::sync::{Arc, OnceLock};
+
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
+use cudarc::driver::{
+    CudaDevice, CudaFunction, CudaSlice, DeviceRepr, DeviceSlice, DriverError, LaunchAsync,
+    LaunchConfig,
+};
+use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
+
+use super::backend::{Backend, LossParts, LossSpec, SgdParams};
+use super::Margin;
+use crate::error::{Error, Result};
+
+/// Threads per block of every row kernel (a power of two: the tree reductions halve it).
+const BLOCK: u32 = 256;
+/// Name under which the kernels are loaded into the device.
+const MODULE: &str = "f2c_heads";
+const KERNELS: &[&str] = &[
+    "f2c_gather_normalize",
+    "f2c_margin_loss",
+    "f2c_sgd_rows",
+    "f2c_copy_rows",
+];
+
+/// The kernels. `BLOCK` must equal the Rust constant (checked by a test); `MAXK` is how many
+/// negatives one pass of the top-k selects (any k works, in ⌈k / MAXK⌉ passes over the row).
+/// Index arithmetic is 64-bit: at 10⁷ classes × 128 dimensions offsets pass 2³¹.
+const KERNEL_SRC: &str = r#"
+#define BLOCK 256
+#define MAXK 16
+#define NEG_FLT_MAX (-3.402823466e+38f)
+
+typedef unsigned long long u64;
+typedef long long i64;
+
+/* Must match `LossArgs` in backend_cuda.rs field for field (all 4-byte fields: no padding). */
+struct LossArgs {
+    int kind;          /* 0: CosFace, 1: ArcFace */
+    float m;
+    float cos_m;       /* ArcFace: cos m, sin m, cos(pi - m), m sin(pi - m), all from the host */
+    float sin_m;
+    float threshold;
+    float fallback;
+    float scale;
+    float ce_weight;
+    int neg_k;
+    float neg_weight;
+};
+
+struct SgdArgs {
+    float lr;
+    float momentum;
+    float weight_decay;
+    int nesterov;
+};
+
+/* Sum over the block in a fixed tree order; every thread gets the result. */
+__device__ float block_sum(float v, float* red) {
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) red[threadIdx.x] += red[threadIdx.x + s];
+        __syncthreads();
+    }
+    float r = red[0];
+    __syncthreads();
+    return r;
+}
+
+__device__ float block_max(float v, float* red) {
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) red[threadIdx.x] = fmaxf(red[threadIdx.x], red[threadIdx.x + s]);
+        __syncthreads();
+    }
+    float r = red[0];
+    __syncthreads();
+    return r;
+}
+
+/* The order of the negative top-k: larger cosine first, then the smaller column (the CPU's
+   insertion keeps the earlier of equal values); column -1 means "nothing" and comes last. */
+__device__ bool better(float av, i64 ai, float bv, i64 bi) {
+    if (ai < 0) return false;
+    if (bi < 0) return true;
+    return av > bv || (av == bv && ai < bi);
+}
+
+/* The best (value, column) over the block; a strict order on distinct columns, so the result
+   does not depend on the reduction order. */
+__device__ void block_best(float* v, i64* i, float* redv, i64* redi) {
+    redv[threadIdx.x] = *v;
+    redi[threadIdx.x] = *i;
+    __syncthreads();
+    for (unsigned int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s && better(redv[threadIdx.x + s], redi[threadIdx.x + s], redv[threadIdx.x], redi[threadIdx.x])) {
+            redv[threadIdx.x] = redv[threadIdx.x + s];
+            redi[threadIdx.x] = redi[threadIdx.x + s];
+        }
+        __syncthreads();
+    }
+    *v = redv[0];
+    *i = redi[0];
+    __syncthreads();
+}
+
+/* Margin::apply of src/heads/margin.rs, operation for operation. */
+__device__ void apply_margin(float c, const LossArgs& a, float* phi, float* dphi) {
+    if (a.kind == 0) {
+        *phi = c - a.m;
+        *dphi = 1.0f;
+        return;
+    }
+    c = fminf(fmaxf(c, -1.0f), 1.0f);
+    if (c > a.threshold) {
+        float sn = sqrtf(fmaxf(1.0f - c * c, 1e-12f));
+        *phi = c * a.cos_m - sn * a.sin_m;
+        *dphi = a.cos_m + c * a.sin_m / sn;
+    } else {
+        *phi = c - a.fallback;
+        *dphi = 1.0f;
+    }
+}
+
+/* Row i of out (and norms[i]) = row rows[i] of src normalised (its norm, clamped at 1e-12). */
+extern "C" __global__ void f2c_gather_normalize(const float* src, const u64* rows, int has_rows, u64 dim, float* out, float* norms) {
+    __shared__ float red[BLOCK];
+    const u64 i = blockIdx.x;
+    const u64 r = has_rows ? rows[i] : i;
+    const float* s = src + r * dim;
+    float acc = 0.0f;
+    for (u64 j = threadIdx.x; j < dim; j += BLOCK) acc += s[j] * s[j];
+    const float norm = fmaxf(sqrtf(block_sum(acc, red)), 1e-12f);
+    const float inv = 1.0f / norm;
+    float* o = out + i * dim;
+    for (u64 j = threadIdx.x; j < dim; j += BLOCK) o[j] = s[j] * inv;
+    if (threadIdx.x == 0) norms[i] = norm;
+}
+
+/* One row of cosines in, dL/dcos out; losses[2i] = weighted CE, losses[2i + 1] = weighted
+   negative loss of row i. */
+extern "C" __global__ void f2c_margin_loss(float* cos, u64 c, const i64* targets, LossArgs a, float* losses) {
+    __shared__ float red[BLOCK];
+    __shared__ float redv[BLOCK];
+    __shared__ i64 redi[BLOCK];
+    const u64 row = blockIdx.x;
+    const unsigned int tid = threadIdx.x;
+    float* x = cos + row * c;
+    const i64 t = targets[row];
+    if (t >= 0) {
+        const u64 tu = (u64)t;
+        float phi, dphi;
+        apply_margin(x[tu], a, &phi, &dphi);
+        const float s = a.scale;
+        /* The reductions below synchronise the block, so every thread has read x[t] before the
+           thread owning column t overwrites it. */
+        float mx = NEG_FLT_MAX;
+        for (u64 j = tid; j < c; j += BLOCK) mx = fmaxf(mx, j == tu ? phi : x[j]);
+        mx = block_max(mx, red) * s;
+        float acc = 0.0f;
+        for (u64 j = tid; j < c; j += BLOCK) acc += expf((j == tu ? phi : x[j]) * s - mx);
+        const float sum = block_sum(acc, red);
+        const float p_t = expf(phi * s - mx) / sum;
+        const float loss = logf(sum) + mx - phi * s;
+        const float k = a.ce_weight * s / sum;
+        for (u64 j = tid; j < c; j += BLOCK) {
+            if (j == tu) x[j] = a.ce_weight * s * (p_t - 1.0f) * dphi;
+            else x[j] = expf(x[j] * s - mx) * k;
+        }
+        if (tid == 0) {
+            losses[2 * row] = a.ce_weight * loss;
+            losses[2 * row + 1] = 0.0f;
+        }
+        return;
+    }
+    /* Negative loss: the k best cosines in the order of `better`, in passes of at most MAXK.
+       Each thread keeps the best of its own columns (sorted), then the block merges the threads'
+       lists one winner at a time; a later pass only considers columns after the last winner. */
+    u64 remaining = (u64)a.neg_k < c ? (u64)a.neg_k : c;
+    float lastv = 0.0f;
+    i64 lasti = -1;
+    float total = 0.0f; /* thread 0's, summed in the winners' (descending) order like the CPU */
+    while (remaining > 0) {
+        const int kk = remaining < MAXK ? (int)remaining : MAXK;
+        float lv[MAXK];
+        i64 li[MAXK];
+        int cnt = 0;
+        for (u64 j = tid; j < c; j += BLOCK) {
+            const float v = x[j];
+            if (lasti >= 0 && !better(lastv, lasti, v, (i64)j)) continue;
+            /* Columns arrive in increasing order, so a tie keeps the earlier one ahead. */
+            if (cnt == kk && !(v > lv[kk - 1])) continue;
+            int p = cnt < kk ? cnt : kk - 1;
+            while (p > 0 && v > lv[p - 1]) {
+                lv[p] = lv[p - 1];
+                li[p] = li[p - 1];
+                --p;
+            }
+            lv[p] = v;
+            li[p] = (i64)j;
+            if (cnt < kk) ++cnt;
+        }
+        int h = 0;
+        int exhausted = 0;
+        for (int r = 0; r < kk; ++r) {
+            float bv = h < cnt ? lv[h] : 0.0f;
+            i64 bi = h < cnt ? li[h] : -1;
+            block_best(&bv, &bi, redv, redi);
+            if (bi < 0) { exhausted = 1; break; } /* the same in every thread: bi is shared */
+            if (h < cnt && li[h] == bi) ++h;
+            if (tid == 0 && bv > 0.0f) total += bv;
+            lastv = bv;
+            lasti = bi;
+        }
+        remaining = exhausted ? 0 : remaining - (u64)kk;
+    }
+    /* The selected columns are exactly those not after the last winner. */
+    for (u64 j = tid; j < c; j += BLOCK) {
+        const float v = x[j];
+        const bool picked = lasti >= 0 && !better(lastv, lasti, v, (i64)j);
+        x[j] = (picked && v > 0.0f) ? a.neg_weight : 0.0f;
+    }
+    if (tid == 0) {
+        losses[2 * row] = 0.0f;
+        losses[2 * row + 1] = a.neg_weight * total;
+    }
+}
+
+/* Normalisation backward and SGD (momentum, weight decay, optional Nesterov) on row rows[i] of
+   w and vel, with the gradient, normalised row and norm of row i. */
+extern "C" __global__ void f2c_sgd_rows(float* w, float* vel, u64 dim, const u64* rows, int has_rows, const float* g, const float* u, const float* norms, SgdArgs a) {
+    __shared__ float red[BLOCK];
+    const u64 i = blockIdx.x;
+    const u64 r = has_rows ? rows[i] : i;
+    const float* gi = g + i * dim;
+    const float* ui = u + i * dim;
+    float* wr = w + r * dim;
+    float* vr = vel + r * dim;
+    float acc = 0.0f;
+    for (u64 j = threadIdx.x; j < dim; j += BLOCK) acc += gi[j] * ui[j];
+    const float gu = block_sum(acc, red);
+    const float inv = 1.0f / norms[i];
+    for (u64 j = threadIdx.x; j < dim; j += BLOCK) {
+        const float grad = (gi[j] - gu * ui[j]) * inv + a.weight_decay * wr[j];
+        const float vj = a.momentum * vr[j] + grad;
+        vr[j] = vj;
+        const float step = a.nesterov ? grad + a.momentum * vj : vj;
+        wr[j] -= a.lr * step;
+    }
+}
+
+/* Row dst_rows[i] of dst = row src_rows[i] of src (destination rows distinct: the host keeps the
+   last of repeated ones, the sequential semantics). */
+extern "C" __global__ void f2c_copy_rows(const float* src, const u64* src_rows, float* dst, const u64* dst_rows, u64 dim) {
+    const u64 i = blockIdx.x;
+    const float* s = src + src_rows[i] * dim;
+    float* d = dst + dst_rows[i] * dim;
+    for (u64 j = threadIdx.x; j < dim; j += BLOCK) d[j] = s[j];
+}
+"#;
+
+/// The kernels' launch parameters of the loss, laid out like the CUDA `struct LossArgs`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LossArgs {
+    kind: i32,
+    m: f32,
+    cos_m: f32,
+    sin_m: f32,
+    threshold: f32,
+    fallback: f32,
+    scale: f32,
+    ce_weight: f32,
+    neg_k: i32,
+    neg_weight: f32,
+}
+
+// SAFETY: #[repr(C)] of 4-byte fields, identical to the kernel's struct; passed by value.
+unsafe impl DeviceRepr for LossArgs {}
+
+impl LossArgs {
+    /// The margin's constants computed on the host with the same f32 expressions as
+    /// [`Margin::apply`], so that the kernel takes the same ArcFace branch as the CPU.
+    fn new(spec: &LossSpec) -> Self {
+        let (kind, m, cos_m, sin_m, threshold, fallback) = match spec.margin {
+            Margin::CosFace(m) => (0, m, 0.0, 0.0, 0.0, 0.0),
+            Margin::ArcFace(m) => {
+                let (sm, cm) = m.sin_cos();
+                let pi = std::f32::consts::PI;
+                (1, m, cm, sm, (pi - m).cos(), m * (pi - m).sin())
+            }
+        };
+        LossArgs {
+            kind,
+            m,
+            cos_m,
+            sin_m,
+            threshold,
+            fallback,
+            scale: spec.scale,
+            ce_weight: spec.ce_weight,
+            neg_k: i32::try_from(spec.neg_k).unwrap_or(i32::MAX),
+            neg_weight: spec.neg_weight,
+        }
+    }
+}
+
+/// SGD settings laid out like the CUDA `struct SgdArgs`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct SgdArgs {
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    nesterov: i32,
+}
+
+// SAFETY: #[repr(C)] of 4-byte fields, identical to the kernel's struct; passed by value.
+unsafe impl DeviceRepr for SgdArgs {}
+
+/// A driver error as text. `DriverError`'s own `Debug` unwraps `cuGetErrorString`, which panics
+/// where the driver is only a link stub; this falls back to the error code.
+fn describe(e: DriverError) -> String {
+    match e.error_string() {
+        Ok(s) => format!("{:?}: {}", e.0, s.to_string_lossy()),
+        Err(_) => format!("{:?}", e.0),
+    }
+}
+
+fn driver_error(ordinal: usize, what: &str, e: DriverError) -> Error {
+    Error::Device(format!("cuda:{ordinal}: {what}: {}", describe(e)))
+}
+
+/// The kernels compiled to PTX, once per process (NVRTC takes a noticeable fraction of a second).
+/// Needs only `libnvrtc`, no GPU: the compile-check test runs on any machine that links the crate.
+pub fn kernel_ptx() -> Result<Ptx> {
+    static PTX: OnceLock<std::result::Result<Ptx, String>> = OnceLock::new();
+    PTX.get_or_init(|| {
+        // No FMA contraction, IEEE division and square root: the same rounding as the CPU code.
+        let opts = CompileOptions {
+            fmad: Some(false),
+            prec_div: Some(true),
+            prec_sqrt: Some(true),
+            ftz: Some(false),
+            ..Default::default()
+        };
+        compile_ptx_with_opts(KERNEL_SRC, opts).map_err(|e| match e {
+            cudarc::nvrtc::CompileError::CompileError { nvrtc, log, .. } => {
+                format!("{nvrtc:?}: {}", log.to_string_lossy())
+            }
+            other => format!("{other:?}"),
+        })
+    })
+    .clone()
+    .map_err(|msg| {
+        Error::Device(format!(
+            "nvrtc could not compile the head kernels (src/heads/backend_cuda.rs): {msg}"
+        ))
+    })
+}
+
+/// Opens GPU `ordinal` without panicking: cudarc's `CudaDevice::new` unwraps the driver's
+/// initialisation, which fails on machines without a GPU (or with only a link stub).
+pub fn open_device(ordinal: usize) -> Result<Arc<CudaDevice>> {
+    use cudarc::driver::result;
+    result::init().map_err(|e| {
+        Error::Device(format!(
+            "cuda:{ordinal}: the CUDA driver did not initialise ({}); is there an NVIDIA GPU with its driver (libcuda.so.1) on this machine? Use `--device cpu` otherwise",
+            describe(e)
+        ))
+    })?;
+    let count =
+        result::device::get_count().map_err(|e| driver_error(ordinal, "cannot count GPUs", e))?;
+    if ordinal >= count.max(0) as usize {
+        return Err(Error::Device(format!(
+            "cuda:{ordinal} was asked for, but this machine has {count} GPU(s); use an ordinal below {count} or `--device cpu`"
+        )));
+    }
+    match std::panic::catch_unwind(|| CudaDevice::new(ordinal)) {
+        Ok(dev) => dev.map_err(|e| driver_error(ordinal, "cannot open the device", e)),
+        Err(_) => Err(Error::Device(format!(
+            "cuda:{ordinal}: cudarc panicked while opening the device"
+        ))),
+    }
+}
+
+/// The heads' operations on one NVIDIA GPU. Cloning shares the device, cuBLAS handle and kernels.
+#[derive(Debug, Clone)]
+pub struct CudaBackend {
+    dev: Arc<CudaDevice>,
+    blas: Arc<CudaBlas>,
+    ordinal: usize,
+    name: Arc<str>,
+}
+
+impl CudaBackend {
+    /// Opens GPU `ordinal`, creates a cuBLAS handle on its stream and loads the kernels. Fails
+    /// (without panicking) when there is no driver, no such GPU, or NVRTC cannot compile.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let dev = open_device(ordinal)?;
+        let blas = CudaBlas::new(dev.clone()).map_err(|e| {
+            Error::Device(format!(
+                "cuda:{ordinal}: cuBLAS could not be initialised: {e:?}"
+            ))
+        })?;
+        dev.load_ptx(kernel_ptx()?, MODULE, KERNELS)
+            .map_err(|e| driver_error(ordinal, "cannot load the head kernels", e))?;
+        let name = match gpu_name(&dev) {
+            Some(gpu) => format!("cuda:{ordinal} ({gpu})"),
+            None => format!("cuda:{ordinal}"),
+        };
+        Ok(CudaBackend {
+            dev,
+            blas: Arc::new(blas),
+            ordinal,
+            name: name.into(),
+        })
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// The cudarc device (shared with every buffer of this backend).
+    pub fn device(&self) -> &Arc<CudaDevice> {
+        &self.dev
+    }
+
+    /// (free, total) bytes of device memory, as the driver reports them now.
+    pub fn memory_info(&self) -> Result<(usize, usize)> {
+        self.dev
+            .bind_to_thread()
+            .map_err(|e| self.err("cannot bind the context", e))?;
+        cudarc::driver::result::mem_get_info().map_err(|e| self.err("cannot query memory", e))
+    }
+
+    fn err(&self, what: &str, e: DriverError) -> Error {
+        driver_error(self.ordinal, what, e)
+    }
+
+    fn func(&self, name: &str) -> CudaFunction {
+        self.dev
+            .get_func(MODULE, name)
+            .expect("the head kernels are loaded by CudaBackend::new")
+    }
+
+    /// Host indices as a device buffer of u64 (the kernels' row type).
+    fn indices(&self, rows: &[usize]) -> Result<CudaSlice<u64>> {
+        self.dev
+            .htod_copy(rows.iter().map(|&r| r as u64).collect())
+            .map_err(|e| self.err("cannot upload row indices", e))
+    }
+
+    /// C (row-major) = op(A)·op(B) through cuBLAS, which is column-major: a row-major (r×c) matrix
+    /// is the column-major (c×r) transpose in the same memory, so C (m×n) = X·Y is computed as
+    /// Cᵀ (n×m) = Yᵀ·Xᵀ with the operands swapped. Arguments are in cuBLAS's own terms.
+    #[allow(clippy::too_many_arguments)]
+    fn sgemm(
+        &self,
+        transa: cublasOperation_t,
+        transb: cublasOperation_t,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &CudaSlice<f32>,
+        lda: usize,
+        b: &CudaSlice<f32>,
+        ldb: usize,
+        c: &mut CudaSlice<f32>,
+        ldc: usize,
+        beta: f32,
+    ) -> Result<()> {
+        let int = |x: usize| {
+            i32::try_from(x).map_err(|_| {
+                Error::Device(format!(
+                    "cuda:{}: matrix dimension {x} exceeds cuBLAS's 32-bit sizes",
+                    self.ordinal
+                ))
+            })
+        };
+        let cfg = GemmConfig {
+            transa,
+            transb,
+            m: int(m)?,
+            n: int(n)?,
+            k: int(k)?,
+            alpha: 1.0f32,
+            lda: int(lda)?,
+            ldb: int(ldb)?,
+            beta,
+            ldc: int(ldc)?,
+        };
+        self.dev
+            .bind_to_thread()
+            .map_err(|e| self.err("cannot bind the context", e))?;
+        // SAFETY: the callers assert that every operand holds the matrix its dimensions and leading
+        // dimensions describe; c is a distinct buffer (&mut).
+        unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| {
+            Error::Device(format!("cuda:{}: cuBLAS sgemm failed: {e:?}", self.ordinal))
+        })
+    }
+
+    /// Zeroes (or, accumulating, leaves) the first `len` floats of `c`: a product with k = 0.
+    fn empty_product(&self, c: &mut CudaSlice<f32>, len: usize, accumulate: bool) -> Result<()> {
+        if !accumulate && len > 0 {
+            self.dev
+                .memset_zeros(&mut c.slice_mut(0..len))
+                .map_err(|e| self.err("cannot zero a product", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The GPU's marketing name, where the driver gives one.
+fn gpu_name(dev: &Arc<CudaDevice>) -> Option<String> {
+    let mut buf = [0 as c_char; 256];
+    // SAFETY: the buffer is writable for its full length, which is passed; the driver writes a
+    // NUL-terminated string into it.
+    let res = unsafe {
+        cudarc::driver::sys::cuDeviceGetName(buf.as_mut_ptr(), buf.len() as i32, *dev.cu_device())
+    };
+    res.result().ok()?;
+    // SAFETY: NUL-terminated by the driver (and the buffer ends in the zero it was filled with).
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// One block of `BLOCK` threads per row.
+fn per_row(rows: usize) -> LaunchConfig {
+    let rows = u32::try_from(rows)
+        .ok()
+        .filter(|&r| r < i32::MAX as u32)
+        .expect("row count fits a CUDA grid");
+    LaunchConfig {
+        grid_dim: (rows, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The (source, destination) pairs of a row copy with each destination row kept once, at its last
+/// occurrence: a sequential copy lets the later write win, parallel blocks would race.
+fn last_writes(src_rows: &[usize], dst_rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut seen = std::collections::HashSet::with_capacity(dst_rows.len());
+    let mut pairs: Vec<(usize, usize)> = src_rows
+        .iter()
+        .zip(dst_rows)
+        .rev()
+        .filter(|(_, &d)| seen.insert(d))
+        .map(|(&s, &d)| (s, d))
+        .collect();
+    pairs.reverse();
+    pairs.into_iter().unzip()
+}
+
+impl Backend for CudaBackend {
+    type Buf = CudaSlice<f32>;
+
+    fn name(&self) -> String {
+        self.name.to_string()
+    }
+    fn zeros(&self, len: usize) -> Result<CudaSlice<f32>> {
+        self.dev
+            .alloc_zeros(len)
+            .map_err(|e| self.err(&format!("cannot allocate {len} floats"), e))
+    }
+    fn upload(&self, host: &[f32]) -> Result<CudaSlice<f32>> {
+        // The synchronous copy keeps no host copy alive beside long-lived buffers (the centres).
+        self.dev
+            .htod_sync_copy(host)
+            .map_err(|e| self.err(&format!("cannot upload {} floats", host.len()), e))
+    }
+    fn download(&self, buf: &CudaSlice<f32>) -> Result<Vec<f32>> {
+        if buf.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.dev
+            .dtoh_sync_copy(buf)
+            .map_err(|e| self.err("cannot download a buffer", e))
+    }
+    fn len(&self, buf: &CudaSlice<f32>) -> usize {
+        buf.len()
+    }
+    fn synchronize(&self) -> Result<()> {
+        // The whole context, not only this backend's stream: dfdx's work is queued there too.
+        self.dev
+            .bind_to_thread()
+            .map_err(|e| self.err("cannot bind the context", e))?;
+        // SAFETY: a context is current (bound above).
+        unsafe { cudarc::driver::sys::cuCtxSynchronize() }
+            .result()
+            .map_err(|e| self.err("synchronisation failed", e))
+    }
+
+    fn matmul_abt(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        c: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        assert!(
+            a.len() >= m * k && b.len() >= n * k && c.len() >= m * n,
+            "matmul_abt operands too small"
+        );
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            return self.empty_product(c, m * n, false);
+        }
+        // Cᵀ (n×m) = B (n×k) · Aᵀ (k×m). B's memory is column-major Bᵀ (k×n, ld k): transposed;
+        // A's memory is column-major Aᵀ (k×m, ld k): as is.
+        self.sgemm(
+            cublasOperation_t::CUBLAS_OP_T,
+            cublasOperation_t::CUBLAS_OP_N,
+            n,
+            m,
+            k,
+            b,
+            k,
+            a,
+            k,
+            c,
+            n,
+            0.0,
+        )
+    }
+    fn matmul_ab(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        c: &mut CudaSlice<f32>,
+        accumulate: bool,
+    ) -> Result<()> {
+        assert!(
+            a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+            "matmul_ab operands too small"
+        );
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            return self.empty_product(c, m * n, accumulate);
+        }
+        // Cᵀ (n×m) = Bᵀ (n×k) · Aᵀ (k×m). B's memory is column-major Bᵀ (n×k, ld n), A's is
+        // column-major Aᵀ (k×m, ld k): both as is. β = 1 adds onto C.
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        self.sgemm(
+            cublasOperation_t::CUBLAS_OP_N,
+            cublasOperation_t::CUBLAS_OP_N,
+            n,
+            m,
+            k,
+            b,
+            n,
+            a,
+            k,
+            c,
+            n,
+            beta,
+        )
+    }
+    fn matmul_atb(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &CudaSlice<f32>,
+        b: &CudaSlice<f32>,
+        c: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        assert!(
+            a.len() >= k * m && b.len() >= k * n && c.len() >= m * n,
+            "matmul_atb operands too small"
+        );
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            return self.empty_product(c, m * n, false);
+        }
+        // C = Aᵀ·B with A (k×m), B (k×n): Cᵀ (n×m) = Bᵀ (n×k) · A (k×m). B's memory is
+        // column-major Bᵀ (n×k, ld n): as is; A's is column-major Aᵀ (m×k, ld m): transposed.
+        self.sgemm(
+            cublasOperation_t::CUBLAS_OP_N,
+            cublasOperation_t::CUBLAS_OP_T,
+            n,
+            m,
+            k,
+            b,
+            n,
+            a,
+            m,
+            c,
+            n,
+            0.0,
+        )
+    }
+
+    fn gather_normalize(
+        &self,
+        src: &CudaSlice<f32>,
+        dim: usize,
+        rows: Option<&[usize]>,
+        out: &mut CudaSlice<f32>,
+        norms: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let count = rows.map_or(src.len() / dim.max(1), |r| r.len());
+        assert!(
+            out.len() >= count * dim && norms.len() >= count,
+            "gather_normalize output too small"
+        );
+        if count == 0 || dim == 0 {
+            return Ok(());
+        }
+        let f = self.func("f2c_gather_normalize");
+        let launched = match rows {
+            Some(rows) => {
+                assert!(
+                    rows.iter().all(|&r| (r + 1) * dim <= src.len()),
+                    "gather_normalize row out of range"
+                );
+                let idx = self.indices(rows)?;
+                // SAFETY: matches f2c_gather_normalize's parameters; the row indices and output
+                // sizes were checked above; one block per output row.
+                unsafe { f.launch(per_row(count), (src, &idx, 1i32, dim as u64, out, norms)) }
+            }
+            // No index buffer: a null pointer that the kernel does not read (has_rows = 0).
+            // SAFETY: as above; `count` rows of `src` exist by definition of count.
+            None => unsafe { f.launch(per_row(count), (src, 0u64, 0i32, dim as u64, out, norms)) },
+        };
+        launched.map_err(|e| self.err("gather_normalize launch failed", e))
+    }
+
+    fn margin_loss(
+        &self,
+        cos: &mut CudaSlice<f32>,
+        b: usize,
+        c: usize,
+        targets: &[i64],
+        spec: &LossSpec,
+    ) -> Result<LossParts> {
+        assert!(
+            cos.len() >= b * c && targets.len() == b,
+            "margin_loss shapes"
+        );
+        assert!(
+            targets.iter().all(|&t| t < c as i64),
+            "margin_loss target out of range"
+        );
+        if b == 0 {
+            return Ok(LossParts::default());
+        }
+        let t = self
+            .dev
+            .htod_copy(targets.to_vec())
+            .map_err(|e| self.err("cannot upload targets", e))?;
+        let mut losses = self.zeros(2 * b)?;
+        let f = self.func("f2c_margin_loss");
+        // SAFETY: matches f2c_margin_loss's parameters (LossArgs has the kernel's layout); `cos`
+        // holds b rows of c, `t` b targets below c, `losses` 2b floats; one block per row.
+        unsafe {
+            f.launch(
+                per_row(b),
+                (&mut *cos, c as u64, &t, LossArgs::new(spec), &mut losses),
+            )
+        }
+        .map_err(|e| self.err("margin_loss launch failed", e))?;
+        let parts = self.download(&losses)?;
+        // Row order and f64, as the CPU backend folds its per-row parts.
+        Ok(parts
+            .chunks(2)
+            .fold(LossParts::default(), |acc, p| LossParts {
+                ce: acc.ce + p[0] as f64,
+                neg: acc.neg + p[1] as f64,
+            }))
+    }
+
+    fn sgd_normalized_rows(
+        &self,
+        w: &mut CudaSlice<f32>,
+        vel: &mut CudaSlice<f32>,
+        dim: usize,
+        rows: Option<&[usize]>,
+        grad_n: &CudaSlice<f32>,
+        wn: &CudaSlice<f32>,
+        norms: &CudaSlice<f32>,
+        sgd: &SgdParams,
+    ) -> Result<()> {
+        let count = rows.map_or(w.len() / dim.max(1), |r| r.len());
+        assert!(
+            vel.len() == w.len()
+                && grad_n.len() >= count * dim
+                && wn.len() >= count * dim
+                && norms.len() >= count,
+            "sgd_normalized_rows shapes"
+        );
+        if count == 0 || dim == 0 {
+            return Ok(());
+        }
+        let args = SgdArgs {
+            lr: sgd.lr,
+            momentum: sgd.momentum,
+            weight_decay: sgd.weight_decay,
+            nesterov: sgd.nesterov as i32,
+        };
+        let f = self.func("f2c_sgd_rows");
+        let launched = match rows {
+            Some(rows) => {
+                // Distinct rows: each block owns its row of w and vel (the CPU backend's promise too).
+                debug_assert!(
+                    rows.windows(2).all(|p| p[0] < p[1]),
+                    "rows must be sorted and distinct"
+                );
+                assert!(
+                    rows.iter().all(|&r| (r + 1) * dim <= w.len()),
+                    "sgd_normalized_rows row out of range"
+                );
+                let idx = self.indices(rows)?;
+                // SAFETY: matches f2c_sgd_rows's parameters; sizes and rows checked above.
+                unsafe {
+                    f.launch(
+                        per_row(count),
+                        (w, vel, dim as u64, &idx, 1i32, grad_n, wn, norms, args),
+                    )
+                }
+            }
+            // SAFETY: as above, with the unread null index pointer (has_rows = 0).
+            None => unsafe {
+                f.launch(
+                    per_row(count),
+                    (w, vel, dim as u64, 0u64, 0i32, grad_n, wn, norms, args),
+                )
+            },
+        };
+        launched.map_err(|e| self.err("sgd_normalized_rows launch failed", e))
+    }
+
+    fn copy_rows(
+        &self,
+        src: &CudaSlice<f32>,
+        src_rows: &[usize],
+        dst: &mut CudaSlice<f32>,
+        dst_rows: &[usize],
+        dim: usize,
+    ) -> Result<()> {
+        assert_eq!(
+            src_rows.len(),
+            dst_rows.len(),
+            "copy_rows index lengths differ"
+        );
+        assert!(
+            src_rows.iter().all(|&r| (r + 1) * dim <= src.len()),
+            "copy_rows source row out of range"
+        );
+        assert!(
+            dst_rows.iter().all(|&r| (r + 1) * dim <= dst.len()),
+            "copy_rows destination row out of range"
+        );
+        if src_rows.is_empty() || dim == 0 {
+            return Ok(());
+        }
+        let (s, d) = last_writes(src_rows, dst_rows);
+        let (si, di) = (self.indices(&s)?, self.indices(&d)?);
+        let f = self.func("f2c_copy_rows");
+        // SAFETY: matches f2c_copy_rows's parameters; rows checked above and destinations distinct.
+        unsafe { f.launch(per_row(s.len()), (src, &si, dst, &di, dim as u64)) }
+            .map_err(|e| self.err("copy_rows launch failed", e))
+    }
+
+    fn duplicate(&self, src: &CudaSlice<f32>) -> Result<CudaSlice<f32>> {
+        src.try_clone()
+            .map_err(|e| self.err("cannot copy a buffer", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_constants_match_the_rust_side() {
+        assert!(KERNEL_SRC.contains(&format!("#define BLOCK {BLOCK}\n")));
+        assert!(
+            BLOCK.is_power_of_two(),
+            "the tree reductions halve the block"
+        );
+        for k in KERNELS {
+            assert!(
+                KERNEL_SRC.contains(&format!("extern \"C\" __global__ void {k}(")),
+                "{k}"
+            );
+        }
+        // Ten 4-byte fields and four, as in the CUDA structs.
+        assert_eq!(std::mem::size_of::<LossArgs>(), 40);
+        assert_eq!(std::mem::size_of::<SgdArgs>(), 16);
+    }
+
+    #[test]
+    fn kernels_compile_with_nvrtc_and_no_includes() {
+        // Needs libnvrtc only (no GPU). The PTX names every kernel as an entry point.
+        assert!(!KERNEL_SRC.contains("#include"));
+        let ptx = kernel_ptx().unwrap().to_src();
+        for k in KERNELS {
+            assert!(
+                ptx.contains(&format!(".entry {k}(")),
+                "{k} missing from the PTX"
+            );
+        }
+    }
+
+    #[test]
+    fn arcface_constants_by_hand() {
+        // m = 0.5: cos m = 0.877583, sin m = 0.479426, cos(π − 0.5) = −0.877583,
+        // m·sin(π − m) = 0.5·0.479426 = 0.239713.
+        let spec = LossSpec {
+            margin: Margin::ArcFace(0.5),
+            scale: 64.0,
+            ce_weight: 0.5,
+            neg_k: 3,
+            neg_weight: 0.1,
+        };
+        let a = LossArgs::new(&spec);
+        assert_eq!((a.kind, a.neg_k), (1, 3));
+        for (got, want) in [
+            (a.cos_m, 0.877_583),
+            (a.sin_m, 0.479_426),
+            (a.threshold, -0.877_583),
+            (a.fallback, 0.239_713),
+        ] {
+            assert!((got - want).abs() < 1e-6, "{a:?}");
+        }
+        // The branch constants reproduce Margin::apply at a point on each side of the threshold.
+        for c in [0.6f32, -0.95] {
+            let (phi, _) = spec.margin.apply(c);
+            let mine = if c > a.threshold {
+                c * a.cos_m - (1.0 - c * c).max(1e-12).sqrt() * a.sin_m
+            } else {
+                c - a.fallback
+            };
+            assert_eq!(phi, mine, "c = {c}");
+        }
+        let cos = LossArgs::new(&LossSpec {
+            margin: Margin::CosFace(0.35),
+            ..spec
+        });
+        assert_eq!((cos.kind, cos.m), (0, 0.35));
+    }
+
+    #[test]
+    fn repeated_destination_rows_keep_the_last_write() {
+        // dst 4 ← src 0, then dst 2 ← src 1, then dst 4 ← src 3: the copy of src 3 wins row 4.
+        let (s, d) = last_writes(&[0, 1, 3], &[4, 2, 4]);
+        assert_eq!((s, d), (vec![1, 3], vec![2, 4]));
+        assert_eq!(last_writes(&[5, 6], &[1, 0]), (vec![5, 6], vec![1, 0]));
+    }
+}
