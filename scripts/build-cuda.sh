@@ -120,7 +120,8 @@ ln -sf "$cu/lib/libcublas.so.13" "$root/lib/libcublas.so"
 ln -sf "$cu/lib/libcublasLt.so.13" "$root/lib/libcublasLt.so"
 ln -sf "$cu/lib/libcurand.so.10" "$root/lib/libcurand.so"
 # The sonames too: libcublas.so.13 needs libcublasLt.so.13, and ld looks for it by that name.
-for so in libnvrtc.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
+# NVRTC loads its builtins library by name at run time (the heads' CUDA kernels are compiled then).
+for so in libnvrtc.so.13 libnvrtc-builtins.so.13.0 libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
     ln -sf "$cu/lib/$so" "$root/lib/$so"
 done
 

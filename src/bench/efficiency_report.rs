@@ -27,7 +27,10 @@ pub fn pytorch_seconds(case: HeadCase, classes: usize, dim: usize, batch: usize)
         return None;
     }
     let col = [10_000, 100_000, 1_000_000].iter().position(|&c| c == classes)?;
-    PYTORCH.iter().find(|(h, p, _)| *h == case.head() && (p - case.param()).abs() < 1e-9).map(|(_, _, t)| t[col])
+    PYTORCH
+        .iter()
+        .find(|(h, p, _)| *h == case.head() && (p - case.param()).abs() < 1e-9)
+        .map(|(_, _, t)| t[col])
 }
 
 fn label(r: &BenchRow) -> String {
@@ -64,7 +67,8 @@ pub fn row_line(r: &BenchRow) -> String {
         100.0 * r.peak_fraction,
         r.bound_ratio,
         ms(r.gemm_only_s),
-        r.pytorch_s.map_or(String::new(), |p| format!("  pytorch {} ({:.2}×)", ms(p), r.median_step_s / p)),
+        r.pytorch_s
+            .map_or(String::new(), |p| format!("  pytorch {} ({:.2}×)", ms(p), r.median_step_s / p)),
     )
 }
 
@@ -97,7 +101,10 @@ pub fn markdown(rows: &[BenchRow], training: &[TrainRow], peak: f64, device: &st
             ms(r.gemm_only_s),
         );
     }
-    let find = |head: &str, variant: &str, n: usize| rows.iter().find(|r| r.head == head && r.variant == variant && (r.head != "f2c" || (r.param - 0.1).abs() < 1e-9) && r.classes == n);
+    let find = |head: &str, variant: &str, n: usize| {
+        rows.iter()
+            .find(|r| r.head == head && r.variant == variant && (r.head != "f2c" || (r.param - 0.1).abs() < 1e-9) && r.classes == n)
+    };
     if let Some(n) = rows.iter().map(|r| r.classes).max() {
         if let (Some(fc), Some(f2c)) = (find("fc", "peer", n), find("f2c", "row0-one-direction", n)) {
             s += &format!(
@@ -110,7 +117,15 @@ pub fn markdown(rows: &[BenchRow], training: &[TrainRow], peak: f64, device: &st
     if !training.is_empty() {
         s += "\n## Whole training step (data + probe net + gallery net + head)\n\n| method | N | batch | step | samples/s |\n|---|---:|---:|---:|---:|\n";
         for t in training {
-            s += &format!("| {} ({}) | {} | {} | {} | {:.0} |\n", t.method, t.param, t.classes, t.batch, ms(t.median_step_s), t.samples_per_s);
+            s += &format!(
+                "| {} ({}) | {} | {} | {} | {:.0} |\n",
+                t.method,
+                t.param,
+                t.classes,
+                t.batch,
+                ms(t.median_step_s),
+                t.samples_per_s
+            );
         }
     }
     s += "\nCommand: `cargo run --release -- bench` (options `--classes`, `--dim`, `--batch`, `--steps`).\n";
@@ -153,14 +168,25 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
     let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
     for (i, (head, variant, param)) in series.iter().enumerate() {
         let color = palette[i % palette.len()];
-        let pts: Vec<&BenchRow> = rows.iter().filter(|r| &r.head == head && &r.variant == variant && r.param == *param).collect();
+        let pts: Vec<&BenchRow> = rows
+            .iter()
+            .filter(|r| &r.head == head && &r.variant == variant && r.param == *param)
+            .collect();
         let name = label(pts[0]);
         chart
-            .draw_series(LineSeries::new(pts.iter().map(|r| (r.classes as f64, r.median_step_s)), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                pts.iter().map(|r| (r.classes as f64, r.median_step_s)),
+                color.stroke_width(2),
+            ))
             .map_err(|e| err(&e))?
             .label(format!("ours: {name}"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|r| Circle::new((r.classes as f64, r.median_step_s), 4, color.filled()))).map_err(|e| err(&e))?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|r| Circle::new((r.classes as f64, r.median_step_s), 4, color.filled())),
+            )
+            .map_err(|e| err(&e))?;
         let peer: Vec<(f64, f64)> = pts.iter().filter_map(|r| Some((r.classes as f64, r.pytorch_s?))).collect();
         if !peer.is_empty() {
             chart
@@ -168,7 +194,9 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
                 .map_err(|e| err(&e))?
                 .label(format!("PyTorch: {name}"))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.mix(0.6).stroke_width(1)));
-            chart.draw_series(peer.iter().map(|&p| Cross::new(p, 4, color.mix(0.6)))).map_err(|e| err(&e))?;
+            chart
+                .draw_series(peer.iter().map(|&p| Cross::new(p, 4, color.mix(0.6))))
+                .map_err(|e| err(&e))?;
         }
     }
     chart
@@ -187,11 +215,25 @@ mod tests {
 
     #[test]
     fn peer_figures_match_the_issue() {
-        let f2c10 = HeadCase::F2c { pool_fraction: 0.1, reference: false };
+        let f2c10 = HeadCase::F2c {
+            pool_fraction: 0.1,
+            reference: false,
+        };
         assert_eq!(pytorch_seconds(HeadCase::Fc, 1_000_000, 128, 256), Some(9.50));
         assert_eq!(pytorch_seconds(HeadCase::Pfc { sample_rate: 0.1 }, 100_000, 128, 256), Some(0.096));
         assert_eq!(pytorch_seconds(f2c10, 10_000, 128, 256), Some(0.0024));
-        assert_eq!(pytorch_seconds(HeadCase::F2c { pool_fraction: 0.1, reference: true }, 10_000, 128, 256), None);
+        assert_eq!(
+            pytorch_seconds(
+                HeadCase::F2c {
+                    pool_fraction: 0.1,
+                    reference: true
+                },
+                10_000,
+                128,
+                256
+            ),
+            None
+        );
         assert_eq!(pytorch_seconds(f2c10, 10_000, 512, 256), None);
         assert_eq!(pytorch_seconds(f2c10, 20_000, 128, 256), None);
     }

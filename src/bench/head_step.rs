@@ -22,7 +22,12 @@ const MARGIN: Margin = Margin::CosFace(0.4);
 const SCALE: f32 = 32.0;
 
 /// The peer's optimiser: SGD, lr 0.1, momentum 0.9, weight decay 5e-4.
-const SGD: SgdParams = SgdParams { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false };
+const SGD: SgdParams = SgdParams {
+    lr: 0.1,
+    momentum: 0.9,
+    weight_decay: 5e-4,
+    nesterov: false,
+};
 
 /// Which head step is timed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,17 +145,34 @@ impl<B: Backend> HeadBench<B> {
                 let cfg = F2cConfig {
                     margin: MARGIN,
                     scale: SCALE,
-                    // The peer's buffer is (2, Q, D) in both variants.
-                    pool: PoolConfig { capacity: Capacity::Count(case.pool_slots(classes, batch)), rows: Rows::Two, eviction: Eviction::Lru },
+                    // The peer writes and reads only row 0 of its (2, Q, D) buffer, so its step is
+                    // the one-row pool; the reference keeps two rows per slot.
+                    pool: PoolConfig {
+                        capacity: Capacity::Count(case.pool_slots(classes, batch)),
+                        rows: if reference { Rows::Two } else { Rows::One },
+                        eviction: Eviction::Lru,
+                    },
                     ema_momentum: 0.99,
                     top_k: TopK::Auto,
                     pool_eval: if reference { PoolEval::TwoRow } else { PoolEval::Row0 },
                     symmetric: reference,
                 };
-                Head::F2c { head: F2cHead::new(be.clone(), &cfg, classes, dim, seed)?, reference }
+                Head::F2c {
+                    head: F2cHead::new(be.clone(), &cfg, classes, dim, seed)?,
+                    reference,
+                }
             }
         };
-        Ok(HeadBench { be, head, classes, batch, probe, gallery, labels: vec![0; batch], rng })
+        Ok(HeadBench {
+            be,
+            head,
+            classes,
+            batch,
+            probe,
+            gallery,
+            labels: vec![0; batch],
+            rng,
+        })
     }
 
     /// Bytes of head state: centres and momentum (FC, Partial FC) or pool features (F²C).
@@ -174,8 +196,11 @@ impl<B: Backend> HeadBench<B> {
             Head::Pfc(h) => h.step(&self.probe, &self.labels, &SGD)?.loss,
             Head::F2c { head, reference } => {
                 let b = self.batch;
-                let (a, g): (Vec<usize>, Vec<usize>) =
-                    if *reference { ((0..b / 2).collect(), (b / 2..b).collect()) } else { ((0..b).collect(), (0..b / 2).collect()) };
+                let (a, g): (Vec<usize>, Vec<usize>) = if *reference {
+                    ((0..b / 2).collect(), (b / 2..b).collect())
+                } else {
+                    ((0..b).collect(), (0..b / 2).collect())
+                };
                 head.step(&self.probe, &self.gallery, &self.labels, &a, &g)?.loss
             }
         };
@@ -208,9 +233,30 @@ mod tests {
         assert_eq!(HeadCase::Pfc { sample_rate: 0.5 }.gemm_flops(10, 8, 4), 960.0);
         // F²C 10% of 100 with B = 4: Q = max(10, 4) = 10; peer: 4·B·Q·D = 4·4·10·8 = 1280;
         // reference: 2 directions × 2 rows × 4·(B/2)·Q·D = 2560. 1% of 100 → Q = max(1, 4) = 4.
-        assert_eq!(HeadCase::F2c { pool_fraction: 0.1, reference: false }.gemm_flops(100, 8, 4), 1280.0);
-        assert_eq!(HeadCase::F2c { pool_fraction: 0.1, reference: true }.gemm_flops(100, 8, 4), 2560.0);
-        assert_eq!(HeadCase::F2c { pool_fraction: 0.01, reference: false }.pool_slots(100, 4), 4);
+        assert_eq!(
+            HeadCase::F2c {
+                pool_fraction: 0.1,
+                reference: false
+            }
+            .gemm_flops(100, 8, 4),
+            1280.0
+        );
+        assert_eq!(
+            HeadCase::F2c {
+                pool_fraction: 0.1,
+                reference: true
+            }
+            .gemm_flops(100, 8, 4),
+            2560.0
+        );
+        assert_eq!(
+            HeadCase::F2c {
+                pool_fraction: 0.01,
+                reference: false
+            }
+            .pool_slots(100, 4),
+            4
+        );
     }
 
     #[test]
@@ -218,15 +264,25 @@ mod tests {
         for case in [
             HeadCase::Fc,
             HeadCase::Pfc { sample_rate: 0.1 },
-            HeadCase::F2c { pool_fraction: 0.1, reference: false },
-            HeadCase::F2c { pool_fraction: 0.1, reference: true },
+            HeadCase::F2c {
+                pool_fraction: 0.1,
+                reference: false,
+            },
+            HeadCase::F2c {
+                pool_fraction: 0.1,
+                reference: true,
+            },
         ] {
             let mut h = HeadBench::new(CpuBackend, case, 200, 8, 16, 3).unwrap();
             for _ in 0..3 {
                 assert!(h.step().unwrap() >= 0.0);
             }
-            // FC / PFC: 2·200·8·4 bytes; F²C: 2 rows · max(20, 16) · 8 · 4.
-            let want = if case.head() == "f2c" { 2 * 20 * 8 * 4 } else { 2 * 200 * 8 * 4 };
+            // FC / PFC: 2·200·8·4 bytes; F²C: rows (1 peer, 2 reference) · max(20, 16) · 8 · 4.
+            let want = match case {
+                HeadCase::F2c { reference: false, .. } => 20 * 8 * 4,
+                HeadCase::F2c { reference: true, .. } => 2 * 20 * 8 * 4,
+                _ => 2 * 200 * 8 * 4,
+            };
             assert_eq!(h.state_bytes(), want, "{case:?}");
         }
     }

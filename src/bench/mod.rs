@@ -121,9 +121,18 @@ pub struct BenchRow {
 /// still grows case by case.
 fn cases() -> [HeadCase; 5] {
     [
-        HeadCase::F2c { pool_fraction: 0.01, reference: false },
-        HeadCase::F2c { pool_fraction: 0.1, reference: false },
-        HeadCase::F2c { pool_fraction: 0.1, reference: true },
+        HeadCase::F2c {
+            pool_fraction: 0.01,
+            reference: false,
+        },
+        HeadCase::F2c {
+            pool_fraction: 0.1,
+            reference: false,
+        },
+        HeadCase::F2c {
+            pool_fraction: 0.1,
+            reference: true,
+        },
         HeadCase::Pfc { sample_rate: 0.1 },
         HeadCase::Fc,
     ]
@@ -219,7 +228,12 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
     let md = opts.paper.join("tables/efficiency.md");
     write_file(&md, &table)?;
     efficiency_report::figure(&opts.paper.join("figures/efficiency.svg"), &rows)?;
-    eprintln!("bench: wrote {}, {}, {}", opts.out.join("heads.csv").display(), md.display(), opts.paper.join("figures/efficiency.svg").display());
+    eprintln!(
+        "bench: wrote {}, {}, {}",
+        opts.out.join("heads.csv").display(),
+        md.display(),
+        opts.paper.join("figures/efficiency.svg").display()
+    );
     Ok(rows)
 }
 
@@ -246,7 +260,11 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
 fn memory_status(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
@@ -269,5 +287,6 @@ fn reset_peak() -> bool {
 
 /// `/proc/loadavg`'s three averages, to judge how noisy the timings are.
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "unknown".into(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }

@@ -67,7 +67,14 @@ mod tests {
     fn peak_and_gemm_time_are_positive_and_finite() {
         let peak = sgemm_peak(&CpuBackend, 64, 2).unwrap();
         assert!(peak.is_finite() && peak > 0.0);
-        for case in [HeadCase::Fc, HeadCase::Pfc { sample_rate: 0.5 }, HeadCase::F2c { pool_fraction: 0.1, reference: true }] {
+        for case in [
+            HeadCase::Fc,
+            HeadCase::Pfc { sample_rate: 0.5 },
+            HeadCase::F2c {
+                pool_fraction: 0.1,
+                reference: true,
+            },
+        ] {
             let t = gemm_only_seconds(&CpuBackend, case, 100, 8, 8, 2).unwrap();
             assert!(t.is_finite() && t >= 0.0, "{case:?}");
         }

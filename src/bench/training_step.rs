@@ -67,7 +67,14 @@ pub fn training_throughput(classes: usize, batch: usize, warmup: usize, steps: u
         let times = time_training_steps(&exp, warmup, steps)?;
         let med = super::head_step::median(&times);
         let b = exp.train.loaders.batch_size();
-        rows.push(TrainRow { method: exp.head.method().to_string(), param, classes, batch: b, median_step_s: med, samples_per_s: b as f64 / med });
+        rows.push(TrainRow {
+            method: exp.head.method().to_string(),
+            param,
+            classes,
+            batch: b,
+            median_step_s: med,
+            samples_per_s: b as f64 / med,
+        });
     }
     Ok(rows)
 }

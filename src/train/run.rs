@@ -45,9 +45,11 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<RunRecord> 
         DeviceChoice::Cpu => with_backbone(exp, opts, Cpu::seed_from_u64(exp.seed), CpuBackend),
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(ordinal) => {
+            // The backend first: it reports a missing driver or GPU as an error, where cudarc's
+            // device constructor inside dfdx would panic.
+            let be = crate::heads::backend_cuda::CudaBackend::new(ordinal)?;
             let dev = Cuda::try_build(ordinal, exp.seed)
                 .map_err(|e| Error::Device(format!("cuda:{ordinal} could not be opened: {e:?}")))?;
-            let be = crate::heads::backend_cuda::CudaBackend::new(ordinal)?;
             with_backbone(exp, opts, dev, be)
         }
         #[cfg(not(feature = "cuda"))]
