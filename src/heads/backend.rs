@@ -401,6 +401,11 @@ fn ce_row_body(row: &mut [f32], t: usize, spec: &LossSpec) -> f32 {
 #[inline(always)]
 fn neg_row_body(row: &mut [f32], spec: &LossSpec) -> f32 {
     let k = spec.neg_k.min(row.len());
+    if k == 0 {
+        // No negative loss configured: such rows contribute nothing, as documented.
+        row.fill(0.0);
+        return 0.0;
+    }
     // The k largest as (value, index), kept sorted descending; k ≤ 10 in practice. A block whose
     // max cannot enter the list is skipped after one vectorised look.
     let mut top: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
@@ -604,6 +609,16 @@ mod tests {
         let parts = CpuBackend.margin_loss(&mut rows, 2, 4, &[-1, -1], &spec(Margin::CosFace(0.2))).unwrap();
         assert!((parts.neg - 0.375).abs() < 1e-6 && parts.ce == 0.0);
         assert_eq!(rows, vec![0.25, 0.0, 0.25, 0.0, 0.0, 0.0, 0.25, 0.0]);
+    }
+
+    #[test]
+    fn rows_without_target_and_k_zero_get_no_loss() {
+        // Regression: k = 0 used to index an empty top-k list.
+        let mut rows = vec![0.4, -0.2, 0.9, 0.1];
+        let sp = LossSpec { neg_k: 0, ..spec(Margin::CosFace(0.2)) };
+        let parts = CpuBackend.margin_loss(&mut rows, 1, 4, &[-1], &sp).unwrap();
+        assert_eq!(parts, LossParts::default());
+        assert_eq!(rows, vec![0.0; 4]);
     }
 
     #[test]
