@@ -37,7 +37,9 @@ pub fn bench(c: &mut Criterion) {
         ),
     ] {
         let mut h = HeadBench::new(CpuBackend, case, n, 128, 256, 1).expect("head");
-        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(|| h.step().expect("step")));
+        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+            b.iter(|| h.step().expect("step"))
+        });
     }
     g.finish();
 }

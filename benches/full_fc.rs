@@ -13,7 +13,9 @@ pub fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for n in [1_000usize, 10_000] {
         let mut h = HeadBench::new(CpuBackend, HeadCase::Fc, n, 128, 256, 1).expect("head");
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| b.iter(|| h.step().expect("step")));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| h.step().expect("step"))
+        });
     }
     g.finish();
 }

@@ -12,8 +12,18 @@ pub fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     for n in [10_000usize, 100_000] {
-        let mut h = HeadBench::new(CpuBackend, HeadCase::Pfc { sample_rate: 0.1 }, n, 128, 256, 1).expect("head");
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| b.iter(|| h.step().expect("step")));
+        let mut h = HeadBench::new(
+            CpuBackend,
+            HeadCase::Pfc { sample_rate: 0.1 },
+            n,
+            128,
+            256,
+            1,
+        )
+        .expect("head");
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| h.step().expect("step"))
+        });
     }
     g.finish();
 }

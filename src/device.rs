@@ -25,7 +25,9 @@ impl std::str::FromStr for DeviceChoice {
         match ord {
             Some("") => Ok(DeviceChoice::Cuda(0)),
             Some(n) => n.parse().map(DeviceChoice::Cuda).map_err(|_| {
-                crate::Error::Device(format!("bad device `{s}`: expected `cpu`, `cuda` or `cuda:N`"))
+                crate::Error::Device(format!(
+                    "bad device `{s}`: expected `cpu`, `cuda` or `cuda:N`"
+                ))
             }),
             None => Err(crate::Error::Device(format!(
                 "bad device `{s}`: expected `cpu`, `cuda` or `cuda:N`"

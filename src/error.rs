@@ -7,10 +7,19 @@ use std::path::PathBuf;
 pub enum Error {
     /// An experiment or matrix file could not be read or parsed.
     #[error("{path}:{line}:{col}: {msg}")]
-    Parse { path: PathBuf, line: usize, col: usize, msg: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
     /// A value parsed but is out of range or inconsistent.
     #[error("{path}: field `{field}`: {msg}")]
-    Invalid { path: PathBuf, field: String, msg: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        msg: String,
+    },
     /// A requested compute device is not available.
     #[error("device: {0}")]
     Device(String),
@@ -19,7 +28,11 @@ pub enum Error {
     Diverged { step: usize, msg: String },
     /// File-system trouble, with the path involved.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Anything else, with a message that stands on its own.
     #[error("{0}")]
     Other(String),
@@ -31,6 +44,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An I/O error tagged with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -78,7 +78,13 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train { experiment, device, seed, out, quiet } => {
+        Command::Train {
+            experiment,
+            device,
+            seed,
+            out,
+            quiet,
+        } => {
             let mut exp = f2c::Experiment::load(&experiment)?;
             if let Some(d) = device {
                 exp.device = d.parse()?;
@@ -87,8 +93,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 exp.seed = s;
             }
             f2c::device::check_available(exp.device)?;
-            let rec = f2c::train::run::run_experiment(&exp, &f2c::train::run::RunOptions { progress: !quiet })
-                .with_context(|| format!("training {}", experiment.display()))?;
+            let rec = f2c::train::run::run_experiment(
+                &exp,
+                &f2c::train::run::RunOptions { progress: !quiet },
+            )
+            .with_context(|| format!("training {}", experiment.display()))?;
             let path = out.join(format!("{}.json", rec.run_id));
             rec.write_atomic(&path)?;
             println!("{}", f2c::results::record::summary_text(&rec));
@@ -98,7 +107,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Ablate { matrix, dry_run, retry_failed, results, no_tables, quiet } => {
+        Command::Ablate {
+            matrix,
+            dry_run,
+            retry_failed,
+            results,
+            no_tables,
+            quiet,
+        } => {
             let opts = f2c::ablation::runner::MatrixOptions {
                 results_root: results,
                 dry_run,

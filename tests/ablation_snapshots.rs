@@ -18,12 +18,18 @@ fn committed_matrices_expand_as_snapshotted() {
         .filter(|p| p.extension().is_some_and(|e| e == "ron"))
         .collect();
     files.sort();
-    assert!(files.len() >= 2, "expected the committed matrices in ablations/");
+    assert!(
+        files.len() >= 2,
+        "expected the committed matrices in ablations/"
+    );
     for path in files {
         let matrix = Matrix::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let plan = matrix.expand(&path).unwrap_or_else(|e| panic!("{e}"));
         let name = format!("expansion_{}", path.file_stem().unwrap().to_string_lossy());
-        insta::assert_snapshot!(name, format!("{} runs\n{}", plan.runs.len(), plan.listing()));
+        insta::assert_snapshot!(
+            name,
+            format!("{} runs\n{}", plan.runs.len(), plan.listing())
+        );
     }
 }
 
@@ -44,7 +50,9 @@ fn tiny_matrix_end_to_end_metrics() {
     let outcome = run_matrix(Path::new("ablations/tiny.ron"), &opts).unwrap();
     assert_eq!(outcome.failed(), 0);
     let rows = read_csv(&outcome.summary.unwrap()).unwrap();
-    let mut table = String::from("run_id | group | label | seed | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | rank-1 | status\n");
+    let mut table = String::from(
+        "run_id | group | label | seed | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | rank-1 | status\n",
+    );
     for r in &rows {
         table += &format!(
             "{} | {} | {} | {} | {} | {} | {} | {} | {}\n",

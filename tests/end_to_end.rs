@@ -25,7 +25,10 @@ fn tiny(file: &str) -> Experiment {
     if let HeadConfig::F2c(f) = &mut e.head {
         // The pool must hold at least the identities one step writes (8 + 32/2 = 24 ≤ 30 slots).
         f.pool.capacity = f2c::heads::class_pool::Capacity::Fraction(0.2);
-        e.train.loaders = f2c::data::loaders::LoaderConfig { identities: 8, instances: 32 };
+        e.train.loaders = f2c::data::loaders::LoaderConfig {
+            identities: 8,
+            instances: 32,
+        };
     }
     e.validate(Path::new(file)).unwrap();
     e
@@ -33,7 +36,11 @@ fn tiny(file: &str) -> Experiment {
 
 #[test]
 fn every_method_beats_chance_by_a_wide_margin() {
-    for file in ["experiments/fc.ron", "experiments/pfc.ron", "experiments/f2c.ron"] {
+    for file in [
+        "experiments/fc.ron",
+        "experiments/pfc.ron",
+        "experiments/f2c.ron",
+    ] {
         let exp = tiny(file);
         let rec = run_experiment(&exp, &RunOptions::default()).unwrap();
         assert_eq!(rec.status, RunStatus::Ok, "{file}");

@@ -10,7 +10,9 @@ fn fc_text() -> String {
 }
 
 fn error_of(text: &str) -> String {
-    Experiment::from_ron_str(text, Path::new("bad.ron")).unwrap_err().to_string()
+    Experiment::from_ron_str(text, Path::new("bad.ron"))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -48,12 +50,24 @@ fn wrong_type_is_reported_with_position() {
 #[test]
 fn out_of_range_values_name_the_field() {
     let cases = [
-        ("min_instances: 2,", "min_instances: 1,", "data.min_instances"),
+        (
+            "min_instances: 2,",
+            "min_instances: 1,",
+            "data.min_instances",
+        ),
         ("lr: 0.1,", "lr: -0.1,", "train.lr"),
         ("momentum: 0.9,", "momentum: 1.5,", "train.momentum"),
-        ("milestones: [0.6, 0.85]", "milestones: [0.85, 0.6]", "train.milestones"),
+        (
+            "milestones: [0.6, 0.85]",
+            "milestones: [0.85, 0.6]",
+            "train.milestones",
+        ),
         ("scale: 32.0,", "scale: 0.0,", "head.scale"),
-        ("margin: CosFace(0.4)", "margin: CosFace(2.0)", "head.margin"),
+        (
+            "margin: CosFace(0.4)",
+            "margin: CosFace(2.0)",
+            "head.margin",
+        ),
         ("folds: 10,", "folds: 1,", "eval.folds"),
         ("instances: 128,", "instances: 0,", "train.loaders"),
     ];
@@ -73,7 +87,10 @@ fn f2c_specific_checks() {
     let msg = error_of(&f2c.replace("capacity: Fraction(0.1),", "capacity: Fraction(0.0),"));
     assert!(msg.contains("head.pool.capacity"), "{msg}");
     let msg = error_of(&f2c.replace("capacity: Fraction(0.1),", "capacity: Count(50),"));
-    assert!(msg.contains("head.pool.capacity") && msg.contains("evict its own identities"), "{msg}");
+    assert!(
+        msg.contains("head.pool.capacity") && msg.contains("evict its own identities"),
+        "{msg}"
+    );
     let msg = error_of(&f2c.replace("instances: 64,", "instances: 63,"));
     assert!(msg.contains("train.loaders.instances"), "{msg}");
 }
@@ -85,12 +102,21 @@ fn cli_rejects_a_bad_file_and_writes_nothing() {
     std::fs::write(&bad, fc_text().replace("seed: 1,", "seed: 1, colour: 3,")).unwrap();
     let out = dir.path().join("out");
     let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
-        .args(["train", bad.to_str().unwrap(), "--quiet", "--out", out.to_str().unwrap()])
+        .args([
+            "train",
+            bad.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!res.status.success());
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(stderr.contains("bad.ron") && stderr.contains("colour"), "{stderr}");
+    assert!(
+        stderr.contains("bad.ron") && stderr.contains("colour"),
+        "{stderr}"
+    );
     assert!(!out.exists(), "nothing may be written for a bad file");
 }
 
@@ -100,7 +126,13 @@ fn cuda_without_the_feature_is_a_clear_error() {
         return;
     }
     let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
-        .args(["train", "experiments/fc.ron", "--quiet", "--device", "cuda:0"])
+        .args([
+            "train",
+            "experiments/fc.ron",
+            "--quiet",
+            "--device",
+            "cuda:0",
+        ])
         .output()
         .unwrap();
     assert!(!res.status.success());

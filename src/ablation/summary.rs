@@ -58,7 +58,9 @@ impl SummaryRow {
         let n = exp.data.train_identities;
         let (sample_rate, pool_fraction, ema, rows, eviction) = match &exp.head {
             HeadConfig::Fc { .. } => (None, None, None, None, None),
-            HeadConfig::PartialFc { sample_rate, .. } => (Some(*sample_rate as f64), None, None, None, None),
+            HeadConfig::PartialFc { sample_rate, .. } => {
+                (Some(*sample_rate as f64), None, None, None, None)
+            }
             HeadConfig::F2c(f) => {
                 let frac = match f.pool.capacity {
                     Capacity::Fraction(x) => x,
@@ -72,7 +74,13 @@ impl SummaryRow {
                     crate::heads::class_pool::Eviction::Lru => "lru",
                     crate::heads::class_pool::Eviction::Fifo => "fifo",
                 };
-                (None, Some(frac), Some(f.ema_momentum as f64), Some(rows), Some(ev.to_string()))
+                (
+                    None,
+                    Some(frac),
+                    Some(f.ema_momentum as f64),
+                    Some(rows),
+                    Some(ev.to_string()),
+                )
             }
         };
         let ok = rec.status == RunStatus::Ok;
@@ -112,9 +120,12 @@ impl SummaryRow {
 pub fn write_csv(path: &Path, rows: &[SummaryRow]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        w.serialize(r).map_err(|e| Error::Other(format!("summary row: {e}")))?;
+        w.serialize(r)
+            .map_err(|e| Error::Other(format!("summary row: {e}")))?;
     }
-    let bytes = w.into_inner().map_err(|e| Error::Other(format!("summary csv: {e}")))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::Other(format!("summary csv: {e}")))?;
     crate::results::record::write_atomic(path, &bytes)
 }
 

@@ -26,7 +26,9 @@ pub fn pytorch_seconds(case: HeadCase, classes: usize, dim: usize, batch: usize)
     if dim != 128 || batch != 256 || case.variant() == "tworow-symmetric" {
         return None;
     }
-    let col = [10_000, 100_000, 1_000_000].iter().position(|&c| c == classes)?;
+    let col = [10_000, 100_000, 1_000_000]
+        .iter()
+        .position(|&c| c == classes)?;
     PYTORCH
         .iter()
         .find(|(h, p, _)| *h == case.head() && (p - case.param()).abs() < 1e-9)
@@ -37,7 +39,9 @@ fn label(r: &BenchRow) -> String {
     match (r.head.as_str(), r.variant.as_str()) {
         ("fc", _) => "FC".into(),
         ("pfc", _) => format!("Partial FC r={}", r.param),
-        (_, "tworow-symmetric") => format!("F²C {}% (reference: 2 rows, symmetric)", r.param * 100.0),
+        (_, "tworow-symmetric") => {
+            format!("F²C {}% (reference: 2 rows, symmetric)", r.param * 100.0)
+        }
         _ => format!("F²C {}%", r.param * 100.0),
     }
 }
@@ -73,7 +77,13 @@ pub fn row_line(r: &BenchRow) -> String {
 }
 
 /// The efficiency table in markdown.
-pub fn markdown(rows: &[BenchRow], training: &[TrainRow], peak: f64, device: &str, load: &str) -> String {
+pub fn markdown(
+    rows: &[BenchRow],
+    training: &[TrainRow],
+    peak: f64,
+    device: &str,
+    load: &str,
+) -> String {
     let mut s = String::new();
     let (d, b) = rows.first().map_or((0, 0), |r| (r.dim, r.batch));
     s += &format!("# Head-step efficiency (B {b}, D {d})\n\n");
@@ -102,11 +112,16 @@ pub fn markdown(rows: &[BenchRow], training: &[TrainRow], peak: f64, device: &st
         );
     }
     let find = |head: &str, variant: &str, n: usize| {
-        rows.iter()
-            .find(|r| r.head == head && r.variant == variant && (r.head != "f2c" || (r.param - 0.1).abs() < 1e-9) && r.classes == n)
+        rows.iter().find(|r| {
+            r.head == head
+                && r.variant == variant
+                && (r.head != "f2c" || (r.param - 0.1).abs() < 1e-9)
+                && r.classes == n
+        })
     };
     if let Some(n) = rows.iter().map(|r| r.classes).max() {
-        if let (Some(fc), Some(f2c)) = (find("fc", "peer", n), find("f2c", "row0-one-direction", n)) {
+        if let (Some(fc), Some(f2c)) = (find("fc", "peer", n), find("f2c", "row0-one-direction", n))
+        {
             s += &format!(
                 "\nAt N = {n}: F²C (10% pool) is {:.1}× faster than FC and holds {:.1}× less head state.\n",
                 fc.median_step_s / f2c.median_step_s,
@@ -134,25 +149,42 @@ pub fn markdown(rows: &[BenchRow], training: &[TrainRow], peak: f64, device: &st
 
 /// Step time against identities, log-log: ours solid with dots, PyTorch's dashed with crosses.
 pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| Error::Other(format!("{}: drawing the figure failed: {e}", path.display()));
+    let err = |e: &dyn std::fmt::Display| {
+        Error::Other(format!(
+            "{}: drawing the figure failed: {e}",
+            path.display()
+        ))
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let xs = rows.iter().map(|r| r.classes as f64);
     let (x0, x1) = xs.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
-    let ys = rows.iter().flat_map(|r| [Some(r.median_step_s), r.pytorch_s]).flatten();
+    let ys = rows
+        .iter()
+        .flat_map(|r| [Some(r.median_step_s), r.pytorch_s])
+        .flatten();
     let (y0, y1) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
     if rows.is_empty() || !(y0 > 0.0) {
-        return Err(Error::Other(format!("{}: no timings to plot", path.display())));
+        return Err(Error::Other(format!(
+            "{}: no timings to plot",
+            path.display()
+        )));
     }
     let root = SVGBackend::new(path, (760, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Head step time against identities (B 256, D 128)", ("sans-serif", 18))
+        .caption(
+            "Head step time against identities (B 256, D 128)",
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d((x0 / 1.5..x1 * 1.5).log_scale(), (y0 / 2.0..y1 * 2.0).log_scale())
+        .build_cartesian_2d(
+            (x0 / 1.5..x1 * 1.5).log_scale(),
+            (y0 / 2.0..y1 * 2.0).log_scale(),
+        )
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
@@ -163,7 +195,10 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
         .light_line_style(BLACK.mix(0.04))
         .draw()
         .map_err(|e| err(&e))?;
-    let mut series: Vec<(String, String, f64)> = rows.iter().map(|r| (r.head.clone(), r.variant.clone(), r.param)).collect();
+    let mut series: Vec<(String, String, f64)> = rows
+        .iter()
+        .map(|r| (r.head.clone(), r.variant.clone(), r.param))
+        .collect();
     series.dedup();
     let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
     for (i, (head, variant, param)) in series.iter().enumerate() {
@@ -187,13 +222,23 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
                     .map(|r| Circle::new((r.classes as f64, r.median_step_s), 4, color.filled())),
             )
             .map_err(|e| err(&e))?;
-        let peer: Vec<(f64, f64)> = pts.iter().filter_map(|r| Some((r.classes as f64, r.pytorch_s?))).collect();
+        let peer: Vec<(f64, f64)> = pts
+            .iter()
+            .filter_map(|r| Some((r.classes as f64, r.pytorch_s?)))
+            .collect();
         if !peer.is_empty() {
             chart
-                .draw_series(DashedLineSeries::new(peer.clone(), 6, 4, color.mix(0.6).stroke_width(1)))
+                .draw_series(DashedLineSeries::new(
+                    peer.clone(),
+                    6,
+                    4,
+                    color.mix(0.6).stroke_width(1),
+                ))
                 .map_err(|e| err(&e))?
                 .label(format!("PyTorch: {name}"))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.mix(0.6).stroke_width(1)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], color.mix(0.6).stroke_width(1))
+                });
             chart
                 .draw_series(peer.iter().map(|&p| Cross::new(p, 4, color.mix(0.6))))
                 .map_err(|e| err(&e))?;
@@ -219,8 +264,14 @@ mod tests {
             pool_fraction: 0.1,
             reference: false,
         };
-        assert_eq!(pytorch_seconds(HeadCase::Fc, 1_000_000, 128, 256), Some(9.50));
-        assert_eq!(pytorch_seconds(HeadCase::Pfc { sample_rate: 0.1 }, 100_000, 128, 256), Some(0.096));
+        assert_eq!(
+            pytorch_seconds(HeadCase::Fc, 1_000_000, 128, 256),
+            Some(9.50)
+        );
+        assert_eq!(
+            pytorch_seconds(HeadCase::Pfc { sample_rate: 0.1 }, 100_000, 128, 256),
+            Some(0.096)
+        );
         assert_eq!(pytorch_seconds(f2c10, 10_000, 128, 256), Some(0.0024));
         assert_eq!(
             pytorch_seconds(

@@ -66,8 +66,12 @@ impl HeadCase {
     /// What is timed, in words: `peer` for the step the PyTorch figures time, else the F²C reference.
     pub fn variant(&self) -> &'static str {
         match self {
-            HeadCase::F2c { reference: true, .. } => "tworow-symmetric",
-            HeadCase::F2c { reference: false, .. } => "row0-one-direction",
+            HeadCase::F2c {
+                reference: true, ..
+            } => "tworow-symmetric",
+            HeadCase::F2c {
+                reference: false, ..
+            } => "row0-one-direction",
             _ => "peer",
         }
     }
@@ -75,7 +79,9 @@ impl HeadCase {
     /// Pool slots Q of an F²C case, as the peer sizes them.
     pub fn pool_slots(&self, classes: usize, batch: usize) -> usize {
         match *self {
-            HeadCase::F2c { pool_fraction, .. } => ((pool_fraction * classes as f64) as usize).max(batch),
+            HeadCase::F2c { pool_fraction, .. } => {
+                ((pool_fraction * classes as f64) as usize).max(batch)
+            }
             _ => 0,
         }
     }
@@ -97,8 +103,12 @@ impl HeadCase {
         let (b, d) = (batch as f64, dim as f64);
         match self {
             HeadCase::Fc | HeadCase::Pfc { .. } => 3.0 * 2.0 * b * cols * d,
-            HeadCase::F2c { reference: false, .. } => 2.0 * 2.0 * b * cols * d,
-            HeadCase::F2c { reference: true, .. } => 2.0 * 2.0 * 2.0 * 2.0 * (b / 2.0) * cols * d,
+            HeadCase::F2c {
+                reference: false, ..
+            } => 2.0 * 2.0 * b * cols * d,
+            HeadCase::F2c {
+                reference: true, ..
+            } => 2.0 * 2.0 * 2.0 * 2.0 * (b / 2.0) * cols * d,
         }
     }
 }
@@ -124,7 +134,9 @@ enum Head<B: Backend> {
 }
 
 fn unit_rows(rng: &mut impl Rng, rows: usize, dim: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..rows * dim).map(|_| StandardNormal.sample(rng)).collect();
+    let mut v: Vec<f32> = (0..rows * dim)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
     for r in v.chunks_mut(dim) {
         let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         r.iter_mut().for_each(|x| *x /= n);
@@ -134,13 +146,28 @@ fn unit_rows(rng: &mut impl Rng, rows: usize, dim: usize) -> Vec<f32> {
 
 impl<B: Backend> HeadBench<B> {
     /// Builds the head of `case` for `classes` identities; `seed` fixes inputs and initialisation.
-    pub fn new(be: B, case: HeadCase, classes: usize, dim: usize, batch: usize, seed: u64) -> Result<Self> {
+    pub fn new(
+        be: B,
+        case: HeadCase,
+        classes: usize,
+        dim: usize,
+        batch: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let probe = unit_rows(&mut rng, batch, dim);
         let gallery = unit_rows(&mut rng, batch, dim);
         let head = match case {
             HeadCase::Fc => Head::Fc(FullFc::new(be.clone(), classes, dim, MARGIN, SCALE, seed)?),
-            HeadCase::Pfc { sample_rate } => Head::Pfc(PartialFc::new(be.clone(), classes, dim, MARGIN, SCALE, sample_rate, seed)?),
+            HeadCase::Pfc { sample_rate } => Head::Pfc(PartialFc::new(
+                be.clone(),
+                classes,
+                dim,
+                MARGIN,
+                SCALE,
+                sample_rate,
+                seed,
+            )?),
             HeadCase::F2c { reference, .. } => {
                 let cfg = F2cConfig {
                     margin: MARGIN,
@@ -154,7 +181,11 @@ impl<B: Backend> HeadBench<B> {
                     },
                     ema_momentum: 0.99,
                     top_k: TopK::Auto,
-                    pool_eval: if reference { PoolEval::TwoRow } else { PoolEval::Row0 },
+                    pool_eval: if reference {
+                        PoolEval::TwoRow
+                    } else {
+                        PoolEval::Row0
+                    },
                     symmetric: reference,
                 };
                 Head::F2c {
@@ -201,12 +232,16 @@ impl<B: Backend> HeadBench<B> {
                 } else {
                     ((0..b).collect(), (0..b / 2).collect())
                 };
-                head.step(&self.probe, &self.gallery, &self.labels, &a, &g)?.loss
+                head.step(&self.probe, &self.gallery, &self.labels, &a, &g)?
+                    .loss
             }
         };
         self.be.synchronize()?;
         let dt = t0.elapsed().as_secs_f64();
-        debug_assert!(loss.total().is_finite(), "bench step produced a non-finite loss");
+        debug_assert!(
+            loss.total().is_finite(),
+            "bench step produced a non-finite loss"
+        );
         Ok(dt)
     }
 }
@@ -230,7 +265,10 @@ mod tests {
     fn gemm_flops_by_hand() {
         // FC: 3 GEMMs × 2·B·N·D = 6·4·10·8 = 1920. PFC r = 0.5: 5 columns → 960.
         assert_eq!(HeadCase::Fc.gemm_flops(10, 8, 4), 1920.0);
-        assert_eq!(HeadCase::Pfc { sample_rate: 0.5 }.gemm_flops(10, 8, 4), 960.0);
+        assert_eq!(
+            HeadCase::Pfc { sample_rate: 0.5 }.gemm_flops(10, 8, 4),
+            960.0
+        );
         // F²C 10% of 100 with B = 4: Q = max(10, 4) = 10; peer: 4·B·Q·D = 4·4·10·8 = 1280;
         // reference: 2 directions × 2 rows × 4·(B/2)·Q·D = 2560. 1% of 100 → Q = max(1, 4) = 4.
         assert_eq!(
@@ -279,8 +317,12 @@ mod tests {
             }
             // FC / PFC: 2·200·8·4 bytes; F²C: rows (1 peer, 2 reference) · max(20, 16) · 8 · 4.
             let want = match case {
-                HeadCase::F2c { reference: false, .. } => 20 * 8 * 4,
-                HeadCase::F2c { reference: true, .. } => 2 * 20 * 8 * 4,
+                HeadCase::F2c {
+                    reference: false, ..
+                } => 20 * 8 * 4,
+                HeadCase::F2c {
+                    reference: true, ..
+                } => 2 * 20 * 8 * 4,
                 _ => 2 * 200 * 8 * 4,
             };
             assert_eq!(h.state_bytes(), want, "{case:?}");

@@ -145,7 +145,9 @@ pub fn run_bench(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     match opts.device {
         DeviceChoice::Cpu => run_with(opts, CpuBackend),
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(ordinal) => run_with(opts, crate::heads::backend_cuda::CudaBackend::new(ordinal)?),
+        DeviceChoice::Cuda(ordinal) => {
+            run_with(opts, crate::heads::backend_cuda::CudaBackend::new(ordinal)?)
+        }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda(_) => unreachable!("check_available rejects cuda without the feature"),
     }
@@ -173,7 +175,9 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
             for _ in 0..opts.warmup {
                 bench.step()?;
             }
-            let times = (0..opts.steps).map(|_| bench.step()).collect::<Result<Vec<f64>>>()?;
+            let times = (0..opts.steps)
+                .map(|_| bench.step())
+                .collect::<Result<Vec<f64>>>()?;
             let hwm = memory_status("VmHWM:");
             let state = bench.state_bytes();
             drop(bench);
@@ -242,9 +246,11 @@ fn write_csv<T: Serialize>(path: &std::path::Path, rows: &[T]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut w = csv::Writer::from_path(path).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let mut w = csv::Writer::from_path(path)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     for r in rows {
-        w.serialize(r).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        w.serialize(r)
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
     }
     w.flush().map_err(io)
 }
@@ -287,6 +293,8 @@ fn reset_peak() -> bool {
 
 /// `/proc/loadavg`'s three averages, to judge how noisy the timings are.
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map_or_else(|_| "unknown".into(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }

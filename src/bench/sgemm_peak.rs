@@ -27,19 +27,35 @@ pub fn sgemm_peak<B: Backend>(be: &B, n: usize, reps: usize) -> Result<f64> {
 
 /// Median seconds of the GEMMs alone of one step of `case` (the same shapes, on zero-free dummy
 /// operands), over `reps` runs after a warm-up: what the step would cost if nothing but its GEMMs ran.
-pub fn gemm_only_seconds<B: Backend>(be: &B, case: HeadCase, classes: usize, dim: usize, batch: usize, reps: usize) -> Result<f64> {
+pub fn gemm_only_seconds<B: Backend>(
+    be: &B,
+    case: HeadCase,
+    classes: usize,
+    dim: usize,
+    batch: usize,
+    reps: usize,
+) -> Result<f64> {
     let d = dim;
     let (rows, cols, evals, three) = match case {
         HeadCase::Fc | HeadCase::Pfc { .. } => (batch, case.columns(classes, batch), 1, true),
-        HeadCase::F2c { reference: false, .. } => (batch, case.pool_slots(classes, batch), 1, false),
-        HeadCase::F2c { reference: true, .. } => (batch / 2, case.pool_slots(classes, batch), 4, false),
+        HeadCase::F2c {
+            reference: false, ..
+        } => (batch, case.pool_slots(classes, batch), 1, false),
+        HeadCase::F2c {
+            reference: true, ..
+        } => (batch / 2, case.pool_slots(classes, batch), 4, false),
     };
-    let fill = |len: usize| -> Vec<f32> { (0..len).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect() };
+    let fill =
+        |len: usize| -> Vec<f32> { (0..len).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect() };
     let e = be.upload(&fill(rows * d))?;
     let w = be.upload(&fill(cols * d))?;
     let mut cos = be.zeros(rows * cols)?;
     let mut ge = be.zeros(rows * d)?;
-    let mut gw = if three { be.zeros(cols * d)? } else { be.zeros(0)? };
+    let mut gw = if three {
+        be.zeros(cols * d)?
+    } else {
+        be.zeros(0)?
+    };
     let mut times = Vec::with_capacity(reps);
     for rep in 0..=reps {
         let t0 = Instant::now();

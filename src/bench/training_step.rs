@@ -23,9 +23,18 @@ pub struct TrainRow {
 
 /// The shipped experiment files, compiled in so that the benchmark runs from any directory.
 const EXPERIMENTS: [(&str, &str); 3] = [
-    ("experiments/fc.ron", include_str!("../../experiments/fc.ron")),
-    ("experiments/pfc.ron", include_str!("../../experiments/pfc.ron")),
-    ("experiments/f2c.ron", include_str!("../../experiments/f2c.ron")),
+    (
+        "experiments/fc.ron",
+        include_str!("../../experiments/fc.ron"),
+    ),
+    (
+        "experiments/pfc.ron",
+        include_str!("../../experiments/pfc.ron"),
+    ),
+    (
+        "experiments/f2c.ron",
+        include_str!("../../experiments/f2c.ron"),
+    ),
 ];
 
 /// The shipped experiment `i` resized to `classes` identities and a batch of `batch` samples
@@ -52,13 +61,20 @@ pub fn bench_experiment(i: usize, classes: usize, batch: usize) -> Result<Experi
 }
 
 /// Median whole-step time and samples/s of each shipped method at `classes` identities.
-pub fn training_throughput(classes: usize, batch: usize, warmup: usize, steps: usize) -> Result<Vec<TrainRow>> {
+pub fn training_throughput(
+    classes: usize,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<Vec<TrainRow>> {
     let mut rows = Vec::new();
     for i in 0..EXPERIMENTS.len() {
         let exp = bench_experiment(i, classes, batch)?;
         let param = match &exp.head {
             HeadConfig::Fc { .. } => 1.0,
-            HeadConfig::PartialFc { sample_rate, .. } => sample_rate.to_string().parse().unwrap_or(f64::NAN),
+            HeadConfig::PartialFc { sample_rate, .. } => {
+                sample_rate.to_string().parse().unwrap_or(f64::NAN)
+            }
             HeadConfig::F2c(cfg) => match cfg.pool.capacity {
                 Capacity::Fraction(f) => f,
                 Capacity::Count(q) => q as f64 / classes as f64,
@@ -87,7 +103,10 @@ mod tests {
     fn experiments_resize_to_the_bench_batch() {
         for i in 0..3 {
             let exp = bench_experiment(i, 5000, 256).unwrap();
-            assert_eq!((exp.data.train_identities, exp.train.loaders.batch_size()), (5000, 256));
+            assert_eq!(
+                (exp.data.train_identities, exp.train.loaders.batch_size()),
+                (5000, 256)
+            );
         }
     }
 }

@@ -76,32 +76,88 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn synchronize(&self) -> Result<()>;
 
     /// c (m×n) = a (m×k) · bᵀ, with b stored (n×k).
-    fn matmul_abt(&self, m: usize, n: usize, k: usize, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    fn matmul_abt(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        c: &mut Self::Buf,
+    ) -> Result<()>;
     /// c (m×n) = a (m×k) · b (k×n), added to c when `accumulate`.
-    fn matmul_ab(&self, m: usize, n: usize, k: usize, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf, accumulate: bool) -> Result<()>;
+    fn matmul_ab(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        c: &mut Self::Buf,
+        accumulate: bool,
+    ) -> Result<()>;
     /// c (m×n) = aᵀ · b, with a stored (k×m) and b (k×n).
-    fn matmul_atb(&self, m: usize, n: usize, k: usize, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    fn matmul_atb(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        c: &mut Self::Buf,
+    ) -> Result<()>;
 
     /// Row i of `out` (and `norms[i]`) = the L2-normalised row `rows[i]` of `src` (its norm);
     /// all rows in order when `rows` is `None`. Norms are clamped below at 1e-12 like
     /// PyTorch's `F.normalize`.
-    fn gather_normalize(&self, src: &Self::Buf, dim: usize, rows: Option<&[usize]>, out: &mut Self::Buf, norms: &mut Self::Buf) -> Result<()>;
+    fn gather_normalize(
+        &self,
+        src: &Self::Buf,
+        dim: usize,
+        rows: Option<&[usize]>,
+        out: &mut Self::Buf,
+        norms: &mut Self::Buf,
+    ) -> Result<()>;
 
     /// The fused loss over a (b×c) block of cosines, in place: on entry `cos` holds cosines, on exit
     /// dL/dcos. Row i with `targets[i] ≥ 0` gets the margin-softmax cross-entropy with that target
     /// (weight `ce_weight`); a row with `targets[i] < 0` gets the mean-style negative loss
     /// `neg_weight · Σ_{k largest} max(0, cos)` (F²C's loss for probes not in the pool).
-    fn margin_loss(&self, cos: &mut Self::Buf, b: usize, c: usize, targets: &[i64], spec: &LossSpec) -> Result<LossParts>;
+    fn margin_loss(
+        &self,
+        cos: &mut Self::Buf,
+        b: usize,
+        c: usize,
+        targets: &[i64],
+        spec: &LossSpec,
+    ) -> Result<LossParts>;
 
     /// Back-propagates `grad_n` = dL/d(normalised rows) through the row normalisation
     /// (`wn`, `norms` from [`Backend::gather_normalize`]) and applies one SGD step to the matching
     /// rows of `w` and of its momentum `vel` (all rows when `rows` is `None`; row i of the
     /// gradient belongs to row `rows[i]` of `w`). Rows not listed are neither read nor written.
     #[allow(clippy::too_many_arguments)]
-    fn sgd_normalized_rows(&self, w: &mut Self::Buf, vel: &mut Self::Buf, dim: usize, rows: Option<&[usize]>, grad_n: &Self::Buf, wn: &Self::Buf, norms: &Self::Buf, sgd: &SgdParams) -> Result<()>;
+    fn sgd_normalized_rows(
+        &self,
+        w: &mut Self::Buf,
+        vel: &mut Self::Buf,
+        dim: usize,
+        rows: Option<&[usize]>,
+        grad_n: &Self::Buf,
+        wn: &Self::Buf,
+        norms: &Self::Buf,
+        sgd: &SgdParams,
+    ) -> Result<()>;
 
     /// Row `dst_rows[i]` of `dst` = row `src_rows[i]` of `src` (rows of `dim` floats).
-    fn copy_rows(&self, src: &Self::Buf, src_rows: &[usize], dst: &mut Self::Buf, dst_rows: &[usize], dim: usize) -> Result<()>;
+    fn copy_rows(
+        &self,
+        src: &Self::Buf,
+        src_rows: &[usize],
+        dst: &mut Self::Buf,
+        dst_rows: &[usize],
+        dim: usize,
+    ) -> Result<()>;
 
     /// A copy of `src`.
     fn duplicate(&self, src: &Self::Buf) -> Result<Self::Buf>;
@@ -126,7 +182,19 @@ fn gemm_threads() -> gemm::Parallelism {
 
 /// dst (m×n) = [dst +] lhs · rhs, with explicit (column, row) strides of each operand.
 #[allow(clippy::too_many_arguments)]
-fn sgemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_cs: isize, lhs_rs: isize, rhs: &[f32], rhs_cs: isize, rhs_rs: isize) {
+fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_cs: isize,
+    lhs_rs: isize,
+    rhs: &[f32],
+    rhs_cs: isize,
+    rhs_rs: isize,
+) {
     assert!(dst.len() >= m * n, "gemm destination too small");
     if m == 0 || n == 0 {
         return;
@@ -180,18 +248,52 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn matmul_abt(&self, m: usize, n: usize, k: usize, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
-        assert!(a.len() >= m * k && b.len() >= n * k, "matmul_abt operands too small");
+    fn matmul_abt(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(
+            a.len() >= m * k && b.len() >= n * k,
+            "matmul_abt operands too small"
+        );
         sgemm(m, n, k, c, false, a, 1, k as isize, b, k as isize, 1);
         Ok(())
     }
-    fn matmul_ab(&self, m: usize, n: usize, k: usize, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>, accumulate: bool) -> Result<()> {
-        assert!(a.len() >= m * k && b.len() >= k * n, "matmul_ab operands too small");
+    fn matmul_ab(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+        accumulate: bool,
+    ) -> Result<()> {
+        assert!(
+            a.len() >= m * k && b.len() >= k * n,
+            "matmul_ab operands too small"
+        );
         sgemm(m, n, k, c, accumulate, a, 1, k as isize, b, 1, n as isize);
         Ok(())
     }
-    fn matmul_atb(&self, m: usize, n: usize, k: usize, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
-        assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n, "matmul_atb operands too small");
+    fn matmul_atb(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(
+            a.len() >= k * m && b.len() >= k * n && c.len() >= m * n,
+            "matmul_atb operands too small"
+        );
         // The centres' gradient, (N, D) from (B, N)ᵀ · (B, D): one gemm call over all N rows runs at
         // about half the rate of the logits GEMM on these machines (measured 34 vs 56–100 GFLOP/s at
         // N = 100k); independent single-threaded calls over blocks of rows run at the full rate.
@@ -199,21 +301,54 @@ impl Backend for CpuBackend {
             sgemm(m, n, k, c, false, a, m as isize, 1, b, 1, n as isize);
             return Ok(());
         }
-        c[..m * n].par_chunks_mut(ATB_ROWS * n).enumerate().for_each(|(i, out)| {
-            let r0 = i * ATB_ROWS;
-            let rows = out.len() / n;
-            // SAFETY: block i reads columns r0..r0+rows of the (k × m) `a` (stride m) and all of `b`,
-            // inside the slices asserted above, and writes only its own `out`.
-            unsafe {
-                gemm::gemm(rows, n, k, out.as_mut_ptr(), 1, n as isize, false, a.as_ptr().add(r0), m as isize, 1, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None)
-            }
-        });
+        c[..m * n]
+            .par_chunks_mut(ATB_ROWS * n)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let r0 = i * ATB_ROWS;
+                let rows = out.len() / n;
+                // SAFETY: block i reads columns r0..r0+rows of the (k × m) `a` (stride m) and all of `b`,
+                // inside the slices asserted above, and writes only its own `out`.
+                unsafe {
+                    gemm::gemm(
+                        rows,
+                        n,
+                        k,
+                        out.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr().add(r0),
+                        m as isize,
+                        1,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    )
+                }
+            });
         Ok(())
     }
 
-    fn gather_normalize(&self, src: &Vec<f32>, dim: usize, rows: Option<&[usize]>, out: &mut Vec<f32>, norms: &mut Vec<f32>) -> Result<()> {
+    fn gather_normalize(
+        &self,
+        src: &Vec<f32>,
+        dim: usize,
+        rows: Option<&[usize]>,
+        out: &mut Vec<f32>,
+        norms: &mut Vec<f32>,
+    ) -> Result<()> {
         let count = rows.map_or(src.len() / dim, |r| r.len());
-        assert!(out.len() >= count * dim && norms.len() >= count, "gather_normalize output too small");
+        assert!(
+            out.len() >= count * dim && norms.len() >= count,
+            "gather_normalize output too small"
+        );
         out[..count * dim]
             .par_chunks_mut(dim * ROW_CHUNK)
             .zip(norms[..count].par_chunks_mut(ROW_CHUNK))
@@ -234,27 +369,61 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn margin_loss(&self, cos: &mut Vec<f32>, b: usize, c: usize, targets: &[i64], spec: &LossSpec) -> Result<LossParts> {
-        assert!(cos.len() >= b * c && targets.len() == b, "margin_loss shapes");
+    fn margin_loss(
+        &self,
+        cos: &mut Vec<f32>,
+        b: usize,
+        c: usize,
+        targets: &[i64],
+        spec: &LossSpec,
+    ) -> Result<LossParts> {
+        assert!(
+            cos.len() >= b * c && targets.len() == b,
+            "margin_loss shapes"
+        );
         let parts: Vec<LossParts> = cos[..b * c]
             .par_chunks_mut(c)
             .zip(targets.par_iter())
             .map(|(row, &t)| {
                 if t >= 0 {
-                    LossParts { ce: ce_row(row, t as usize, spec) as f64, neg: 0.0 }
+                    LossParts {
+                        ce: ce_row(row, t as usize, spec) as f64,
+                        neg: 0.0,
+                    }
                 } else {
-                    LossParts { ce: 0.0, neg: neg_row(row, spec) as f64 }
+                    LossParts {
+                        ce: 0.0,
+                        neg: neg_row(row, spec) as f64,
+                    }
                 }
             })
             .collect();
-        Ok(parts.iter().fold(LossParts::default(), |a, p| LossParts { ce: a.ce + p.ce, neg: a.neg + p.neg }))
+        Ok(parts.iter().fold(LossParts::default(), |a, p| LossParts {
+            ce: a.ce + p.ce,
+            neg: a.neg + p.neg,
+        }))
     }
 
-    fn sgd_normalized_rows(&self, w: &mut Vec<f32>, vel: &mut Vec<f32>, dim: usize, rows: Option<&[usize]>, grad_n: &Vec<f32>, wn: &Vec<f32>, norms: &Vec<f32>, sgd: &SgdParams) -> Result<()> {
+    fn sgd_normalized_rows(
+        &self,
+        w: &mut Vec<f32>,
+        vel: &mut Vec<f32>,
+        dim: usize,
+        rows: Option<&[usize]>,
+        grad_n: &Vec<f32>,
+        wn: &Vec<f32>,
+        norms: &Vec<f32>,
+        sgd: &SgdParams,
+    ) -> Result<()> {
         match rows {
             None => {
                 let count = w.len() / dim;
-                assert!(vel.len() == w.len() && grad_n.len() >= count * dim && wn.len() >= count * dim && norms.len() >= count);
+                assert!(
+                    vel.len() == w.len()
+                        && grad_n.len() >= count * dim
+                        && wn.len() >= count * dim
+                        && norms.len() >= count
+                );
                 w.par_chunks_mut(dim)
                     .zip(vel.par_chunks_mut(dim))
                     .zip(grad_n.par_chunks(dim).zip(wn.par_chunks(dim)))
@@ -265,30 +434,54 @@ impl Backend for CpuBackend {
             Some(rows) => {
                 // Sampled rows are distinct (a sorted class sample), so they can be updated in
                 // parallel; the check keeps that promise honest.
-                debug_assert!(rows.windows(2).all(|p| p[0] < p[1]), "rows must be sorted and distinct");
+                debug_assert!(
+                    rows.windows(2).all(|p| p[0] < p[1]),
+                    "rows must be sorted and distinct"
+                );
                 let wp = SendPtr(w.as_mut_ptr());
                 let vp = SendPtr(vel.as_mut_ptr());
                 let total = w.len();
                 assert!(rows.iter().all(|&r| (r + 1) * dim <= total) && vel.len() == total);
-                rows.par_iter().enumerate().with_min_len(ROW_CHUNK).for_each(|(i, &r)| {
-                    let (wp, vp) = (&wp, &vp);
-                    // SAFETY: rows are distinct and in bounds (checked above), so each task
-                    // writes a disjoint range of `w` and `vel`.
-                    let (w, v) = unsafe {
-                        (
-                            std::slice::from_raw_parts_mut(wp.0.add(r * dim), dim),
-                            std::slice::from_raw_parts_mut(vp.0.add(r * dim), dim),
-                        )
-                    };
-                    sgd_row(w, v, &grad_n[i * dim..(i + 1) * dim], &wn[i * dim..(i + 1) * dim], norms[i], sgd);
-                });
+                rows.par_iter()
+                    .enumerate()
+                    .with_min_len(ROW_CHUNK)
+                    .for_each(|(i, &r)| {
+                        let (wp, vp) = (&wp, &vp);
+                        // SAFETY: rows are distinct and in bounds (checked above), so each task
+                        // writes a disjoint range of `w` and `vel`.
+                        let (w, v) = unsafe {
+                            (
+                                std::slice::from_raw_parts_mut(wp.0.add(r * dim), dim),
+                                std::slice::from_raw_parts_mut(vp.0.add(r * dim), dim),
+                            )
+                        };
+                        sgd_row(
+                            w,
+                            v,
+                            &grad_n[i * dim..(i + 1) * dim],
+                            &wn[i * dim..(i + 1) * dim],
+                            norms[i],
+                            sgd,
+                        );
+                    });
             }
         }
         Ok(())
     }
 
-    fn copy_rows(&self, src: &Vec<f32>, src_rows: &[usize], dst: &mut Vec<f32>, dst_rows: &[usize], dim: usize) -> Result<()> {
-        assert_eq!(src_rows.len(), dst_rows.len(), "copy_rows index lengths differ");
+    fn copy_rows(
+        &self,
+        src: &Vec<f32>,
+        src_rows: &[usize],
+        dst: &mut Vec<f32>,
+        dst_rows: &[usize],
+        dim: usize,
+    ) -> Result<()> {
+        assert_eq!(
+            src_rows.len(),
+            dst_rows.len(),
+            "copy_rows index lengths differ"
+        );
         for (&s, &d) in src_rows.iter().zip(dst_rows) {
             dst[d * dim..(d + 1) * dim].copy_from_slice(&src[s * dim..(s + 1) * dim]);
         }
@@ -328,7 +521,10 @@ fn fast_exp(x: f32) -> f32 {
     let r = x * LOG2E + ROUND;
     let n = r - ROUND;
     let f = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * f + 1.398_199_9e-3) * f + 8.333_452e-3) * f + 4.166_579_6e-2) * f + 0.166_666_65) * f + 0.5;
+    let p = ((((1.987_569_1e-4 * f + 1.398_199_9e-3) * f + 8.333_452e-3) * f + 4.166_579_6e-2) * f
+        + 0.166_666_65)
+        * f
+        + 0.5;
     let p = p * f * f + f + 1.0;
     let two_n = f32::from_bits(((r.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32);
     p * two_n
@@ -485,7 +681,11 @@ fn sgd_row(w: &mut [f32], v: &mut [f32], g: &[f32], u: &[f32], norm: f32, sgd: &
         let grad = (g[j] - gu * u[j]) * inv + sgd.weight_decay * w[j];
         let vj = sgd.momentum * v[j] + grad;
         v[j] = vj;
-        let step = if sgd.nesterov { grad + sgd.momentum * vj } else { vj };
+        let step = if sgd.nesterov {
+            grad + sgd.momentum * vj
+        } else {
+            vj
+        };
         w[j] -= sgd.lr * step;
     }
 }
@@ -495,7 +695,13 @@ mod tests {
     use super::*;
 
     fn spec(margin: Margin) -> LossSpec {
-        LossSpec { margin, scale: 2.0, ce_weight: 1.0, neg_k: 2, neg_weight: 0.25 }
+        LossSpec {
+            margin,
+            scale: 2.0,
+            ce_weight: 1.0,
+            neg_k: 2,
+            neg_weight: 0.25,
+        }
     }
 
     #[test]
@@ -505,7 +711,9 @@ mod tests {
         // loss = ln(3.713842) − 0.6 = 1.312067 − 0.6 = 0.712067
         // p = [0.490629, 0.328879, 0.180492]; dL/dcos = s·(p − onehot) = [−1.018742, 0.657757, 0.360985]
         let mut row = vec![0.5, 0.1, -0.2];
-        let parts = CpuBackend.margin_loss(&mut row, 1, 3, &[0], &spec(Margin::CosFace(0.2))).unwrap();
+        let parts = CpuBackend
+            .margin_loss(&mut row, 1, 3, &[0], &spec(Margin::CosFace(0.2)))
+            .unwrap();
         assert!((parts.ce - 0.712_067).abs() < 1e-5, "{parts:?}");
         for (g, e) in row.iter().zip([-1.018_742, 0.657_757, 0.360_985]) {
             assert!((g - e).abs() < 1e-5, "{row:?}");
@@ -514,24 +722,42 @@ mod tests {
 
     fn loss_of(cos: &[f32], targets: &[i64], spec: &LossSpec, c: usize) -> f64 {
         let mut v = cos.to_vec();
-        CpuBackend.margin_loss(&mut v, targets.len(), c, targets, spec).unwrap().total()
+        CpuBackend
+            .margin_loss(&mut v, targets.len(), c, targets, spec)
+            .unwrap()
+            .total()
     }
 
     #[test]
     fn margin_loss_gradient_matches_finite_differences() {
-        let cos = [0.3f32, -0.1, 0.7, 0.2, 0.65, 0.4, -0.3, 0.1, 0.05, 0.5, -0.6, 0.45];
+        let cos = [
+            0.3f32, -0.1, 0.7, 0.2, 0.65, 0.4, -0.3, 0.1, 0.05, 0.5, -0.6, 0.45,
+        ];
         let targets = [2i64, -1, 1];
         for margin in [Margin::CosFace(0.35), Margin::ArcFace(0.5)] {
-            let sp = LossSpec { margin, scale: 8.0, ce_weight: 0.5, neg_k: 2, neg_weight: 0.25 };
+            let sp = LossSpec {
+                margin,
+                scale: 8.0,
+                ce_weight: 0.5,
+                neg_k: 2,
+                neg_weight: 0.25,
+            };
             let mut grad = cos.to_vec();
-            CpuBackend.margin_loss(&mut grad, 3, 4, &targets, &sp).unwrap();
+            CpuBackend
+                .margin_loss(&mut grad, 3, 4, &targets, &sp)
+                .unwrap();
             for i in 0..cos.len() {
                 let h = 1e-3;
                 let (mut a, mut b) = (cos, cos);
                 a[i] += h;
                 b[i] -= h;
-                let fd = (loss_of(&a, &targets, &sp, 4) - loss_of(&b, &targets, &sp, 4)) / (2.0 * h as f64);
-                assert!((fd - grad[i] as f64).abs() < 2e-3, "{margin:?} entry {i}: fd {fd} vs {}", grad[i]);
+                let fd = (loss_of(&a, &targets, &sp, 4) - loss_of(&b, &targets, &sp, 4))
+                    / (2.0 * h as f64);
+                assert!(
+                    (fd - grad[i] as f64).abs() < 2e-3,
+                    "{margin:?} entry {i}: fd {fd} vs {}",
+                    grad[i]
+                );
             }
         }
     }
@@ -556,12 +782,17 @@ mod tests {
     fn ce_row_reference(row: &mut [f32], t: usize, spec: &LossSpec) -> f64 {
         let s = spec.scale as f64;
         let (phi, dphi) = spec.margin.apply(row[t]);
-        let z: Vec<f64> = row.iter().enumerate().map(|(j, &x)| if j == t { phi as f64 * s } else { x as f64 * s }).collect();
+        let z: Vec<f64> = row
+            .iter()
+            .enumerate()
+            .map(|(j, &x)| if j == t { phi as f64 * s } else { x as f64 * s })
+            .collect();
         let max = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
         for (j, x) in row.iter_mut().enumerate() {
             let p = (z[j] - max).exp() / sum;
-            *x = (spec.ce_weight as f64 * s * if j == t { (p - 1.0) * dphi as f64 } else { p }) as f32;
+            *x = (spec.ce_weight as f64 * s * if j == t { (p - 1.0) * dphi as f64 } else { p })
+                as f32;
         }
         spec.ce_weight as f64 * (sum.ln() + max - phi as f64 * s)
     }
@@ -571,15 +802,38 @@ mod tests {
         // Rows longer than a block, with the max in a late block (the online rescaling path), and
         // a large scale.
         let c = 3 * BLOCK + 37;
-        let cos: Vec<f32> = (0..c).map(|j| ((j as f32 * 0.7311).sin() * 0.6) + if j == 2500 { 0.39 } else { 0.0 }).collect();
-        for (t, scale, margin) in [(5usize, 64.0f32, Margin::ArcFace(0.5)), (2500, 32.0, Margin::CosFace(0.4)), (c - 1, 8.0, Margin::CosFace(0.2))] {
-            let sp = LossSpec { margin, scale, ce_weight: 0.25, neg_k: 0, neg_weight: 0.0 };
+        let cos: Vec<f32> = (0..c)
+            .map(|j| ((j as f32 * 0.7311).sin() * 0.6) + if j == 2500 { 0.39 } else { 0.0 })
+            .collect();
+        for (t, scale, margin) in [
+            (5usize, 64.0f32, Margin::ArcFace(0.5)),
+            (2500, 32.0, Margin::CosFace(0.4)),
+            (c - 1, 8.0, Margin::CosFace(0.2)),
+        ] {
+            let sp = LossSpec {
+                margin,
+                scale,
+                ce_weight: 0.25,
+                neg_k: 0,
+                neg_weight: 0.0,
+            };
             let (mut fast, mut slow) = (cos.clone(), cos.clone());
-            let lf = CpuBackend.margin_loss(&mut fast, 1, c, &[t as i64], &sp).unwrap().ce;
+            let lf = CpuBackend
+                .margin_loss(&mut fast, 1, c, &[t as i64], &sp)
+                .unwrap()
+                .ce;
             let ls = ce_row_reference(&mut slow, t, &sp);
-            assert!((lf - ls).abs() < 1e-5 * ls.abs().max(1.0), "loss {lf} vs {ls}");
+            assert!(
+                (lf - ls).abs() < 1e-5 * ls.abs().max(1.0),
+                "loss {lf} vs {ls}"
+            );
             for j in 0..c {
-                assert!((fast[j] - slow[j]).abs() <= 1e-6 + 1e-5 * slow[j].abs(), "t {t} col {j}: {} vs {}", fast[j], slow[j]);
+                assert!(
+                    (fast[j] - slow[j]).abs() <= 1e-6 + 1e-5 * slow[j].abs(),
+                    "t {t} col {j}: {} vs {}",
+                    fast[j],
+                    slow[j]
+                );
             }
         }
     }
@@ -588,16 +842,38 @@ mod tests {
     fn block_skipping_top_k_matches_a_full_sort() {
         // A long row whose top entries sit in different blocks, including the last partial one.
         let c = 1000;
-        let row: Vec<f32> = (0..c).map(|j| ((j * 7919 % 1009) as f32 / 1009.0) - 0.5).collect();
-        let sp = LossSpec { margin: Margin::CosFace(0.1), scale: 1.0, ce_weight: 0.0, neg_k: 10, neg_weight: 0.1 };
+        let row: Vec<f32> = (0..c)
+            .map(|j| ((j * 7919 % 1009) as f32 / 1009.0) - 0.5)
+            .collect();
+        let sp = LossSpec {
+            margin: Margin::CosFace(0.1),
+            scale: 1.0,
+            ce_weight: 0.0,
+            neg_k: 10,
+            neg_weight: 0.1,
+        };
         let mut got = row.clone();
-        let loss = CpuBackend.margin_loss(&mut got, 1, c, &[-1], &sp).unwrap().neg;
+        let loss = CpuBackend
+            .margin_loss(&mut got, 1, c, &[-1], &sp)
+            .unwrap()
+            .neg;
         let mut idx: Vec<usize> = (0..c).collect();
         idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        let want: f64 = idx[..10].iter().map(|&j| row[j].max(0.0) as f64 * 0.1).sum();
+        let want: f64 = idx[..10]
+            .iter()
+            .map(|&j| row[j].max(0.0) as f64 * 0.1)
+            .sum();
         assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
         for (j, g) in got.iter().enumerate() {
-            assert_eq!(*g, if idx[..10].contains(&j) && row[j] > 0.0 { 0.1 } else { 0.0 }, "col {j}");
+            assert_eq!(
+                *g,
+                if idx[..10].contains(&j) && row[j] > 0.0 {
+                    0.1
+                } else {
+                    0.0
+                },
+                "col {j}"
+            );
         }
     }
 
@@ -606,7 +882,9 @@ mod tests {
         // top-2 of [0.4, -0.2, 0.9, 0.1] are 0.9 and 0.4 → loss 0.25·1.3; of [-0.1, -0.5, 0.2, -0.3]
         // they are 0.2 and −0.1 → clipped 0.2 + 0 → 0.25·0.2; total 0.375.
         let mut rows = vec![0.4, -0.2, 0.9, 0.1, -0.1, -0.5, 0.2, -0.3];
-        let parts = CpuBackend.margin_loss(&mut rows, 2, 4, &[-1, -1], &spec(Margin::CosFace(0.2))).unwrap();
+        let parts = CpuBackend
+            .margin_loss(&mut rows, 2, 4, &[-1, -1], &spec(Margin::CosFace(0.2)))
+            .unwrap();
         assert!((parts.neg - 0.375).abs() < 1e-6 && parts.ce == 0.0);
         assert_eq!(rows, vec![0.25, 0.0, 0.25, 0.0, 0.0, 0.0, 0.25, 0.0]);
     }
@@ -615,7 +893,10 @@ mod tests {
     fn rows_without_target_and_k_zero_get_no_loss() {
         // Regression: k = 0 used to index an empty top-k list.
         let mut rows = vec![0.4, -0.2, 0.9, 0.1];
-        let sp = LossSpec { neg_k: 0, ..spec(Margin::CosFace(0.2)) };
+        let sp = LossSpec {
+            neg_k: 0,
+            ..spec(Margin::CosFace(0.2))
+        };
         let parts = CpuBackend.margin_loss(&mut rows, 1, 4, &[-1], &sp).unwrap();
         assert_eq!(parts, LossParts::default());
         assert_eq!(rows, vec![0.0; 4]);
@@ -629,12 +910,27 @@ mod tests {
         let mut w = vec![3.0, 4.0];
         let mut v = vec![0.0, 0.0];
         let (mut wn, mut norms) = (vec![0.0; 2], vec![0.0; 1]);
-        CpuBackend.gather_normalize(&w, 2, None, &mut wn, &mut norms).unwrap();
+        CpuBackend
+            .gather_normalize(&w, 2, None, &mut wn, &mut norms)
+            .unwrap();
         assert_eq!(norms, vec![5.0]);
-        let sgd = SgdParams { lr: 0.1, momentum: 0.9, weight_decay: 0.01, nesterov: true };
-        CpuBackend.sgd_normalized_rows(&mut w, &mut v, 2, None, &vec![1.0, 0.0], &wn, &norms, &sgd).unwrap();
-        assert!((v[0] - 0.158).abs() < 1e-6 && (v[1] + 0.056).abs() < 1e-6, "{v:?}");
-        assert!((w[0] - (3.0 - 0.030_02)).abs() < 1e-6 && (w[1] - (4.0 + 0.010_64)).abs() < 1e-6, "{w:?}");
+        let sgd = SgdParams {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.01,
+            nesterov: true,
+        };
+        CpuBackend
+            .sgd_normalized_rows(&mut w, &mut v, 2, None, &vec![1.0, 0.0], &wn, &norms, &sgd)
+            .unwrap();
+        assert!(
+            (v[0] - 0.158).abs() < 1e-6 && (v[1] + 0.056).abs() < 1e-6,
+            "{v:?}"
+        );
+        assert!(
+            (w[0] - (3.0 - 0.030_02)).abs() < 1e-6 && (w[1] - (4.0 + 0.010_64)).abs() < 1e-6,
+            "{w:?}"
+        );
     }
 
     #[test]
@@ -643,10 +939,28 @@ mod tests {
         let mut v = vec![0.0; 6];
         let rows = [0usize, 2];
         let (mut wn, mut norms) = (vec![0.0; 4], vec![0.0; 2]);
-        CpuBackend.gather_normalize(&w, 2, Some(&rows), &mut wn, &mut norms).unwrap();
+        CpuBackend
+            .gather_normalize(&w, 2, Some(&rows), &mut wn, &mut norms)
+            .unwrap();
         assert_eq!(norms, vec![1.0, 5.0]);
-        let sgd = SgdParams { lr: 0.1, momentum: 0.9, weight_decay: 0.0, nesterov: false };
-        CpuBackend.sgd_normalized_rows(&mut w, &mut v, 2, Some(&rows), &vec![0.0, 1.0, 1.0, 0.0], &wn, &norms, &sgd).unwrap();
+        let sgd = SgdParams {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            nesterov: false,
+        };
+        CpuBackend
+            .sgd_normalized_rows(
+                &mut w,
+                &mut v,
+                2,
+                Some(&rows),
+                &vec![0.0, 1.0, 1.0, 0.0],
+                &wn,
+                &norms,
+                &sgd,
+            )
+            .unwrap();
         assert_eq!(&w[2..4], &[0.0, 2.0], "row 1 was not sampled");
         assert_eq!(&v[2..4], &[0.0, 0.0]);
         assert!((w[1] + 0.1).abs() < 1e-6); // g ⊥ u for row 0: step = 0.1·[0, 1]
@@ -683,10 +997,13 @@ mod tests {
         }
         // c (m×n) · bt (n×k) = (m×k), accumulated onto a.
         let mut d = a.clone();
-        CpuBackend.matmul_ab(m, k, n, &c, &bt, &mut d, true).unwrap();
+        CpuBackend
+            .matmul_ab(m, k, n, &c, &bt, &mut d, true)
+            .unwrap();
         for i in 0..m {
             for p in 0..k {
-                let e: f32 = a[i * k + p] + (0..n).map(|j| c[i * n + j] * bt[j * k + p]).sum::<f32>();
+                let e: f32 =
+                    a[i * k + p] + (0..n).map(|j| c[i * n + j] * bt[j * k + p]).sum::<f32>();
                 assert!((d[i * k + p] - e).abs() < 1e-4);
             }
         }

@@ -758,7 +758,13 @@ pub struct BatchWrite {
 
 impl<B: crate::heads::backend::Backend> FeaturePool<B> {
     /// An empty pool of `cfg.capacity` slots for `num_identities` training identities.
-    pub fn new(be: &B, cfg: &PoolConfig, num_identities: usize, dim: usize, seed: u64) -> crate::Result<Self> {
+    pub fn new(
+        be: &B,
+        cfg: &PoolConfig,
+        num_identities: usize,
+        dim: usize,
+        seed: u64,
+    ) -> crate::Result<Self> {
         use rand::{Rng, SeedableRng};
         let map = cfg.slot_map(num_identities);
         let q = map.capacity();
@@ -787,7 +793,13 @@ impl<B: crate::heads::backend::Backend> FeaturePool<B> {
     /// Writes the gallery features `gallery` (n, D) of `labels` in order, as the reference does
     /// (`self.queue[r, c] = g`; when one (row, slot) is written twice in a batch the later write
     /// wins). With `save`, keeps what it overwrote so that [`FeaturePool::restore`] can undo it.
-    pub fn write_batch(&mut self, be: &B, gallery: &[f32], labels: &[usize], save: bool) -> crate::Result<BatchWrite> {
+    pub fn write_batch(
+        &mut self,
+        be: &B,
+        gallery: &[f32],
+        labels: &[usize],
+        save: bool,
+    ) -> crate::Result<BatchWrite> {
         let d = self.dim;
         let mut last: HashMap<(usize, usize), usize> = HashMap::with_capacity(labels.len());
         let mut refreshed = Vec::new();
@@ -803,8 +815,11 @@ impl<B: crate::heads::backend::Backend> FeaturePool<B> {
         let src = be.upload(gallery)?;
         let mut saved = Vec::new();
         for (r, feats) in self.features.iter_mut().enumerate() {
-            let mut pairs: Vec<(usize, usize)> =
-                last.iter().filter(|((row, _), _)| *row == r).map(|((_, slot), &i)| (*slot, i)).collect();
+            let mut pairs: Vec<(usize, usize)> = last
+                .iter()
+                .filter(|((row, _), _)| *row == r)
+                .map(|((_, slot), &i)| (*slot, i))
+                .collect();
             pairs.sort_unstable();
             let slots: Vec<usize> = pairs.iter().map(|p| p.0).collect();
             let srcs: Vec<usize> = pairs.iter().map(|p| p.1).collect();

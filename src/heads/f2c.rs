@@ -84,10 +84,27 @@ pub struct F2cOutput {
 
 impl<B: Backend> F2cHead<B> {
     /// A pool for `num_identities` training identities of dimension `dim`.
-    pub fn new(be: B, cfg: &F2cConfig, num_identities: usize, dim: usize, seed: u64) -> Result<Self> {
+    pub fn new(
+        be: B,
+        cfg: &F2cConfig,
+        num_identities: usize,
+        dim: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let pool = FeaturePool::new(&be, &cfg.pool, num_identities, dim, seed)?;
-        let spec = PoolLossSpec { margin: cfg.margin, scale: cfg.scale, k: cfg.top_k.k(pool.map.capacity()), eval: cfg.pool_eval };
-        Ok(F2cHead { be, pool, spec, symmetric: cfg.symmetric, work: None })
+        let spec = PoolLossSpec {
+            margin: cfg.margin,
+            scale: cfg.scale,
+            k: cfg.top_k.k(pool.map.capacity()),
+            eval: cfg.pool_eval,
+        };
+        Ok(F2cHead {
+            be,
+            pool,
+            spec,
+            symmetric: cfg.symmetric,
+            work: None,
+        })
     }
 
     /// The pool (inspection and tests).
@@ -108,16 +125,35 @@ impl<B: Backend> F2cHead<B> {
     /// One direction of the reference step (`forward_impl`): write the gallery features into the
     /// pool, then the losses of the probe features against it. With `trial` the pool is rolled
     /// back afterwards (`forward_impl_rollback`).
-    pub fn direction(&mut self, probe: &[f32], probe_labels: &[usize], gallery: &[f32], gallery_labels: &[usize], trial: bool) -> Result<(LossParts, Vec<f32>, usize)> {
+    pub fn direction(
+        &mut self,
+        probe: &[f32],
+        probe_labels: &[usize],
+        gallery: &[f32],
+        gallery_labels: &[usize],
+        trial: bool,
+    ) -> Result<(LossParts, Vec<f32>, usize)> {
         if trial {
             self.pool.map.begin_trial();
         }
-        let write = self.pool.write_batch(&self.be, gallery, gallery_labels, trial)?;
+        let write = self
+            .pool
+            .write_batch(&self.be, gallery, gallery_labels, trial)?;
         // Targets are looked up after all the batch's writes, like `self.lru.view(pl)`.
-        let targets: Vec<i64> =
-            probe_labels.iter().map(|&l| self.pool.map.slot_of(l).map_or(-1, |s| s as i64)).collect();
+        let targets: Vec<i64> = probe_labels
+            .iter()
+            .map(|&l| self.pool.map.slot_of(l).map_or(-1, |s| s as i64))
+            .collect();
         let positives = targets.iter().filter(|&&t| t >= 0).count();
-        let (loss, grad) = pool_loss_with(&self.be, &mut self.work, &mut self.pool, probe, &targets, &write.refreshed, &self.spec)?;
+        let (loss, grad) = pool_loss_with(
+            &self.be,
+            &mut self.work,
+            &mut self.pool,
+            probe,
+            &targets,
+            &write.refreshed,
+            &self.spec,
+        )?;
         if trial {
             self.pool.restore(&self.be, write)?;
             self.pool.map.rollback();
@@ -129,10 +165,22 @@ impl<B: Backend> F2cHead<B> {
     /// A probes against B's gallery features (rolled back) and then B against A's (kept), as the
     /// reference's `forward`; otherwise only A against B, kept. `probe` and `gallery` are the
     /// (n, D) embeddings of the whole batch by the two networks.
-    pub fn step(&mut self, probe: &[f32], gallery: &[f32], labels: &[usize], a: &[usize], b: &[usize]) -> Result<F2cOutput> {
+    pub fn step(
+        &mut self,
+        probe: &[f32],
+        gallery: &[f32],
+        labels: &[usize],
+        a: &[usize],
+        b: &[usize],
+    ) -> Result<F2cOutput> {
         let d = self.pool.dim;
-        let pick = |emb: &[f32], rows: &[usize]| -> Vec<f32> { rows.iter().flat_map(|&r| emb[r * d..(r + 1) * d].iter().copied()).collect() };
-        let labels_of = |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| labels[r]).collect() };
+        let pick = |emb: &[f32], rows: &[usize]| -> Vec<f32> {
+            rows.iter()
+                .flat_map(|&r| emb[r * d..(r + 1) * d].iter().copied())
+                .collect()
+        };
+        let labels_of =
+            |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| labels[r]).collect() };
         let mut grad = vec![0.0f32; probe.len()];
         let mut loss = LossParts::default();
         let mut positives = 0;
@@ -142,15 +190,29 @@ impl<B: Backend> F2cHead<B> {
                 grad[r * d..(r + 1) * d].copy_from_slice(&g[i * d..(i + 1) * d]);
             }
         };
-        let directions: &[(&[usize], &[usize], bool)] = if self.symmetric { &[(a, b, true), (b, a, false)] } else { &[(a, b, false)] };
+        let directions: &[(&[usize], &[usize], bool)] = if self.symmetric {
+            &[(a, b, true), (b, a, false)]
+        } else {
+            &[(a, b, false)]
+        };
         for &(p, g, trial) in directions {
-            let (l, gr, pos) = self.direction(&pick(probe, p), &labels_of(p), &pick(gallery, g), &labels_of(g), trial)?;
+            let (l, gr, pos) = self.direction(
+                &pick(probe, p),
+                &labels_of(p),
+                &pick(gallery, g),
+                &labels_of(g),
+                trial,
+            )?;
             loss.ce += l.ce;
             loss.neg += l.neg;
             positives += pos;
             probes += p.len();
             scatter(p, &gr);
         }
-        Ok(F2cOutput { loss, grad, positive_fraction: positives as f64 / probes.max(1) as f64 })
+        Ok(F2cOutput {
+            loss,
+            grad,
+            positive_fraction: positives as f64 / probes.max(1) as f64,
+        })
     }
 }

@@ -47,11 +47,22 @@ struct Work<B: Backend> {
 }
 
 impl<B: Backend> Work<B> {
-    fn ensure(be: &B, work: &mut Option<Self>, rows: usize, batch: usize, dim: usize) -> Result<()> {
-        if work.as_ref().is_some_and(|w| w.rows >= rows && w.batch >= batch) {
+    fn ensure(
+        be: &B,
+        work: &mut Option<Self>,
+        rows: usize,
+        batch: usize,
+        dim: usize,
+    ) -> Result<()> {
+        if work
+            .as_ref()
+            .is_some_and(|w| w.rows >= rows && w.batch >= batch)
+        {
             return Ok(());
         }
-        let (rows, batch) = work.as_ref().map_or((rows, batch), |w| (w.rows.max(rows), w.batch.max(batch)));
+        let (rows, batch) = work
+            .as_ref()
+            .map_or((rows, batch), |w| (w.rows.max(rows), w.batch.max(batch)));
         *work = Some(Work {
             rows,
             batch,
@@ -68,10 +79,19 @@ impl<B: Backend> Work<B> {
 
 impl<B: Backend> FullFc<B> {
     /// N centres of dimension `dim`, initialised N(0, 0.01²) like insightface, zero momentum.
-    pub fn new(be: B, num_classes: usize, dim: usize, margin: Margin, scale: f32, seed: u64) -> Result<Self> {
+    pub fn new(
+        be: B,
+        num_classes: usize,
+        dim: usize,
+        margin: Margin,
+        scale: f32,
+        seed: u64,
+    ) -> Result<Self> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let normal = Normal::new(0.0f32, 0.01).expect("valid normal");
-        let host: Vec<f32> = (0..num_classes * dim).map(|_| normal.sample(&mut rng)).collect();
+        let host: Vec<f32> = (0..num_classes * dim)
+            .map(|_| normal.sample(&mut rng))
+            .collect();
         Ok(FullFc {
             weight: be.upload(&host)?,
             velocity: be.zeros(num_classes * dim)?,
@@ -102,7 +122,13 @@ impl<B: Backend> FullFc<B> {
 
     /// The step restricted to the centres `rows` (sorted, distinct; all when `None`); `targets[i]`
     /// indexes into `rows`. Only those rows of the centres and of their momentum are read or written.
-    pub(crate) fn step_rows(&mut self, rows: Option<&[usize]>, emb: &[f32], targets: &[i64], sgd: &SgdParams) -> Result<HeadOutput> {
+    pub(crate) fn step_rows(
+        &mut self,
+        rows: Option<&[usize]>,
+        emb: &[f32],
+        targets: &[i64],
+        sgd: &SgdParams,
+    ) -> Result<HeadOutput> {
         let (be, d) = (&self.be, self.dim);
         let b = targets.len();
         let m = rows.map_or(self.num_classes, |r| r.len());
@@ -113,11 +139,26 @@ impl<B: Backend> FullFc<B> {
         w.emb = be.upload(emb)?;
         be.gather_normalize(&self.weight, d, rows, &mut w.normed, &mut w.norms)?;
         be.matmul_abt(b, m, d, &w.emb, &w.normed, &mut w.cos)?; // (B, M) cosines
-        let spec = LossSpec { margin: self.margin, scale: self.scale, ce_weight: 1.0 / b as f32, neg_k: 0, neg_weight: 0.0 };
+        let spec = LossSpec {
+            margin: self.margin,
+            scale: self.scale,
+            ce_weight: 1.0 / b as f32,
+            neg_k: 0,
+            neg_weight: 0.0,
+        };
         let loss = be.margin_loss(&mut w.cos, b, m, targets, &spec)?; // cos now holds dL/dcos
         be.matmul_ab(b, d, m, &w.cos, &w.normed, &mut w.grad_emb, false)?; // (B, D)
         be.matmul_atb(m, d, b, &w.cos, &w.emb, &mut w.grad_normed)?; // (M, D)
-        be.sgd_normalized_rows(&mut self.weight, &mut self.velocity, d, rows, &w.grad_normed, &w.normed, &w.norms, sgd)?;
+        be.sgd_normalized_rows(
+            &mut self.weight,
+            &mut self.velocity,
+            d,
+            rows,
+            &w.grad_normed,
+            &w.normed,
+            &w.norms,
+            sgd,
+        )?;
         let mut grad = be.download(&w.grad_emb)?;
         grad.truncate(b * d);
         self.work = slot;

@@ -69,7 +69,11 @@ mod tests {
         for &c in &[-0.5f32, 0.0, 0.3, 0.9] {
             let h = 1e-3;
             let fd = (m.apply(c + h).0 - m.apply(c - h).0) / (2.0 * h);
-            assert!((fd - m.apply(c).1).abs() < 2e-3, "c={c}: fd {fd} vs {}", m.apply(c).1);
+            assert!(
+                (fd - m.apply(c).1).abs() < 2e-3,
+                "c={c}: fd {fd} vs {}",
+                m.apply(c).1
+            );
         }
     }
 

@@ -21,7 +21,15 @@ pub struct PartialFc<B: Backend> {
 
 impl<B: Backend> PartialFc<B> {
     /// N centres, sample rate r; `seed` drives both the initialisation and the class sampling.
-    pub fn new(be: B, num_classes: usize, dim: usize, margin: Margin, scale: f32, sample_rate: f32, seed: u64) -> Result<Self> {
+    pub fn new(
+        be: B,
+        num_classes: usize,
+        dim: usize,
+        margin: Margin,
+        scale: f32,
+        sample_rate: f32,
+        seed: u64,
+    ) -> Result<Self> {
         Ok(PartialFc {
             centres: FullFc::new(be, num_classes, dim, margin, scale, seed)?,
             num_sample: num_sample(num_classes, sample_rate),
@@ -41,9 +49,15 @@ impl<B: Backend> PartialFc<B> {
 
     /// One step: sample the classes, then the FC step on those rows only.
     pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<HeadOutput> {
-        let sample = sample_classes(labels, self.centres.num_classes(), self.num_sample, &mut self.rng);
+        let sample = sample_classes(
+            labels,
+            self.centres.num_classes(),
+            self.num_sample,
+            &mut self.rng,
+        );
         let targets: Vec<i64> = sample.targets.iter().map(|&t| t as i64).collect();
-        self.centres.step_rows(Some(&sample.classes), emb, &targets, sgd)
+        self.centres
+            .step_rows(Some(&sample.classes), emb, &targets, sgd)
     }
 
     /// The current centres, (N, D), on the host.

@@ -37,11 +37,22 @@ pub struct PoolLossWork<B: Backend> {
 }
 
 impl<B: Backend> PoolLossWork<B> {
-    fn ensure(be: &B, work: &mut Option<Self>, batch: usize, slots: usize, dim: usize) -> Result<()> {
-        if work.as_ref().is_some_and(|w| w.batch >= batch && w.slots >= slots) {
+    fn ensure(
+        be: &B,
+        work: &mut Option<Self>,
+        batch: usize,
+        slots: usize,
+        dim: usize,
+    ) -> Result<()> {
+        if work
+            .as_ref()
+            .is_some_and(|w| w.batch >= batch && w.slots >= slots)
+        {
             return Ok(());
         }
-        let (batch, slots) = work.as_ref().map_or((batch, slots), |w| (w.batch.max(batch), w.slots.max(slots)));
+        let (batch, slots) = work
+            .as_ref()
+            .map_or((batch, slots), |w| (w.batch.max(batch), w.slots.max(slots)));
         // Drop the old buffers first: at the peak only one set is alive.
         *work = None;
         *work = Some(PoolLossWork {
@@ -67,14 +78,29 @@ fn loss_spec(targets: &[i64], spec: &PoolLossSpec) -> LossSpec {
         scale: spec.scale,
         ce_weight: if n_pos > 0 { 1.0 / n_pos as f32 } else { 0.0 },
         neg_k: spec.k,
-        neg_weight: if n_neg > 0 { 1.0 / (n_neg * spec.k) as f32 } else { 0.0 },
+        neg_weight: if n_neg > 0 {
+            1.0 / (n_neg * spec.k) as f32
+        } else {
+            0.0
+        },
     }
 }
 
 /// One evaluation against the (Q, D) `weights`: cosines, fused loss, dL/d(emb) written to (or, with
 /// `accumulate`, added onto) `w.grad`.
 #[allow(clippy::too_many_arguments)]
-fn against<B: Backend>(be: &B, w: &mut PoolLossWork<B>, weights: &B::Buf, accumulate: bool, b: usize, q: usize, d: usize, targets: &[i64], spec: &LossSpec, total: &mut LossParts) -> Result<()> {
+fn against<B: Backend>(
+    be: &B,
+    w: &mut PoolLossWork<B>,
+    weights: &B::Buf,
+    accumulate: bool,
+    b: usize,
+    q: usize,
+    d: usize,
+    targets: &[i64],
+    spec: &LossSpec,
+    total: &mut LossParts,
+) -> Result<()> {
     be.matmul_abt(b, q, d, &w.emb, weights, &mut w.cos)?; // (B, Q)
     let parts = be.margin_loss(&mut w.cos, b, q, targets, spec)?;
     be.matmul_ab(b, d, q, &w.cos, weights, &mut w.grad, accumulate)?; // (B, D)
@@ -84,7 +110,14 @@ fn against<B: Backend>(be: &B, w: &mut PoolLossWork<B>, weights: &B::Buf, accumu
 }
 
 /// The loss and dL/d(emb) out of the work buffers; doubled when the second term equals the first.
-fn finish<B: Backend>(be: &B, w: &PoolLossWork<B>, b: usize, d: usize, mut total: LossParts, double: bool) -> Result<(LossParts, Vec<f32>)> {
+fn finish<B: Backend>(
+    be: &B,
+    w: &PoolLossWork<B>,
+    b: usize,
+    d: usize,
+    mut total: LossParts,
+    double: bool,
+) -> Result<(LossParts, Vec<f32>)> {
     let mut g = be.download(&w.grad)?;
     g.truncate(b * d);
     if double {
@@ -100,7 +133,14 @@ fn finish<B: Backend>(be: &B, w: &PoolLossWork<B>, b: usize, d: usize, mut total
 /// `refreshed` are the slots written this batch that were already resident. Returns the loss and
 /// dL/d(emb), (B, D). Allocates its buffers (and, for the two-row mix, a copy of row 0) per call;
 /// the head uses [`pool_loss_with`].
-pub fn pool_loss<B: Backend>(be: &B, pool: &FeaturePool<B>, emb: &[f32], targets: &[i64], refreshed: &[usize], spec: &PoolLossSpec) -> Result<(LossParts, Vec<f32>)> {
+pub fn pool_loss<B: Backend>(
+    be: &B,
+    pool: &FeaturePool<B>,
+    emb: &[f32],
+    targets: &[i64],
+    refreshed: &[usize],
+    spec: &PoolLossSpec,
+) -> Result<(LossParts, Vec<f32>)> {
     let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
     assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
     let mut work = None;
@@ -109,7 +149,18 @@ pub fn pool_loss<B: Backend>(be: &B, pool: &FeaturePool<B>, emb: &[f32], targets
     w.emb = be.upload(emb)?;
     let ls = loss_spec(targets, spec);
     let mut total = LossParts::default();
-    against(be, w, &pool.features[0], false, b, q, d, targets, &ls, &mut total)?;
+    against(
+        be,
+        w,
+        &pool.features[0],
+        false,
+        b,
+        q,
+        d,
+        targets,
+        &ls,
+        &mut total,
+    )?;
     let mut double = false;
     if spec.eval == PoolEval::TwoRow {
         match pool.features.get(1) {
@@ -143,7 +194,18 @@ pub fn pool_loss_with<B: Backend>(
     w.emb = be.upload(emb)?;
     let ls = loss_spec(targets, spec);
     let mut total = LossParts::default();
-    against(be, w, &pool.features[0], false, b, q, d, targets, &ls, &mut total)?;
+    against(
+        be,
+        w,
+        &pool.features[0],
+        false,
+        b,
+        q,
+        d,
+        targets,
+        &ls,
+        &mut total,
+    )?;
     let mut double = false;
     if spec.eval == PoolEval::TwoRow {
         if pool.features.len() > 1 {
@@ -170,7 +232,9 @@ mod tests {
     use crate::heads::class_pool::{Capacity, Eviction, PoolConfig, Rows};
 
     fn unit_rows(n: usize, d: usize, salt: f32) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..n * d).map(|i| (i as f32 * 0.618 + salt).sin()).collect();
+        let mut v: Vec<f32> = (0..n * d)
+            .map(|i| (i as f32 * 0.618 + salt).sin())
+            .collect();
         for r in v.chunks_mut(d) {
             let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
             r.iter_mut().for_each(|x| *x /= norm);
@@ -184,21 +248,51 @@ mod tests {
         // use, grow again). Each call must equal the allocating `pool_loss` bit for bit, and leave
         // the pool exactly as it found it.
         let (q, d) = (12, 4);
-        let cfg = PoolConfig { capacity: Capacity::Count(q), rows: Rows::Two, eviction: Eviction::Lru };
+        let cfg = PoolConfig {
+            capacity: Capacity::Count(q),
+            rows: Rows::Two,
+            eviction: Eviction::Lru,
+        };
         let mut pool = FeaturePool::new(&CpuBackend, &cfg, 100, d, 5).unwrap();
-        let spec = PoolLossSpec { margin: Margin::CosFace(0.3), scale: 16.0, k: 3, eval: PoolEval::TwoRow };
+        let spec = PoolLossSpec {
+            margin: Margin::CosFace(0.3),
+            scale: 16.0,
+            k: 3,
+            eval: PoolEval::TwoRow,
+        };
         let mut work = None;
         for (step, b) in [6usize, 2, 9].into_iter().enumerate() {
             let labels: Vec<usize> = (0..b).map(|i| (i * 3 + step) % 20).collect();
-            pool.write_batch(&CpuBackend, &unit_rows(b, d, step as f32), &labels, false).unwrap();
+            pool.write_batch(&CpuBackend, &unit_rows(b, d, step as f32), &labels, false)
+                .unwrap();
             // Second write of the same identities: every slot is refreshed (row 1 differs from row 0).
-            let write2 = pool.write_batch(&CpuBackend, &unit_rows(b, d, 10.0 + step as f32), &labels, false).unwrap();
-            let mut targets: Vec<i64> = labels.iter().map(|&l| pool.map.slot_of(l).map_or(-1, |s| s as i64)).collect();
+            let write2 = pool
+                .write_batch(
+                    &CpuBackend,
+                    &unit_rows(b, d, 10.0 + step as f32),
+                    &labels,
+                    false,
+                )
+                .unwrap();
+            let mut targets: Vec<i64> = labels
+                .iter()
+                .map(|&l| pool.map.slot_of(l).map_or(-1, |s| s as i64))
+                .collect();
             targets[0] = -1; // one negative row
             let emb = unit_rows(b, d, 20.0 + step as f32);
-            let fresh = pool_loss(&CpuBackend, &pool, &emb, &targets, &write2.refreshed, &spec).unwrap();
+            let fresh =
+                pool_loss(&CpuBackend, &pool, &emb, &targets, &write2.refreshed, &spec).unwrap();
             let before = pool.features.clone();
-            let reused = pool_loss_with(&CpuBackend, &mut work, &mut pool, &emb, &targets, &write2.refreshed, &spec).unwrap();
+            let reused = pool_loss_with(
+                &CpuBackend,
+                &mut work,
+                &mut pool,
+                &emb,
+                &targets,
+                &write2.refreshed,
+                &spec,
+            )
+            .unwrap();
             assert_eq!(fresh, reused, "batch {b}");
             assert_eq!(pool.features, before, "pool restored after batch {b}");
             assert!(!write2.refreshed.is_empty());

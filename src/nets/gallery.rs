@@ -18,7 +18,10 @@ pub struct Gallery<M> {
 impl<M: Clone> Gallery<M> {
     /// A gallery initialised as a copy of `probe`.
     pub fn new(probe: &M, momentum: f32) -> Self {
-        Gallery { net: probe.clone(), momentum }
+        Gallery {
+            net: probe.clone(),
+            momentum,
+        }
     }
 
     /// g ← m·g + (1 − m)·p.

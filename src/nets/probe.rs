@@ -52,7 +52,11 @@ pub fn inputs<D: Device<f32>>(dev: &D, inputs: &[f32]) -> Inputs<D> {
 }
 
 /// L2-normalised embeddings of `x` without a tape, as host rows (evaluation, gallery features).
-pub fn embed<const H: usize, const E: usize, D: Device<f32>>(net: &Net<H, E, D>, dev: &D, x: &[f32]) -> Vec<f32>
+pub fn embed<const H: usize, const E: usize, D: Device<f32>>(
+    net: &Net<H, E, D>,
+    dev: &D,
+    x: &[f32],
+) -> Vec<f32>
 where
     Net<H, E, D>: Module<Inputs<D>, Output = Tensor<(usize, Const<E>), f32, D>>,
 {
@@ -75,12 +79,17 @@ mod tests {
         let x = dev.tensor_from_vec(vec![3.0f32, 4.0, 0.0, 1.0, 0.0, 0.0], (2usize, Const::<3>));
         let y = l2_normalize(x.clone());
         let v = y.as_vec();
-        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6 && (v[3] - 1.0).abs() < 1e-6);
+        assert!(
+            (v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6 && (v[3] - 1.0).abs() < 1e-6
+        );
         // d/dx of Σ y ⊙ g with g = [1, 0, 0] on row 0: (g − (g·u)u)/‖x‖ = ([1,0,0] − 0.6·[0.6,0.8,0])/5
         // = [0.128, −0.096, 0].
         let g = dev.tensor_from_vec(vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0], (2usize, Const::<3>));
         let grads = (l2_normalize(x.leaky_trace()) * g).sum().backward();
         let gx = grads.get(&x).as_vec();
-        assert!((gx[0] - 0.128).abs() < 1e-6 && (gx[1] + 0.096).abs() < 1e-6 && gx[2].abs() < 1e-7, "{gx:?}");
+        assert!(
+            (gx[0] - 0.128).abs() < 1e-6 && (gx[1] + 0.096).abs() < 1e-6 && gx[2].abs() < 1e-7,
+            "{gx:?}"
+        );
     }
 }

@@ -57,7 +57,12 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<RunRecord> 
     }
 }
 
-fn with_backbone<D: Device<f32>, B: Backend>(exp: &Experiment, opts: &RunOptions, dev: D, be: B) -> Result<RunRecord> {
+fn with_backbone<D: Device<f32>, B: Backend>(
+    exp: &Experiment,
+    opts: &RunOptions,
+    dev: D,
+    be: B,
+) -> Result<RunRecord> {
     match exp.backbone {
         Backbone::Mlp256x64 => Trainer::<256, 64, D, B>::new(exp, dev, be)?.run(opts),
         Backbone::Mlp512x128 => Trainer::<512, 128, D, B>::new(exp, dev, be)?.run(opts),
@@ -68,12 +73,17 @@ fn with_backbone<D: Device<f32>, B: Backend>(exp: &Experiment, opts: &RunOptions
 /// no evaluation) after `warmup` untimed ones, on the CPU: the benchmark's whole-step throughput.
 pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Result<Vec<f64>> {
     if exp.device != DeviceChoice::Cpu {
-        return Err(Error::Device(format!("time_training_steps runs on the cpu only, got `{}`; use `--device cpu`", exp.device)));
+        return Err(Error::Device(format!(
+            "time_training_steps runs on the cpu only, got `{}`; use `--device cpu`",
+            exp.device
+        )));
     }
     let dev = Cpu::seed_from_u64(exp.seed);
     match exp.backbone {
-        Backbone::Mlp256x64 => Trainer::<256, 64, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?.time_steps(warmup, steps),
-        Backbone::Mlp512x128 => Trainer::<512, 128, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?.time_steps(warmup, steps),
+        Backbone::Mlp256x64 => Trainer::<256, 64, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?
+            .time_steps(warmup, steps),
+        Backbone::Mlp512x128 => Trainer::<512, 128, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?
+            .time_steps(warmup, steps),
     }
 }
 
@@ -111,25 +121,57 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         let probe = <Net<H, E, D> as BuildModule<D, f32>>::build(&dev);
         let head_seed = exp.seed.wrapping_add(2);
         let (head, gallery) = match &exp.head {
-            HeadConfig::Fc { margin, scale } => (Head::Fc(FullFc::new(be, n, E, *margin, *scale, head_seed)?), None),
-            HeadConfig::PartialFc { margin, scale, sample_rate } => {
-                (Head::Pfc(PartialFc::new(be, n, E, *margin, *scale, *sample_rate, head_seed)?), None)
-            }
-            HeadConfig::F2c(cfg) => {
-                (Head::F2c(F2cHead::new(be, cfg, n, E, head_seed)?), Some(Gallery::new(&probe, cfg.ema_momentum)))
-            }
+            HeadConfig::Fc { margin, scale } => (
+                Head::Fc(FullFc::new(be, n, E, *margin, *scale, head_seed)?),
+                None,
+            ),
+            HeadConfig::PartialFc {
+                margin,
+                scale,
+                sample_rate,
+            } => (
+                Head::Pfc(PartialFc::new(
+                    be,
+                    n,
+                    E,
+                    *margin,
+                    *scale,
+                    *sample_rate,
+                    head_seed,
+                )?),
+                None,
+            ),
+            HeadConfig::F2c(cfg) => (
+                Head::F2c(F2cHead::new(be, cfg, n, E, head_seed)?),
+                Some(Gallery::new(&probe, cfg.ema_momentum)),
+            ),
         };
         let t = &exp.train;
         let opt = Sgd::new(
             &probe,
             SgdConfig {
                 lr: t.lr as f64,
-                momentum: Some(if t.nesterov { Momentum::Nesterov(t.momentum as f64) } else { Momentum::Classic(t.momentum as f64) }),
+                momentum: Some(if t.nesterov {
+                    Momentum::Nesterov(t.momentum as f64)
+                } else {
+                    Momentum::Classic(t.momentum as f64)
+                }),
                 weight_decay: Some(WeightDecay::L2(t.weight_decay as f64)),
             },
         );
         let grads = Some(probe.alloc_grads());
-        Ok(Trainer { exp, dev, faces, loader, probe, gallery, head, opt, grads, batch: Batch::default() })
+        Ok(Trainer {
+            exp,
+            dev,
+            faces,
+            loader,
+            probe,
+            gallery,
+            head,
+            opt,
+            grads,
+            batch: Batch::default(),
+        })
     }
 
     fn head_state_bytes(&self) -> u64 {
@@ -145,11 +187,19 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         let t: &TrainConfig = &self.exp.train;
         self.loader.next_batch(&self.faces, &mut self.batch);
         let b = self.batch.labels.len();
-        let sgd = SgdParams { lr, momentum: t.momentum, weight_decay: t.weight_decay, nesterov: t.nesterov };
+        let sgd = SgdParams {
+            lr,
+            momentum: t.momentum,
+            weight_decay: t.weight_decay,
+            nesterov: t.nesterov,
+        };
         self.opt.cfg.lr = lr as f64;
 
         // Forward through the probe net on a traced input.
-        let grads = self.grads.take().expect("gradients are returned every step");
+        let grads = self
+            .grads
+            .take()
+            .expect("gradients are returned every step");
         let x: Inputs<D> = inputs(&self.dev, &self.batch.inputs);
         let emb = l2_normalize(self.probe.forward_mut(x.traced(grads))); // (B, E)
         let emb_host = emb.as_vec();
@@ -177,7 +227,9 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         // Back-propagate the head's gradient through the probe net: d(Σ emb ⊙ g)/d(emb) = g.
         let g = self.dev.tensor_from_vec(grad, (b, Const::<E>));
         let mut grads = (emb * g).sum().backward();
-        self.opt.update(&mut self.probe, &grads).map_err(|e| Error::Other(format!("optimiser: {e:?}")))?;
+        self.opt
+            .update(&mut self.probe, &grads)
+            .map_err(|e| Error::Other(format!("optimiser: {e:?}")))?;
         self.probe.zero_grads(&mut grads);
         self.grads = Some(grads);
         Ok(StepReport { loss })
@@ -202,7 +254,11 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         let start = Instant::now();
         let steps = exp.train.steps;
         let samples_per_step = exp.train.loaders.batch_size();
-        let bar = if opts.progress { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
+        let bar = if opts.progress {
+            ProgressBar::new(steps as u64)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
                 .expect("valid template")
@@ -224,7 +280,8 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
             losses.push(loss);
             if step % 10 == 0 || step + 1 == steps {
                 let recent = &step_times[step_times.len().saturating_sub(20)..];
-                let rate = samples_per_step as f64 * recent.len() as f64 / recent.iter().sum::<f64>();
+                let rate =
+                    samples_per_step as f64 * recent.len() as f64 / recent.iter().sum::<f64>();
                 bar.set_message(format!("loss {loss:.4}  {rate:.0} samples/s"));
             }
             bar.inc(1);
@@ -233,13 +290,20 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         let train_time: f64 = step_times.iter().sum();
         let median_step_ms = median(&mut step_times.clone()) * 1e3;
         let tail = &losses[losses.len() - (losses.len() / 10).max(1).min(losses.len())..];
-        let final_loss = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
+        let final_loss = if tail.is_empty() {
+            f64::NAN
+        } else {
+            tail.iter().sum::<f64>() / tail.len() as f64
+        };
         let (status, metrics) = match failure {
             Some(why) => (RunStatus::Failed(why), None),
             None => {
                 let (x, labels) = self.faces.eval_set();
                 let emb = embed::<H, E, D>(&self.probe, &self.dev, &x);
-                (RunStatus::Ok, Some(evaluate(&emb, E, &labels, &exp.eval, exp.seed)))
+                (
+                    RunStatus::Ok,
+                    Some(evaluate(&emb, E, &labels, &exp.eval, exp.seed)),
+                )
             }
         };
         Ok(RunRecord {
@@ -249,7 +313,8 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
             metrics,
             wall_time_s: start.elapsed().as_secs_f64(),
             median_step_ms,
-            samples_per_s: samples_per_step as f64 * step_times.len() as f64 / train_time.max(1e-12),
+            samples_per_s: samples_per_step as f64 * step_times.len() as f64
+                / train_time.max(1e-12),
             peak_memory_bytes: peak_memory_bytes(),
             head_state_bytes: self.head_state_bytes(),
             final_loss,
@@ -269,5 +334,9 @@ fn median(xs: &mut [f64]) -> f64 {
 
 fn machine_description(device: DeviceChoice) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{} {}, {cores} cores, device {device}", std::env::consts::OS, std::env::consts::ARCH)
+    format!(
+        "{} {}, {cores} cores, device {device}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }

@@ -49,7 +49,10 @@ mod tests {
     fn warmup_then_step_decay() {
         let t = TrainConfig {
             steps: 100,
-            loaders: LoaderConfig { identities: 0, instances: 8 },
+            loaders: LoaderConfig {
+                identities: 0,
+                instances: 8,
+            },
             lr: 0.1,
             momentum: 0.9,
             nesterov: true,
