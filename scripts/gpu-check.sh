@@ -265,7 +265,7 @@ for name in ${F2C_GPU_TRAIN:-fc}; do
 done
 if [[ -x $f2c ]]; then
     # shellcheck disable=SC2086 # the extra arguments are meant to split
-    step bench 60 "$f2c" bench --device "$device" ${F2C_GPU_BENCH_ARGS:-}
+    step bench 150 "$f2c" bench --device "$device" ${F2C_GPU_BENCH_ARGS:---classes 100000,1000000,10000000 --steps 3 --warmup 1}
 else
     skip bench "bin/f2c not in the pack"
 fi

@@ -73,7 +73,7 @@ pub fn row_line(r: &BenchRow) -> String {
         ms(r.gemm_only_s),
         r.pytorch_s
             .map_or(String::new(), |p| format!("  pytorch {} ({:.2}×)", ms(p), r.median_step_s / p)),
-    )
+    ) + &r.device_mem_bytes.map_or(String::new(), |m| format!("  device mem {}", mib(m)))
 }
 
 /// The efficiency table in markdown.

@@ -95,6 +95,9 @@ pub struct BenchRow {
     pub peak_growth_bytes: u64,
     /// Whether the high-water mark was reset for this case (else the growth is a lower bound).
     pub peak_reset: bool,
+    /// Device memory taken by the case on a GPU (head state and work buffers, after the timed
+    /// steps, device synchronised); empty on the CPU.
+    pub device_mem_bytes: Option<u64>,
     /// GFLOP of the step's GEMMs.
     pub gemm_gflop: f64,
     /// GEMM GFLOP / median step time.
@@ -171,16 +174,27 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
         for case in cases() {
             let reset = reset_peak();
             let rss0 = memory_status("VmRSS:");
-            let mut bench = HeadBench::new(be.clone(), case, n, d, b, 7)?;
-            for _ in 0..opts.warmup {
-                bench.step()?;
-            }
-            let times = (0..opts.steps)
-                .map(|_| bench.step())
-                .collect::<Result<Vec<f64>>>()?;
+            let dev0 = be.device_memory_in_use();
+            // A case that does not fit (FC at 10M identities on a GPU) is reported and skipped,
+            // so the heads that do fit are still measured.
+            let measured = (|| -> Result<(Vec<f64>, u64, Option<u64>)> {
+                let mut bench = HeadBench::new(be.clone(), case, n, d, b, 7)?;
+                for _ in 0..opts.warmup {
+                    bench.step()?;
+                }
+                let times = (0..opts.steps).map(|_| bench.step()).collect::<Result<Vec<f64>>>()?;
+                be.synchronize()?;
+                let dev = be.device_memory_in_use().zip(dev0).map(|(a, b)| a.saturating_sub(b));
+                Ok((times, bench.state_bytes(), dev))
+            })();
+            let (times, state, device_mem_bytes) = match measured {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("bench: {} ({}) at N = {n} skipped: {e}", case.head(), case.variant());
+                    continue;
+                }
+            };
             let hwm = memory_status("VmHWM:");
-            let state = bench.state_bytes();
-            drop(bench);
             let med = median(&times);
             let gemm_only = sgemm_peak::gemm_only_seconds(&be, case, n, d, b, opts.steps.min(3))?;
             let flops = case.gemm_flops(n, d, b);
@@ -199,6 +213,7 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
                 min_step_s: times.iter().copied().fold(f64::INFINITY, f64::min),
                 peak_growth_bytes: hwm.saturating_sub(rss0),
                 peak_reset: reset,
+                device_mem_bytes,
                 gemm_gflop: flops / 1e9,
                 gflops: flops / med / 1e9,
                 peak_gflops: peak,

@@ -161,6 +161,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// A copy of `src`.
     fn duplicate(&self, src: &Self::Buf) -> Result<Self::Buf>;
+
+    /// Bytes of device memory in use by everything on the device, where the device can tell
+    /// (GPUs); `None` for host memory, which the process's resident size already measures.
+    fn device_memory_in_use(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The host-CPU backend: `gemm` (multi-threaded through rayon) and rayon-parallel fused kernels.

@@ -900,6 +900,10 @@ impl Backend for CudaBackend {
         src.try_clone()
             .map_err(|e| self.err("cannot copy a buffer", e))
     }
+
+    fn device_memory_in_use(&self) -> Option<u64> {
+        self.memory_info().ok().map(|(free, total)| (total - free) as u64)
+    }
 }
 
 #[cfg(test)]
