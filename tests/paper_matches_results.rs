@@ -16,8 +16,16 @@ fn committed_paper_is_regenerated_from_committed_results() {
     for path in written {
         let rel = path.strip_prefix(root.path()).unwrap();
         let fresh = std::fs::read_to_string(&path).unwrap();
-        let committed = std::fs::read_to_string(rel)
-            .unwrap_or_else(|e| panic!("{} is not committed: {e}; run `f2c tables results/default`", rel.display()));
-        assert!(fresh == committed, "{} differs from what `f2c tables results/default` writes", rel.display());
+        let committed = std::fs::read_to_string(rel).unwrap_or_else(|e| {
+            panic!(
+                "{} is not committed: {e}; run `f2c tables results/default`",
+                rel.display()
+            )
+        });
+        assert!(
+            fresh == committed,
+            "{} differs from what `f2c tables results/default` writes",
+            rel.display()
+        );
     }
 }

@@ -35,6 +35,82 @@ pub fn pytorch_seconds(case: HeadCase, classes: usize, dim: usize, batch: usize)
         .map(|(_, _, t)| t[col])
 }
 
+/// The PyTorch peer's step times: measured on this machine (the JSON lines that
+/// `shared/bench/torch_heads.py` prints, passed with `f2c bench --peer FILE`), else the figures
+/// quoted in issue 5.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    measured: Option<std::collections::HashMap<(String, usize, usize, usize), f64>>,
+}
+
+impl Peer {
+    /// Reads the peer's JSON lines (`{"head": "fc" | "pfc0.1" | "f2c0.1" | …, "classes", "dim",
+    /// "batch", "median_s"}`).
+    pub fn from_json_lines(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut map = std::collections::HashMap::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                Error::Other(format!(
+                    "{}:{}: not a JSON line: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })?;
+            let field = |k: &str| {
+                v.get(k).ok_or_else(|| {
+                    Error::Other(format!(
+                        "{}:{}: missing `{k}` (expected torch_heads.py output)",
+                        path.display(),
+                        i + 1
+                    ))
+                })
+            };
+            let num = |k: &str| field(k).map(|x| x.as_f64().unwrap_or(f64::NAN));
+            let head = field("head")?.as_str().unwrap_or_default().to_string();
+            map.insert(
+                (
+                    head,
+                    num("classes")? as usize,
+                    num("dim")? as usize,
+                    num("batch")? as usize,
+                ),
+                num("median_s")?,
+            );
+        }
+        Ok(Peer {
+            measured: Some(map),
+        })
+    }
+
+    /// Seconds of the peer's step matching `case`, where known.
+    pub fn seconds(&self, case: HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
+        match &self.measured {
+            None => pytorch_seconds(case, classes, dim, batch),
+            Some(_) if case.variant() == "tworow-symmetric" => None,
+            Some(map) => {
+                let key = match case {
+                    HeadCase::Fc => "fc".to_string(),
+                    _ => format!("{}{}", case.head(), case.param()),
+                };
+                map.get(&(key, classes, dim, batch)).copied()
+            }
+        }
+    }
+
+    /// Where the peer's figures come from, for the table's caption.
+    pub fn source(&self) -> &'static str {
+        match self.measured {
+            Some(_) => "measured side by side on this machine (`shared/bench/torch_heads.py`, `f2c bench --peer`)",
+            None => "the figures quoted in issue 5 (`shared/bench/torch_heads.py`, PyTorch 2.x CPU, same kind of machine)",
+        }
+    }
+}
+
 fn label(r: &BenchRow) -> String {
     match (r.head.as_str(), r.variant.as_str()) {
         ("fc", _) => "FC".into(),
@@ -83,6 +159,7 @@ pub fn markdown(
     peak: f64,
     device: &str,
     load: &str,
+    peer_source: &str,
 ) -> String {
     let mut s = String::new();
     let (d, b) = rows.first().map_or((0, 0), |r| (r.dim, r.batch));
@@ -90,7 +167,7 @@ pub fn markdown(
     s += &format!(
         "One training step of each head in isolation (forward, backward into the embeddings, the head's own update), \
          median over the timed steps; device {device}; sgemm peak {peak:.1} GFLOP/s; load average at the end {load}. \
-         PyTorch: the figures of issue 5 (`shared/bench/torch_heads.py`, PyTorch 2.x CPU, same kind of machine); \
+         PyTorch: {peer_source}; \
          ratio = ours / PyTorch. Bound = the step's GEMM flops / sgemm peak. Peak mem = growth of the resident high-water mark over the case.\n\n"
     );
     s += "| head | N | ours | PyTorch | ratio | head state | peak mem | GEMM GFLOP/s | % of peak | × bound | GEMMs alone |\n";
@@ -287,5 +364,33 @@ mod tests {
         );
         assert_eq!(pytorch_seconds(f2c10, 10_000, 512, 256), None);
         assert_eq!(pytorch_seconds(f2c10, 20_000, 128, 256), None);
+    }
+
+    #[test]
+    fn measured_peer_lines_replace_the_quoted_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peer.jsonl");
+        std::fs::write(
+            &path,
+            "{\"peer\": \"pytorch\", \"head\": \"fc\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.05}\n\
+             {\"peer\": \"pytorch\", \"head\": \"f2c0.01\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.002}\n",
+        )
+        .unwrap();
+        let peer = Peer::from_json_lines(&path).unwrap();
+        assert_eq!(peer.seconds(HeadCase::Fc, 10_000, 128, 256), Some(0.05));
+        let f2c1 = HeadCase::F2c {
+            pool_fraction: 0.01,
+            reference: false,
+        };
+        assert_eq!(peer.seconds(f2c1, 10_000, 128, 256), Some(0.002));
+        // Not measured: no figure (never a quoted one mixed in).
+        assert_eq!(
+            peer.seconds(HeadCase::Pfc { sample_rate: 0.1 }, 10_000, 128, 256),
+            None
+        );
+        assert_eq!(
+            Peer::default().seconds(HeadCase::Fc, 10_000, 128, 256),
+            Some(0.0397)
+        );
     }
 }

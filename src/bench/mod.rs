@@ -52,6 +52,10 @@ pub struct BenchOptions {
     /// Root of the paper's tables/ and figures/.
     #[arg(long, default_value = "paper")]
     pub paper: PathBuf,
+    /// The PyTorch peer's JSON lines (`python3 shared/bench/torch_heads.py > FILE` on this machine),
+    /// to compare side by side; without it the table quotes issue 5's figures.
+    #[arg(long)]
+    pub peer: Option<PathBuf>,
 }
 
 impl Default for BenchOptions {
@@ -66,6 +70,7 @@ impl Default for BenchOptions {
             no_training_step: false,
             out: PathBuf::from("results/bench"),
             paper: PathBuf::from("paper"),
+            peer: None,
         }
     }
 }
@@ -164,6 +169,10 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
         )));
     }
     let (d, b) = (opts.dim, opts.batch);
+    let peer = match &opts.peer {
+        Some(path) => efficiency_report::Peer::from_json_lines(path)?,
+        None => efficiency_report::Peer::default(),
+    };
     eprintln!("bench: device {}, load {}", be.name(), load_average());
     let peak = sgemm_peak::sgemm_peak(&be, 2048, 5)?;
     eprintln!("bench: sgemm peak {peak:.1} GFLOP/s (2048³ through the heads' gemm)");
@@ -182,15 +191,24 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
                 for _ in 0..opts.warmup {
                     bench.step()?;
                 }
-                let times = (0..opts.steps).map(|_| bench.step()).collect::<Result<Vec<f64>>>()?;
+                let times = (0..opts.steps)
+                    .map(|_| bench.step())
+                    .collect::<Result<Vec<f64>>>()?;
                 be.synchronize()?;
-                let dev = be.device_memory_in_use().zip(dev0).map(|(a, b)| a.saturating_sub(b));
+                let dev = be
+                    .device_memory_in_use()
+                    .zip(dev0)
+                    .map(|(a, b)| a.saturating_sub(b));
                 Ok((times, bench.state_bytes(), dev))
             })();
             let (times, state, device_mem_bytes) = match measured {
                 Ok(m) => m,
                 Err(e) => {
-                    eprintln!("bench: {} ({}) at N = {n} skipped: {e}", case.head(), case.variant());
+                    eprintln!(
+                        "bench: {} ({}) at N = {n} skipped: {e}",
+                        case.head(),
+                        case.variant()
+                    );
                     continue;
                 }
             };
@@ -198,7 +216,7 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
             let med = median(&times);
             let gemm_only = sgemm_peak::gemm_only_seconds(&be, case, n, d, b, opts.steps.min(3))?;
             let flops = case.gemm_flops(n, d, b);
-            let pytorch_s = efficiency_report::pytorch_seconds(case, n, d, b);
+            let pytorch_s = peer.seconds(case, n, d, b);
             let row = BenchRow {
                 head: case.head().into(),
                 param: case.param(),
@@ -242,7 +260,8 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
         write_csv(&opts.out.join("training.csv"), &training)?;
     }
     let load = load_average();
-    let table = efficiency_report::markdown(&rows, &training, peak, &be.name(), &load);
+    let table =
+        efficiency_report::markdown(&rows, &training, peak, &be.name(), &load, peer.source());
     println!("{table}");
     let md = opts.paper.join("tables/efficiency.md");
     write_file(&md, &table)?;

@@ -902,7 +902,9 @@ impl Backend for CudaBackend {
     }
 
     fn device_memory_in_use(&self) -> Option<u64> {
-        self.memory_info().ok().map(|(free, total)| (total - free) as u64)
+        self.memory_info()
+            .ok()
+            .map(|(free, total)| (total - free) as u64)
     }
 }
 
