@@ -97,7 +97,8 @@ impl HeadCase {
 
     /// Floating-point operations of the step's GEMMs: 2·rows·cols·D per GEMM. FC / Partial FC run
     /// three (logits, dL/d(emb), dL/d(centres)); F²C two per evaluation (logits, dL/d(emb)), with
-    /// B probes once (peer) or B/2 probes × two directions × two rows (reference).
+    /// B probes once (peer) or B/2 probes × two directions × two rows (reference). Counted dense, as
+    /// the PyTorch peer computes them; our F²C backward skips the negative rows' zeros.
     pub fn gemm_flops(&self, classes: usize, dim: usize, batch: usize) -> f64 {
         let cols = self.columns(classes, batch) as f64;
         let (b, d) = (batch as f64, dim as f64);

@@ -96,6 +96,24 @@ pub trait Backend: Clone + Send + Sync + 'static {
         c: &mut Self::Buf,
         accumulate: bool,
     ) -> Result<()>;
+    /// [`Backend::matmul_ab`] where the rows of `a` from `dense_rows` on are known to be mostly
+    /// zeros (F²C's negative rows: at most k non-zeros each), so a backend may skip their zeros.
+    /// The default is the dense product, which is exact for any `a`.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_ab_sparse_tail(
+        &self,
+        dense_rows: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        c: &mut Self::Buf,
+        accumulate: bool,
+    ) -> Result<()> {
+        let _ = dense_rows;
+        self.matmul_ab(m, n, k, a, b, c, accumulate)
+    }
     /// c (m×n) = aᵀ · b, with a stored (k×m) and b (k×n).
     fn matmul_atb(
         &self,
@@ -285,6 +303,53 @@ impl Backend for CpuBackend {
             "matmul_ab operands too small"
         );
         sgemm(m, n, k, c, accumulate, a, 1, k as isize, b, 1, n as isize);
+        Ok(())
+    }
+    fn matmul_ab_sparse_tail(
+        &self,
+        dense_rows: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+        accumulate: bool,
+    ) -> Result<()> {
+        assert!(
+            dense_rows <= m && a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+            "matmul_ab_sparse_tail shapes"
+        );
+        // The dense head through gemm; each sparse row as a sum of the rows of `b` its non-zeros
+        // select (a scan of k floats instead of k·n multiply-adds), in a fixed order.
+        sgemm(
+            dense_rows,
+            n,
+            k,
+            &mut c[..dense_rows * n],
+            accumulate,
+            a,
+            1,
+            k as isize,
+            b,
+            1,
+            n as isize,
+        );
+        c[dense_rows * n..m * n]
+            .par_chunks_mut(n)
+            .zip(a[dense_rows * k..m * k].par_chunks(k))
+            .for_each(|(out, row)| {
+                if !accumulate {
+                    out.fill(0.0);
+                }
+                for (j, &x) in row.iter().enumerate() {
+                    if x != 0.0 {
+                        for (o, &y) in out.iter_mut().zip(&b[j * n..(j + 1) * n]) {
+                            *o += x * y;
+                        }
+                    }
+                }
+            });
         Ok(())
     }
     fn matmul_atb(
@@ -984,6 +1049,37 @@ mod tests {
             for j in 0..n {
                 let e: f32 = (0..k).map(|p| a[p * m + i] * b[p * n + j]).sum();
                 assert!((c[i * n + j] - e).abs() < 1e-5, "({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_tail_product_equals_the_dense_one() {
+        // 5 rows, the last 3 with two non-zeros each; with and without accumulation.
+        let (m, n, k) = (5, 3, 7);
+        let mut a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        for (r, row) in a.chunks_mut(k).enumerate().skip(2) {
+            for (j, x) in row.iter_mut().enumerate() {
+                if j != r && j != (r + 3) % k {
+                    *x = 0.0;
+                }
+            }
+        }
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.21).cos()).collect();
+        for accumulate in [false, true] {
+            let init: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.1).collect();
+            let (mut dense, mut sparse) = (init.clone(), init.clone());
+            CpuBackend
+                .matmul_ab(m, n, k, &a, &b, &mut dense, accumulate)
+                .unwrap();
+            CpuBackend
+                .matmul_ab_sparse_tail(2, m, n, k, &a, &b, &mut sparse, accumulate)
+                .unwrap();
+            for (x, y) in dense.iter().zip(&sparse) {
+                assert!(
+                    (x - y).abs() < 1e-5,
+                    "accumulate {accumulate}: {dense:?} vs {sparse:?}"
+                );
             }
         }
     }

@@ -67,6 +67,43 @@ impl<B: Backend> PoolLossWork<B> {
     }
 }
 
+/// A stable reordering of the probe rows with the positive rows (target ≥ 0) first, so that the
+/// negative rows — whose dL/dcos has at most k non-zeros — form one block the backend can treat
+/// as sparse. Row-wise losses and gradients do not depend on the order; the gradient is put back
+/// in the caller's order.
+struct PositivesFirst {
+    /// `order[i]` = the caller's row placed at position i.
+    order: Vec<usize>,
+}
+
+impl PositivesFirst {
+    fn new(targets: &[i64]) -> Self {
+        let (mut order, neg): (Vec<usize>, Vec<usize>) =
+            (0..targets.len()).partition(|&i| targets[i] >= 0);
+        order.extend(neg);
+        PositivesFirst { order }
+    }
+
+    fn targets(&self, targets: &[i64]) -> Vec<i64> {
+        self.order.iter().map(|&i| targets[i]).collect()
+    }
+
+    fn rows(&self, x: &[f32], d: usize) -> Vec<f32> {
+        self.order
+            .iter()
+            .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+            .collect()
+    }
+
+    fn restore(&self, x: &[f32], d: usize) -> Vec<f32> {
+        let mut out = vec![0.0; x.len()];
+        for (pos, &i) in self.order.iter().enumerate() {
+            out[i * d..(i + 1) * d].copy_from_slice(&x[pos * d..(pos + 1) * d]);
+        }
+        out
+    }
+}
+
 fn loss_spec(targets: &[i64], spec: &PoolLossSpec) -> LossSpec {
     let b = targets.len();
     let n_pos = targets.iter().filter(|&&t| t >= 0).count();
@@ -103,7 +140,10 @@ fn against<B: Backend>(
 ) -> Result<()> {
     be.matmul_abt(b, q, d, &w.emb, weights, &mut w.cos)?; // (B, Q)
     let parts = be.margin_loss(&mut w.cos, b, q, targets, spec)?;
-    be.matmul_ab(b, d, q, &w.cos, weights, &mut w.grad, accumulate)?; // (B, D)
+    // Rows come positives first (see `positives_first`): the negative rows of dL/dcos hold at
+    // most k non-zeros each, which the backend may exploit.
+    let n_pos = targets.iter().take_while(|&&t| t >= 0).count();
+    be.matmul_ab_sparse_tail(n_pos, b, d, q, &w.cos, weights, &mut w.grad, accumulate)?; // (B, D)
     total.ce += parts.ce;
     total.neg += parts.neg;
     Ok(())
@@ -143,10 +183,12 @@ pub fn pool_loss<B: Backend>(
 ) -> Result<(LossParts, Vec<f32>)> {
     let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
     assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
+    let order = PositivesFirst::new(targets);
+    let targets = &order.targets(targets);
     let mut work = None;
     PoolLossWork::ensure(be, &mut work, b, q, d)?;
     let w = work.as_mut().expect("work buffers");
-    w.emb = be.upload(emb)?;
+    w.emb = be.upload(&order.rows(emb, d))?;
     let ls = loss_spec(targets, spec);
     let mut total = LossParts::default();
     against(
@@ -172,7 +214,8 @@ pub fn pool_loss<B: Backend>(
             None => double = true,
         }
     }
-    finish(be, w, b, d, total, double)
+    let (total, grad) = finish(be, w, b, d, total, double)?;
+    Ok((total, order.restore(&grad, d)))
 }
 
 /// [`pool_loss`] with reused work buffers, and the two-row mix made in place: the refreshed slots'
@@ -189,9 +232,11 @@ pub fn pool_loss_with<B: Backend>(
 ) -> Result<(LossParts, Vec<f32>)> {
     let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
     assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
+    let order = PositivesFirst::new(targets);
+    let targets = &order.targets(targets);
     PoolLossWork::ensure(be, work, b.max(refreshed.len()), q, d)?;
     let w = work.as_mut().expect("work buffers");
-    w.emb = be.upload(emb)?;
+    w.emb = be.upload(&order.rows(emb, d))?;
     let ls = loss_spec(targets, spec);
     let mut total = LossParts::default();
     against(
@@ -222,7 +267,8 @@ pub fn pool_loss_with<B: Backend>(
             double = true;
         }
     }
-    finish(be, w, b, d, total, double)
+    let (total, grad) = finish(be, w, b, d, total, double)?;
+    Ok((total, order.restore(&grad, d)))
 }
 
 #[cfg(test)]
