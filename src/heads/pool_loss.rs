@@ -149,6 +149,37 @@ fn against<B: Backend>(
     Ok(())
 }
 
+/// The start both entry points share: the (already positives-first) rows uploaded and the first
+/// term, against row 0 of every slot, evaluated into `w`.
+#[allow(clippy::too_many_arguments)]
+fn first_term<B: Backend>(
+    be: &B,
+    w: &mut PoolLossWork<B>,
+    row0: &B::Buf,
+    emb: &[f32],
+    targets: &[i64],
+    q: usize,
+    d: usize,
+    spec: &PoolLossSpec,
+) -> Result<(LossSpec, LossParts)> {
+    w.emb = be.upload(emb)?;
+    let ls = loss_spec(targets, spec);
+    let mut total = LossParts::default();
+    against(
+        be,
+        w,
+        row0,
+        false,
+        targets.len(),
+        q,
+        d,
+        targets,
+        &ls,
+        &mut total,
+    )?;
+    Ok((ls, total))
+}
+
 /// The loss and dL/d(emb) out of the work buffers; doubled when the second term equals the first.
 fn finish<B: Backend>(
     be: &B,
@@ -188,20 +219,15 @@ pub fn pool_loss<B: Backend>(
     let mut work = None;
     PoolLossWork::ensure(be, &mut work, b, q, d)?;
     let w = work.as_mut().expect("work buffers");
-    w.emb = be.upload(&order.rows(emb, d))?;
-    let ls = loss_spec(targets, spec);
-    let mut total = LossParts::default();
-    against(
+    let (ls, mut total) = first_term(
         be,
         w,
         &pool.features[0],
-        false,
-        b,
+        &order.rows(emb, d),
+        targets,
         q,
         d,
-        targets,
-        &ls,
-        &mut total,
+        spec,
     )?;
     let mut double = false;
     if spec.eval == PoolEval::TwoRow {
@@ -236,20 +262,15 @@ pub fn pool_loss_with<B: Backend>(
     let targets = &order.targets(targets);
     PoolLossWork::ensure(be, work, b.max(refreshed.len()), q, d)?;
     let w = work.as_mut().expect("work buffers");
-    w.emb = be.upload(&order.rows(emb, d))?;
-    let ls = loss_spec(targets, spec);
-    let mut total = LossParts::default();
-    against(
+    let (ls, mut total) = first_term(
         be,
         w,
         &pool.features[0],
-        false,
-        b,
+        &order.rows(emb, d),
+        targets,
         q,
         d,
-        targets,
-        &ls,
-        &mut total,
+        spec,
     )?;
     let mut double = false;
     if spec.eval == PoolEval::TwoRow {
