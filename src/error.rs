@@ -38,6 +38,47 @@ pub enum Error {
     Other(String),
 }
 
+/// A config value out of range, found by that config's own `validate`: the field's path within
+/// the config (`pool.capacity`) and what was wrong. [`FieldError::within`] prefixes the path of the
+/// enclosing config; [`FieldError::at`] turns it into an [`Error::Invalid`] naming the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub msg: String,
+}
+
+impl FieldError {
+    /// The field `field` has a bad value; `msg` says what was expected and how to fix it.
+    pub fn new(field: impl Into<String>, msg: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// The same error seen from the config that holds this one under `prefix`.
+    pub fn within(self, prefix: &str) -> Self {
+        let field = if self.field.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        FieldError { field, ..self }
+    }
+
+    /// The error of the file `path`.
+    pub fn at(self, path: impl Into<PathBuf>) -> Error {
+        Error::Invalid {
+            path: path.into(),
+            field: self.field,
+            msg: self.msg,
+        }
+    }
+}
+
+/// Result alias for a config's own validation.
+pub type FieldResult = std::result::Result<(), FieldError>;
+
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
