@@ -41,13 +41,67 @@ pub enum HeadConfig {
     F2c(f2c::F2cConfig),
 }
 
-impl HeadConfig {
-    /// Short method name used in summaries: `fc`, `pfc` or `f2c`.
-    pub fn method(&self) -> &'static str {
+/// The training method a head implements: the typed key of summaries, bench rows and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Method {
+    #[serde(rename = "fc")]
+    Fc,
+    #[serde(rename = "pfc")]
+    PartialFc,
+    #[serde(rename = "f2c")]
+    F2c,
+    #[serde(rename = "dcq")]
+    Dcq,
+}
+
+impl Method {
+    /// Every method, in table order.
+    pub const ALL: [Method; 4] = [Method::Fc, Method::PartialFc, Method::F2c, Method::Dcq];
+
+    /// Short name used in run ids, file names and CSV cells: `fc`, `pfc`, `f2c`, `dcq`.
+    pub fn key(self) -> &'static str {
         match self {
-            HeadConfig::Fc { .. } => "fc",
-            HeadConfig::PartialFc { .. } => "pfc",
-            HeadConfig::F2c(_) => "f2c",
+            Method::Fc => "fc",
+            Method::PartialFc => "pfc",
+            Method::F2c => "f2c",
+            Method::Dcq => "dcq",
+        }
+    }
+
+    /// Readable name for tables and figures.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Fc => "Full FC",
+            Method::PartialFc => "Partial FC",
+            Method::F2c => "F²C",
+            Method::Dcq => "DCQ",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.key() == s)
+            .ok_or_else(|| format!("unknown method `{s}`: expected one of fc, pfc, f2c, dcq"))
+    }
+}
+
+impl HeadConfig {
+    /// The method this head trains.
+    pub fn method(&self) -> Method {
+        match self {
+            HeadConfig::Fc { .. } => Method::Fc,
+            HeadConfig::PartialFc { .. } => Method::PartialFc,
+            HeadConfig::F2c(_) => Method::F2c,
         }
     }
 }
