@@ -205,7 +205,7 @@ fn a_zip_pairs_each_method_with_its_own_settings() {
         .iter()
         .map(|r| {
             (
-                r.experiment.head.method(),
+                r.experiment.head.method().key(),
                 r.experiment.train.loaders.identities,
             )
         })
