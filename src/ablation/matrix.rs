@@ -28,17 +28,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::loaders::LoaderConfig;
-use crate::data::synthetic::SyntheticConfig;
+use crate::config::check_name;
+use crate::config::sweep::Sweep;
 use crate::error::{Error, Result};
-use crate::eval::EvalConfig;
-use crate::heads::f2c::F2cConfig;
-use crate::heads::HeadConfig;
 use crate::results::record::run_id;
-use crate::train::schedule::TrainConfig;
 use crate::Experiment;
 
 /// A matrix file as written.
@@ -80,7 +75,7 @@ pub struct Group {
 pub enum Axis {
     /// One field over a list of values.
     Sweep {
-        /// Path of the field, e.g. `head.pool.capacity` (see [`FIELD_PATHS`]).
+        /// Path of the field, e.g. `head.pool.capacity` (see [`Sweep::paths`]).
         field: String,
         /// RON text of each value, parsed into the field's type, e.g. `"Fraction(0.01)"`.
         values: Vec<String>,
@@ -92,288 +87,16 @@ pub enum Axis {
     Zip(Vec<Axis>),
 }
 
-/// Every field path an axis may set, with the value it expects. Paths under `head.` other than
-/// `head`, `head.margin` and `head.scale` apply only to the head variant that has that field.
-/// Enums are named by type only where ron's own message lists their variants on a mismatch.
-pub const FIELD_PATHS: &[(&str, &str)] = &[
-    (
-        "name",
-        "a name such as `\"small\"` (letters, digits, `-`, `_`, `.`)",
-    ),
-    ("seed", WHOLE),
-    ("device", "a `DeviceChoice` such as `Cpu` or `Cuda(0)`"),
-    ("data", "a whole `SyntheticConfig(...)`"),
-    ("data.train_identities", WHOLE),
-    ("data.eval_identities", WHOLE),
-    ("data.min_instances", WHOLE),
-    ("data.max_instances", WHOLE),
-    ("data.tail_exponent", NUMBER),
-    ("data.eval_instances", WHOLE),
-    ("data.identity_dim", WHOLE),
-    ("data.nuisance_dim", WHOLE),
-    ("data.nuisance_scale", NUMBER),
-    ("data.noise", NUMBER),
-    ("data.label_noise", NUMBER),
-    ("backbone", "a `Backbone` variant"),
-    (
-        "head",
-        "a whole head: `Fc(...)`, `PartialFc(...)` or `F2c(F2cConfig(...))`",
-    ),
-    (
-        "head.margin",
-        "a `Margin` such as `CosFace(0.5)` or `ArcFace(0.5)`",
-    ),
-    ("head.scale", NUMBER),
-    ("head.sample_rate", NUMBER),
-    (
-        "head.pool",
-        "a whole `PoolConfig(capacity: .., rows: .., eviction: ..)`",
-    ),
-    (
-        "head.pool.capacity",
-        "a `Capacity` such as `Fraction(0.01)` or `Count(100)`",
-    ),
-    ("head.pool.rows", "a `Rows` variant"),
-    ("head.pool.eviction", "an `Eviction` variant"),
-    ("head.ema_momentum", NUMBER),
-    ("head.top_k", "a `TopK` such as `Auto` or `Fixed(5)`"),
-    ("head.pool_eval", "a `PoolEval` variant"),
-    ("head.symmetric", BOOL),
-    ("train", "a whole `TrainConfig(...)`"),
-    ("train.steps", WHOLE),
-    (
-        "train.loaders",
-        "`LoaderConfig(identities: n, instances: n)`",
-    ),
-    ("train.loaders.identities", WHOLE),
-    ("train.loaders.instances", WHOLE),
-    ("train.lr", NUMBER),
-    ("train.momentum", NUMBER),
-    ("train.nesterov", BOOL),
-    ("train.weight_decay", NUMBER),
-    ("train.warmup_steps", WHOLE),
-    (
-        "train.milestones",
-        "a list of fractions such as `[0.5, 0.8]`",
-    ),
-    ("train.decay", NUMBER),
-    ("eval", "a whole `EvalConfig(pairs: n, folds: n)`"),
-    ("eval.pairs", WHOLE),
-    ("eval.folds", WHOLE),
-];
-
-const WHOLE: &str = "a whole number such as `100`";
-const NUMBER: &str = "a number such as `0.5`";
-const BOOL: &str = "`true` or `false`";
-
 /// Sets the field at `path` of `exp` to the RON value `ron_value`, parsed into that field's type.
 /// Unknown paths, values of another type and paths that the experiment's head variant lacks are
-/// errors naming the path. The result is not validated (see [`Experiment::validate`]).
+/// errors naming the path. The result is not validated (see [`Experiment::validate`]). The paths
+/// are those of [`Sweep::paths`], derived from the config structs.
 pub fn set_field(exp: &mut Experiment, path: &str, ron_value: &str) -> Result<()> {
-    assign(exp, path, ron_value).map_err(|msg| Error::Other(format!("field `{path}`: {msg}")))
-}
-
-/// The setter table. Every config struct is destructured by name without `..`, so that a field
-/// added to any of them fails to compile here until it is given a path (and a line in
-/// [`FIELD_PATHS`]).
-fn assign(exp: &mut Experiment, path: &str, text: &str) -> std::result::Result<(), String> {
-    let expects = FIELD_PATHS
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, e)| *e)
-        .ok_or_else(|| unknown_path(path))?;
-    let Experiment {
-        name,
-        seed,
-        device,
-        data,
-        backbone,
-        head,
-        train,
-        eval,
-    } = exp;
-    if let Some(field) = path.strip_prefix("data.") {
-        let SyntheticConfig {
-            train_identities,
-            eval_identities,
-            min_instances,
-            max_instances,
-            tail_exponent,
-            eval_instances,
-            identity_dim,
-            nuisance_dim,
-            nuisance_scale,
-            noise,
-            label_noise,
-        } = data;
-        return match field {
-            "train_identities" => put(train_identities, text, expects),
-            "eval_identities" => put(eval_identities, text, expects),
-            "min_instances" => put(min_instances, text, expects),
-            "max_instances" => put(max_instances, text, expects),
-            "tail_exponent" => put(tail_exponent, text, expects),
-            "eval_instances" => put(eval_instances, text, expects),
-            "identity_dim" => put(identity_dim, text, expects),
-            "nuisance_dim" => put(nuisance_dim, text, expects),
-            "nuisance_scale" => put(nuisance_scale, text, expects),
-            "noise" => put(noise, text, expects),
-            "label_noise" => put(label_noise, text, expects),
-            _ => Err(unknown_path(path)),
-        };
-    }
-    if let Some(field) = path.strip_prefix("head.") {
-        return assign_head(head, field, text, expects);
-    }
-    if let Some(field) = path.strip_prefix("train.") {
-        let TrainConfig {
-            steps,
-            loaders,
-            lr,
-            momentum,
-            nesterov,
-            weight_decay,
-            warmup_steps,
-            milestones,
-            decay,
-        } = train;
-        let LoaderConfig {
-            identities,
-            instances,
-        } = loaders;
-        return match field {
-            "steps" => put(steps, text, expects),
-            "loaders.identities" => put(identities, text, expects),
-            "loaders.instances" => put(instances, text, expects),
-            "loaders" => put(loaders, text, expects),
-            "lr" => put(lr, text, expects),
-            "momentum" => put(momentum, text, expects),
-            "nesterov" => put(nesterov, text, expects),
-            "weight_decay" => put(weight_decay, text, expects),
-            "warmup_steps" => put(warmup_steps, text, expects),
-            "milestones" => put(milestones, text, expects),
-            "decay" => put(decay, text, expects),
-            _ => Err(unknown_path(path)),
-        };
-    }
-    if let Some(field) = path.strip_prefix("eval.") {
-        let EvalConfig { pairs, folds } = eval;
-        return match field {
-            "pairs" => put(pairs, text, expects),
-            "folds" => put(folds, text, expects),
-            _ => Err(unknown_path(path)),
-        };
-    }
-    match path {
-        "name" => {
-            // A name is a string; writing it bare (`small`) is accepted as well as quoted.
-            *name = ron::from_str::<String>(text).unwrap_or_else(|_| text.trim().to_string());
-            Ok(())
-        }
-        "seed" => put(seed, text, expects),
-        "device" => put(device, text, expects),
-        "data" => put(data, text, expects),
-        "backbone" => put(backbone, text, expects),
-        "head" => put(head, text, expects),
-        "train" => put(train, text, expects),
-        "eval" => put(eval, text, expects),
-        _ => Err(unknown_path(path)),
-    }
-}
-
-/// The `head.*` paths; which exist depends on the head variant.
-fn assign_head(
-    head: &mut HeadConfig,
-    field: &str,
-    text: &str,
-    expects: &str,
-) -> std::result::Result<(), String> {
-    let variant = match head {
-        HeadConfig::Fc { .. } => "Fc",
-        HeadConfig::PartialFc { .. } => "PartialFc",
-        HeadConfig::F2c(_) => "F2c",
-    };
-    let absent = |only: &str| {
-        format!(
-            "applies only to a {only} head, but the head here is {variant}; set `head` to a {only} head \
-             in an earlier axis of the group, or drop this axis"
-        )
-    };
-    match head {
-        HeadConfig::Fc { margin, scale } => match field {
-            "margin" => put(margin, text, expects),
-            "scale" => put(scale, text, expects),
-            "sample_rate" => Err(absent("PartialFc")),
-            _ => Err(absent("F2c")),
-        },
-        HeadConfig::PartialFc {
-            margin,
-            scale,
-            sample_rate,
-        } => match field {
-            "margin" => put(margin, text, expects),
-            "scale" => put(scale, text, expects),
-            "sample_rate" => put(sample_rate, text, expects),
-            _ => Err(absent("F2c")),
-        },
-        HeadConfig::F2c(f) => {
-            let F2cConfig {
-                margin,
-                scale,
-                pool,
-                ema_momentum,
-                top_k,
-                pool_eval,
-                symmetric,
-            } = f;
-            let crate::heads::class_pool::PoolConfig {
-                capacity,
-                rows,
-                eviction,
-            } = pool;
-            match field {
-                "margin" => put(margin, text, expects),
-                "scale" => put(scale, text, expects),
-                "sample_rate" => Err(absent("PartialFc")),
-                "pool.capacity" => put(capacity, text, expects),
-                "pool.rows" => put(rows, text, expects),
-                "pool.eviction" => put(eviction, text, expects),
-                "pool" => put(pool, text, expects),
-                "ema_momentum" => put(ema_momentum, text, expects),
-                "top_k" => put(top_k, text, expects),
-                "pool_eval" => put(pool_eval, text, expects),
-                "symmetric" => put(symmetric, text, expects),
-                _ => Err(unknown_path(&format!("head.{field}"))),
-            }
-        }
-    }
-}
-
-/// Parses `text` as a `T` into `slot`; the message says what was expected.
-fn put<T: DeserializeOwned>(
-    slot: &mut T,
-    text: &str,
-    expects: &str,
-) -> std::result::Result<(), String> {
-    *slot = ron::from_str(text)
-        .map_err(|e| format!("value `{text}` is not {expects} (ron: {})", e.code))?;
-    Ok(())
-}
-
-fn unknown_path(path: &str) -> String {
-    // Suggest the paths under the same first segment; all of them when nothing shares it.
-    let first = path.split('.').next().unwrap_or(path);
-    let mut near: Vec<&str> = FIELD_PATHS
-        .iter()
-        .map(|(p, _)| *p)
-        .filter(|p| p.split('.').next() == Some(first))
-        .collect();
-    if near.is_empty() {
-        near = FIELD_PATHS.iter().map(|(p, _)| *p).collect();
-    }
-    format!(
-        "unknown field path; fields that can be swept: {}",
-        near.join(", ")
-    )
+    exp.set_path(path, ron_value).map_err(|e| Error::Invalid {
+        path: PathBuf::from("<axis>"),
+        field: e.field,
+        msg: e.msg,
+    })
 }
 
 /// Where a run appears in the matrix: one of its groups and its label there.
@@ -488,7 +211,8 @@ impl Matrix {
                 let mut parts = Vec::new();
                 for (col, &value_ix) in columns.iter().zip(point) {
                     let text = &col.values[value_ix];
-                    assign(&mut exp, col.field, text).map_err(|msg| bad(col.field, msg))?;
+                    exp.set_path(col.field, text)
+                        .map_err(|e| bad(&e.field, e.msg))?;
                     parts.push(format!(
                         "{}={}",
                         col.label,
@@ -557,14 +281,8 @@ impl Matrix {
             field: field.into(),
             msg,
         };
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(bad("name", format!("`{}` must be non-empty and use only letters, digits, `-`, `_`, `.` (it names the results folder)", self.name)));
-        }
+        check_name(&self.name)
+            .map_err(|e| bad("name", format!("{} (it names the results folder)", e.msg)))?;
         if self.seeds.is_empty() {
             return Err(bad(
                 "seeds",
@@ -616,9 +334,6 @@ impl Matrix {
                             field,
                             "seeds come from the matrix's `seeds` list, not from an axis".into(),
                         ));
-                    }
-                    if !FIELD_PATHS.iter().any(|(p, _)| p == field) {
-                        return Err(gbad(field, unknown_path(field)));
                     }
                     if !fields.insert(field.as_str()) {
                         return Err(gbad(

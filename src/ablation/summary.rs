@@ -6,7 +6,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::heads::class_pool::Capacity;
 use crate::heads::HeadConfig;
 use crate::results::{RunRecord, RunStatus};
 
@@ -61,11 +60,16 @@ impl SummaryRow {
             HeadConfig::PartialFc { sample_rate, .. } => {
                 (Some(*sample_rate as f64), None, None, None, None)
             }
+            // DCQ's queue fraction and key-encoder momentum fill the pool and EMA columns.
+            HeadConfig::Dcq(d) => (
+                None,
+                Some(exp.head.size_fraction(n)),
+                Some(d.momentum as f64),
+                None,
+                None,
+            ),
             HeadConfig::F2c(f) => {
-                let frac = match f.pool.capacity {
-                    Capacity::Fraction(x) => x,
-                    Capacity::Count(q) => q as f64 / n as f64,
-                };
+                let frac = exp.head.size_fraction(n);
                 let rows = match f.pool.rows {
                     crate::heads::class_pool::Rows::One => 1,
                     crate::heads::class_pool::Rows::Two => 2,

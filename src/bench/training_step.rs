@@ -70,16 +70,7 @@ pub fn training_throughput(
     let mut rows = Vec::new();
     for i in 0..EXPERIMENTS.len() {
         let exp = bench_experiment(i, classes, batch)?;
-        let param = match &exp.head {
-            HeadConfig::Fc { .. } => 1.0,
-            HeadConfig::PartialFc { sample_rate, .. } => {
-                sample_rate.to_string().parse().unwrap_or(f64::NAN)
-            }
-            HeadConfig::F2c(cfg) => match cfg.pool.capacity {
-                Capacity::Fraction(f) => f,
-                Capacity::Count(q) => q as f64 / classes as f64,
-            },
-        };
+        let param = exp.head.size_fraction(classes);
         let times = time_training_steps(&exp, warmup, steps)?;
         let med = super::head_step::median(&times);
         let b = exp.train.loaders.batch_size();

@@ -7,13 +7,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::check_name;
+use super::sweep::{parse_into, set_nested, split, unknown, Sweep};
 use crate::data::synthetic::SyntheticConfig;
 use crate::device::DeviceChoice;
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, FieldResult, Result};
 use crate::eval::EvalConfig;
-use crate::heads::class_pool::Capacity;
-use crate::heads::f2c::TopK;
-use crate::heads::{HeadConfig, Margin};
+use crate::heads::{HeadConfig, HeadContext, Method};
 use crate::nets::probe::Backbone;
 use crate::train::schedule::TrainConfig;
 
@@ -62,254 +62,125 @@ impl Experiment {
             .expect("experiment serialises")
     }
 
-    /// Range checks every field; the first failure is returned naming the field.
+    /// Range checks every field; the first failure is returned naming the file and the field.
+    /// Each config checks its own fields; this only says where each one sits.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |field: &str, msg: String| Error::Invalid {
-            path: path.to_path_buf(),
-            field: field.to_string(),
-            msg,
+        self.check().map_err(|e| e.at(path))
+    }
+
+    fn check(&self) -> FieldResult {
+        check_name(&self.name).map_err(|e| e.within("name"))?;
+        self.data.validate().map_err(|e| e.within("data"))?;
+        let loaders = self.train.loaders;
+        let ctx = HeadContext {
+            classes: self.data.train_identities,
+            pairs_per_step: loaders.identities,
+            instances_per_step: loaders.instances,
         };
-        let d = &self.data;
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(bad(
-                "name",
-                format!(
-                    "`{}` must be non-empty and use only letters, digits, `-`, `_`, `.`",
-                    self.name
-                ),
-            ));
-        }
-        if d.train_identities < 2 || d.train_identities > 100_000_000 {
-            return Err(bad(
-                "data.train_identities",
-                format!("expected 2 ..= 100000000, got {}", d.train_identities),
-            ));
-        }
-        if d.eval_identities < 2 {
-            return Err(bad(
-                "data.eval_identities",
-                format!("expected at least 2, got {}", d.eval_identities),
-            ));
-        }
-        if d.min_instances < 2 {
-            return Err(bad(
-                "data.min_instances",
-                format!(
-                    "every identity needs at least 2 instances, got {}",
-                    d.min_instances
-                ),
-            ));
-        }
-        if d.max_instances < d.min_instances {
-            return Err(bad(
-                "data.max_instances",
-                format!(
-                    "must be ≥ min_instances ({}), got {}",
-                    d.min_instances, d.max_instances
-                ),
-            ));
-        }
-        if !(0.0..=5.0).contains(&d.tail_exponent) {
-            return Err(bad(
-                "data.tail_exponent",
-                format!("expected 0.0 ..= 5.0, got {}", d.tail_exponent),
-            ));
-        }
-        if d.eval_instances < 2 {
-            return Err(bad(
-                "data.eval_instances",
-                format!("expected at least 2, got {}", d.eval_instances),
-            ));
-        }
-        if d.identity_dim == 0 || d.identity_dim > 64 {
-            return Err(bad(
-                "data.identity_dim",
-                format!("expected 1 ..= 64, got {}", d.identity_dim),
-            ));
-        }
-        if d.nuisance_dim > 64 {
-            return Err(bad(
-                "data.nuisance_dim",
-                format!("expected 0 ..= 64, got {}", d.nuisance_dim),
-            ));
-        }
-        if !(d.nuisance_scale >= 0.0 && d.nuisance_scale <= 10.0) {
-            return Err(bad(
-                "data.nuisance_scale",
-                format!("expected 0.0 ..= 10.0, got {}", d.nuisance_scale),
-            ));
-        }
-        if !(d.noise >= 0.0 && d.noise <= 10.0) {
-            return Err(bad(
-                "data.noise",
-                format!("expected 0.0 ..= 10.0, got {}", d.noise),
-            ));
-        }
-        if !(0.0..0.5).contains(&d.label_noise) {
-            return Err(bad(
-                "data.label_noise",
-                format!("expected 0.0 ..< 0.5, got {}", d.label_noise),
-            ));
-        }
-        check_margin_scale(&self.head, &bad)?;
-        match &self.head {
-            HeadConfig::Fc { .. } => {}
-            HeadConfig::PartialFc { sample_rate, .. } => {
-                if !(*sample_rate > 0.0 && *sample_rate <= 1.0) {
-                    return Err(bad(
-                        "head.sample_rate",
-                        format!("expected a fraction in (0, 1], got {sample_rate}"),
-                    ));
-                }
-            }
-            HeadConfig::F2c(f) => {
-                match f.pool.capacity {
-                    Capacity::Fraction(x) if !(x > 0.0 && x <= 1.0) => {
-                        return Err(bad(
-                            "head.pool.capacity",
-                            format!("Fraction must be in (0, 1], got {x}"),
-                        ));
-                    }
-                    Capacity::Count(q) if q == 0 || q > d.train_identities => {
-                        return Err(bad(
-                            "head.pool.capacity",
-                            format!(
-                                "Count must be 1 ..= train_identities ({}), got {q}",
-                                d.train_identities
-                            ),
-                        ));
-                    }
-                    _ => {}
-                }
-                if !(0.0..=1.0).contains(&f.ema_momentum) {
-                    return Err(bad(
-                        "head.ema_momentum",
-                        format!("expected 0.0 ..= 1.0, got {}", f.ema_momentum),
-                    ));
-                }
-                if let TopK::Fixed(0) = f.top_k {
-                    return Err(bad(
-                        "head.top_k",
-                        "Fixed(k) needs k ≥ 1; use Auto for the reference rule".into(),
-                    ));
-                }
-                let q = f.pool.capacity.slots(d.train_identities);
-                let written = self.train.loaders.identities + self.train.loaders.instances / 2;
-                if q < written {
-                    return Err(bad("head.pool.capacity", format!(
-                        "the pool has {q} slots but each step writes {written} gallery features: every step would evict its own identities; raise the capacity or lower train.loaders"
-                    )));
-                }
-                if self.train.loaders.instances % 2 == 1 {
-                    return Err(bad("train.loaders.instances", format!("F²C splits instances between probe and gallery: use an even number, got {}", self.train.loaders.instances)));
-                }
-            }
-        }
-        let t = &self.train;
-        if t.steps == 0 {
-            return Err(bad("train.steps", "expected at least 1".into()));
-        }
-        if t.loaders.batch_size() == 0 {
-            return Err(bad(
-                "train.loaders",
-                "identities and instances are both 0: a step would see no sample".into(),
-            ));
-        }
-        if t.loaders.identities > d.train_identities {
-            return Err(bad(
-                "train.loaders.identities",
-                format!(
-                    "more identities per step ({}) than training identities ({})",
-                    t.loaders.identities, d.train_identities
-                ),
-            ));
-        }
-        if !(t.lr > 0.0 && t.lr <= 10.0) {
-            return Err(bad(
-                "train.lr",
-                format!("expected 0 < lr ≤ 10, got {}", t.lr),
-            ));
-        }
-        if !(0.0..1.0).contains(&t.momentum) {
-            return Err(bad(
-                "train.momentum",
-                format!("expected 0.0 ..< 1.0, got {}", t.momentum),
-            ));
-        }
-        if !(t.weight_decay >= 0.0 && t.weight_decay < 1.0) {
-            return Err(bad(
-                "train.weight_decay",
-                format!("expected 0.0 ..< 1.0, got {}", t.weight_decay),
-            ));
-        }
-        if t.warmup_steps > t.steps {
-            return Err(bad(
-                "train.warmup_steps",
-                format!(
-                    "longer than training ({} > {} steps)",
-                    t.warmup_steps, t.steps
-                ),
-            ));
-        }
-        if let Some(m) = t.milestones.iter().find(|m| !(**m > 0.0 && **m < 1.0)) {
-            return Err(bad(
-                "train.milestones",
-                format!("milestones are fractions of training in (0, 1), got {m}"),
-            ));
-        }
-        if t.milestones.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(bad("train.milestones", "milestones must increase".into()));
-        }
-        if !(t.decay > 0.0 && t.decay <= 1.0) {
-            return Err(bad(
-                "train.decay",
-                format!("expected 0 < decay ≤ 1, got {}", t.decay),
-            ));
-        }
-        if self.eval.pairs == 0 {
-            return Err(bad("eval.pairs", "expected at least 1".into()));
-        }
-        if self.eval.folds < 2 || self.eval.folds > self.eval.pairs {
-            return Err(bad(
-                "eval.folds",
-                format!(
-                    "expected 2 ..= pairs ({}), got {}",
-                    self.eval.pairs, self.eval.folds
-                ),
-            ));
-        }
-        Ok(())
+        self.train
+            .validate(self.data.train_identities)
+            .map_err(|e| e.within("train"))?;
+        self.head
+            .check_loaders(&loaders)
+            .map_err(|e| e.within("train.loaders"))?;
+        self.head.validate(&ctx).map_err(|e| e.within("head"))?;
+        self.eval.validate().map_err(|e| e.within("eval"))
     }
 }
 
-fn check_margin_scale(head: &HeadConfig, bad: &dyn Fn(&str, String) -> Error) -> Result<()> {
-    let (margin, scale) = match head {
-        HeadConfig::Fc { margin, scale } | HeadConfig::PartialFc { margin, scale, .. } => {
-            (*margin, *scale)
+impl Experiment {
+    /// The error of a path this experiment does not have: for a head field of another head, which
+    /// heads have it; otherwise the paths under the same first segment (or all).
+    fn unknown_path(&self, path: &str) -> FieldError {
+        if let Some(field) = path.strip_prefix("head.") {
+            let with: Vec<&str> = Method::ALL
+                .into_iter()
+                .map(HeadConfig::authors)
+                .filter(|h| h.paths().iter().any(|p| p == field))
+                .map(|h| h.variant_name())
+                .collect();
+            if !with.is_empty() {
+                return FieldError::new(
+                    path,
+                    format!(
+                        "applies only to a {} head, but the head here is {}; set `head` to such a \
+                         head in an earlier axis of the group, or drop this axis",
+                        with.join(" or "),
+                        self.head.variant_name()
+                    ),
+                );
+            }
         }
-        HeadConfig::F2c(f) => (f.margin, f.scale),
-    };
-    if !(scale > 0.0 && scale <= 128.0) {
-        return Err(bad(
-            "head.scale",
-            format!("expected 0 < s ≤ 128 (reference 32), got {scale}"),
-        ));
+        let all = self.paths();
+        let first = split(path).0;
+        let mut near: Vec<&str> = all
+            .iter()
+            .map(String::as_str)
+            .filter(|p| split(p).0 == first)
+            .collect();
+        if near.is_empty() {
+            near = all.iter().map(String::as_str).collect();
+        }
+        FieldError::new(
+            path,
+            format!(
+                "unknown field path; fields that can be swept: {}",
+                near.join(", ")
+            ),
+        )
     }
-    match margin {
-        Margin::CosFace(m) if !(0.0..=1.0).contains(&m) => Err(bad(
-            "head.margin",
-            format!("CosFace margin expected in 0.0 ..= 1.0, got {m}"),
-        )),
-        Margin::ArcFace(m) if !(0.0..=1.5).contains(&m) => Err(bad(
-            "head.margin",
-            format!("ArcFace margin (radians) expected in 0.0 ..= 1.5, got {m}"),
-        )),
-        _ => Ok(()),
+}
+
+impl Sweep for Experiment {
+    fn set_path(&mut self, path: &str, text: &str) -> FieldResult {
+        if !self.paths().iter().any(|p| p == path) {
+            return Err(self.unknown_path(path));
+        }
+        let (first, rest) = split(path);
+        let not_here = unknown(path, &*self);
+        let Experiment {
+            name,
+            seed,
+            device,
+            data,
+            backbone,
+            head,
+            train,
+            eval,
+        } = self;
+        let set = match (first, rest) {
+            ("name", None) => {
+                // A name is a string; writing it bare (`small`) is accepted as well as quoted.
+                *name = ron::from_str::<String>(text).unwrap_or_else(|_| text.trim().to_string());
+                Ok(())
+            }
+            ("seed", None) => parse_into(seed, text),
+            ("device", None) => parse_into(device, text),
+            ("backbone", None) => parse_into(backbone, text),
+            ("data", _) => return set_nested(data, first, rest, text),
+            ("head", _) => return set_nested(head, first, rest, text),
+            ("train", _) => return set_nested(train, first, rest, text),
+            ("eval", _) => return set_nested(eval, first, rest, text),
+            _ => return Err(not_here),
+        };
+        set.map_err(|e| e.within(first))
+    }
+
+    fn paths(&self) -> Vec<String> {
+        let mut out: Vec<String> = ["name", "seed", "device", "backbone"]
+            .map(String::from)
+            .to_vec();
+        let nested: [(&str, &dyn Sweep); 4] = [
+            ("data", &self.data),
+            ("head", &self.head),
+            ("train", &self.train),
+            ("eval", &self.eval),
+        ];
+        for (name, value) in nested {
+            out.push(name.to_string());
+            out.extend(value.paths().into_iter().map(|p| format!("{name}.{p}")));
+        }
+        out
     }
 }
 

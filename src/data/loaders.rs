@@ -23,6 +23,8 @@ pub struct LoaderConfig {
     pub instances: usize,
 }
 
+crate::sweepable!(LoaderConfig { identities, instances } nested {});
+
 impl LoaderConfig {
     /// Samples per step: two per identity item plus the instances.
     pub fn batch_size(&self) -> usize {

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{FieldError, FieldResult};
+
 /// Width of a rendered sample: the probe net's input size.
 pub const INPUT_DIM: usize = 64;
 
@@ -35,6 +37,91 @@ pub struct SyntheticConfig {
     pub noise: f32,
     /// Fraction of training instances whose label is replaced by a random other identity.
     pub label_noise: f64,
+}
+
+crate::sweepable!(SyntheticConfig {
+    train_identities, eval_identities, min_instances, max_instances, tail_exponent,
+    eval_instances, identity_dim, nuisance_dim, nuisance_scale, noise, label_noise,
+} nested {});
+
+impl SyntheticConfig {
+    /// Range checks (field paths relative to this config).
+    pub fn validate(&self) -> FieldResult {
+        let bad = |field: &str, msg: String| Err(FieldError::new(field, msg));
+        if self.train_identities < 2 || self.train_identities > 100_000_000 {
+            return bad(
+                "train_identities",
+                format!("expected 2 ..= 100000000, got {}", self.train_identities),
+            );
+        }
+        if self.eval_identities < 2 {
+            return bad(
+                "eval_identities",
+                format!("expected at least 2, got {}", self.eval_identities),
+            );
+        }
+        if self.min_instances < 2 {
+            return bad(
+                "min_instances",
+                format!(
+                    "every identity needs at least 2 instances, got {}",
+                    self.min_instances
+                ),
+            );
+        }
+        if self.max_instances < self.min_instances {
+            return bad(
+                "max_instances",
+                format!(
+                    "must be ≥ min_instances ({}), got {}",
+                    self.min_instances, self.max_instances
+                ),
+            );
+        }
+        if !(0.0..=5.0).contains(&self.tail_exponent) {
+            return bad(
+                "tail_exponent",
+                format!("expected 0.0 ..= 5.0, got {}", self.tail_exponent),
+            );
+        }
+        if self.eval_instances < 2 {
+            return bad(
+                "eval_instances",
+                format!("expected at least 2, got {}", self.eval_instances),
+            );
+        }
+        if self.identity_dim == 0 || self.identity_dim > 64 {
+            return bad(
+                "identity_dim",
+                format!("expected 1 ..= 64, got {}", self.identity_dim),
+            );
+        }
+        if self.nuisance_dim > 64 {
+            return bad(
+                "nuisance_dim",
+                format!("expected 0 ..= 64, got {}", self.nuisance_dim),
+            );
+        }
+        if !(self.nuisance_scale >= 0.0 && self.nuisance_scale <= 10.0) {
+            return bad(
+                "nuisance_scale",
+                format!("expected 0.0 ..= 10.0, got {}", self.nuisance_scale),
+            );
+        }
+        if !(self.noise >= 0.0 && self.noise <= 10.0) {
+            return bad(
+                "noise",
+                format!("expected 0.0 ..= 10.0, got {}", self.noise),
+            );
+        }
+        if !(0.0..0.5).contains(&self.label_noise) {
+            return bad(
+                "label_noise",
+                format!("expected 0.0 ..< 0.5, got {}", self.label_noise),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Width of the renderer's hidden layer. Wide enough that the map from (code, nuisance) to a

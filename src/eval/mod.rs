@@ -18,6 +18,25 @@ pub struct EvalConfig {
     pub folds: usize,
 }
 
+crate::sweepable!(EvalConfig { pairs, folds } nested {});
+
+impl EvalConfig {
+    /// Range checks (field paths relative to this config).
+    pub fn validate(&self) -> crate::error::FieldResult {
+        use crate::error::FieldError;
+        if self.pairs == 0 {
+            return Err(FieldError::new("pairs", "expected at least 1"));
+        }
+        if self.folds < 2 || self.folds > self.pairs {
+            return Err(FieldError::new(
+                "folds",
+                format!("expected 2 ..= pairs ({}), got {}", self.pairs, self.folds),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The open-set metrics of one trained model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {

@@ -180,6 +180,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// A copy of `src`.
     fn duplicate(&self, src: &Self::Buf) -> Result<Self::Buf>;
 
+    /// Sets the floats at the flat indices `at` of `buf` to `value` (DCQ's label mask). The
+    /// default goes through host memory, which is exact on any device; a backend may do it in place.
+    fn fill_at(&self, buf: &mut Self::Buf, at: &[usize], value: f32) -> Result<()> {
+        if at.is_empty() {
+            return Ok(());
+        }
+        let mut host = self.download(buf)?;
+        for &i in at {
+            host[i] = value;
+        }
+        *buf = self.upload(&host)?;
+        Ok(())
+    }
+
     /// Bytes of device memory in use by everything on the device, where the device can tell
     /// (GPUs); `None` for host memory, which the process's resident size already measures.
     fn device_memory_in_use(&self) -> Option<u64> {
@@ -561,6 +575,13 @@ impl Backend for CpuBackend {
 
     fn duplicate(&self, src: &Vec<f32>) -> Result<Vec<f32>> {
         Ok(src.clone())
+    }
+
+    fn fill_at(&self, buf: &mut Vec<f32>, at: &[usize], value: f32) -> Result<()> {
+        for &i in at {
+            buf[i] = value;
+        }
+        Ok(())
     }
 }
 

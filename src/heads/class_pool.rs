@@ -55,6 +55,8 @@ pub struct PoolConfig {
     pub eviction: Eviction,
 }
 
+crate::sweepable!(PoolConfig { capacity, rows, eviction } nested {});
+
 impl PoolConfig {
     /// The identity → slot map of a pool with these settings over `num_identities` training identities.
     ///

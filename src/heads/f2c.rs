@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::class_pool::PoolConfig;
 use super::margin::Margin;
+pub use super::pool_loss::PoolEval;
 
 /// How many of the largest pool cosines the negative loss averages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,16 +25,6 @@ impl TopK {
         };
         k.min(q).max(1)
     }
-}
-
-/// Which pool rows the losses are evaluated against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PoolEval {
-    /// The reference: once against row 0 of every slot and once against the mix that uses row 1
-    /// for slots refreshed (and already resident) in this batch; the two losses are summed.
-    TwoRow,
-    /// Only the first term: against row 0 of every slot.
-    Row0,
 }
 
 /// Settings of the F²C method.
@@ -57,10 +48,49 @@ pub struct F2cConfig {
     pub symmetric: bool,
 }
 
+crate::sweepable!(F2cConfig {
+    margin, scale, ema_momentum, top_k, pool_eval, symmetric,
+} nested { pool });
+
 use super::backend::{Backend, LossParts};
 use super::class_pool::FeaturePool;
 use super::pool_loss::{pool_loss_with, PoolLossSpec, PoolLossWork};
-use crate::error::Result;
+use super::{ClassifierHead, HeadContext, HeadStats, StepInput, StepOutput};
+use crate::error::{FieldError, FieldResult, Result};
+
+impl F2cConfig {
+    /// Range checks of F²C's own fields (paths relative to the head).
+    pub fn validate(&self, ctx: &HeadContext) -> FieldResult {
+        self.pool
+            .capacity
+            .validate(ctx.classes)
+            .map_err(|e| e.within("pool.capacity"))?;
+        if !(0.0..=1.0).contains(&self.ema_momentum) {
+            return Err(FieldError::new(
+                "ema_momentum",
+                format!("expected 0.0 ..= 1.0, got {}", self.ema_momentum),
+            ));
+        }
+        if let TopK::Fixed(0) = self.top_k {
+            return Err(FieldError::new(
+                "top_k",
+                "Fixed(k) needs k ≥ 1; use Auto for the reference rule",
+            ));
+        }
+        let q = self.pool.capacity.slots(ctx.classes);
+        let written = ctx.pairs_per_step + ctx.instances_per_step / 2;
+        if q < written {
+            return Err(FieldError::new(
+                "pool.capacity",
+                format!(
+                    "the pool has {q} slots but each step writes {written} gallery features: every \
+                     step would evict its own identities; raise the capacity or lower train.loaders"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// F²C's head state: the dynamic class pool (the gallery net lives with the networks).
 pub struct F2cHead<B: Backend> {
@@ -214,5 +244,38 @@ impl<B: Backend> F2cHead<B> {
             grad,
             positive_fraction: positives as f64 / probes.max(1) as f64,
         })
+    }
+}
+
+impl<B: Backend> ClassifierHead<B> for F2cHead<B> {
+    fn step(&mut self, input: &StepInput<'_>) -> Result<StepOutput> {
+        let gallery = input.gallery_or_err("F²C")?;
+        let out = F2cHead::step(
+            self,
+            input.probe,
+            gallery,
+            input.labels,
+            &input.halves.a,
+            &input.halves.b,
+        )?;
+        Ok(StepOutput {
+            loss: out.loss,
+            grad: out.grad,
+            stats: HeadStats {
+                hit_rate: Some(out.positive_fraction),
+            },
+        })
+    }
+
+    fn state_bytes(&self) -> u64 {
+        self.pool_bytes()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }

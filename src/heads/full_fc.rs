@@ -6,18 +6,9 @@
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-use super::backend::{Backend, LossParts, LossSpec, SgdParams};
-use super::Margin;
+use super::backend::{Backend, LossSpec, SgdParams};
+use super::{ClassifierHead, HeadStats, Margin, StepInput, StepOutput};
 use crate::error::Result;
-
-/// What a head step returns: the loss and its gradient with respect to the probe embeddings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HeadOutput {
-    /// Loss parts (cross-entropy and, for F²C, negative).
-    pub loss: LossParts,
-    /// dL/d(embedding), (B, D) row-major.
-    pub grad: Vec<f32>,
-}
 
 /// Class centres with their momentum, plus the work buffers of a step (kept between steps so
 /// that no step allocates).
@@ -115,7 +106,7 @@ impl<B: Backend> FullFc<B> {
     }
 
     /// One full-FC step on L2-normalised embeddings `emb` (B, D) with `labels` in 0..N.
-    pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<HeadOutput> {
+    pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<StepOutput> {
         let targets: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
         self.step_rows(None, emb, &targets, sgd)
     }
@@ -128,7 +119,7 @@ impl<B: Backend> FullFc<B> {
         emb: &[f32],
         targets: &[i64],
         sgd: &SgdParams,
-    ) -> Result<HeadOutput> {
+    ) -> Result<StepOutput> {
         let (be, d) = (&self.be, self.dim);
         let b = targets.len();
         let m = rows.map_or(self.num_classes, |r| r.len());
@@ -162,11 +153,33 @@ impl<B: Backend> FullFc<B> {
         let mut grad = be.download(&w.grad_emb)?;
         grad.truncate(b * d);
         self.work = slot;
-        Ok(HeadOutput { loss, grad })
+        Ok(StepOutput {
+            loss,
+            grad,
+            stats: HeadStats::default(),
+        })
     }
 
     /// The current centres, (N, D), on the host (tests and inspection).
     pub fn weights(&self) -> Result<Vec<f32>> {
         self.be.download(&self.weight)
+    }
+}
+
+impl<B: Backend> ClassifierHead<B> for FullFc<B> {
+    fn step(&mut self, input: &StepInput<'_>) -> Result<StepOutput> {
+        FullFc::step(self, input.probe, input.labels, input.sgd)
+    }
+
+    fn state_bytes(&self) -> u64 {
+        FullFc::state_bytes(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }

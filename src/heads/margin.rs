@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{FieldError, FieldResult};
+
 /// The margin applied to the target-class cosine before scaling.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Margin {
@@ -40,6 +42,21 @@ impl Margin {
     pub fn value(&self) -> f32 {
         match *self {
             Margin::CosFace(m) | Margin::ArcFace(m) => m,
+        }
+    }
+
+    /// Range check: CosFace m in 0 ..= 1, ArcFace m in 0 ..= 1.5 radians.
+    pub fn validate(&self) -> FieldResult {
+        match *self {
+            Margin::CosFace(m) if !(0.0..=1.0).contains(&m) => Err(FieldError::new(
+                "",
+                format!("CosFace margin expected in 0.0 ..= 1.0, got {m}"),
+            )),
+            Margin::ArcFace(m) if !(0.0..=1.5).contains(&m) => Err(FieldError::new(
+                "",
+                format!("ArcFace margin (radians) expected in 0.0 ..= 1.5, got {m}"),
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -1,11 +1,19 @@
-//! Classification heads over L2-normalised embeddings: full FC, Partial FC and F²C's dynamic class
-//! pool. Each head takes the probe embeddings of a step and returns the loss and its gradient with
-//! respect to those embeddings; the training step back-propagates that gradient into the probe net.
+//! Classification heads over L2-normalised embeddings: full FC, Partial FC, F²C's dynamic class
+//! pool and DCQ's dynamic class queue, behind one interface ([`ClassifierHead`]): each head takes
+//! the embeddings of a step ([`StepInput`]) and returns the loss and its gradient with respect to
+//! the probe embeddings ([`StepOutput`]); the training step back-propagates that gradient into the
+//! probe net. The trainer and the benchmark both build heads from a [`HeadConfig`] with
+//! [`HeadConfig::build`], so they cannot disagree about what a head is.
+//!
+//! Adding a head: its file here (the head and its config struct, implementing [`ClassifierHead`]),
+//! a [`HeadConfig`] variant and a [`Method`] variant; the compiler then points at every match that
+//! needs an arm.
 
 pub mod backend;
 #[cfg(feature = "cuda")]
 pub mod backend_cuda;
 pub mod class_pool;
+pub mod dcq;
 pub mod f2c;
 pub mod full_fc;
 pub mod margin;
@@ -13,8 +21,14 @@ pub mod partial_fc;
 pub mod pfc_sampler;
 pub mod pool_loss;
 
+use std::any::Any;
+
 use serde::{Deserialize, Serialize};
 
+use crate::data::loaders::LoaderConfig;
+use crate::error::{FieldError, FieldResult, Result};
+use backend::{Backend, LossParts, SgdParams};
+use class_pool::Capacity;
 pub use margin::Margin;
 
 /// Which head an experiment trains, with that head's own settings.
@@ -39,6 +53,8 @@ pub enum HeadConfig {
     },
     /// F²C: EMA gallery net + dynamic class pool + positive/negative losses.
     F2c(f2c::F2cConfig),
+    /// DCQ: momentum key encoder + FIFO queue of key features as the class weights.
+    Dcq(dcq::DcqConfig),
 }
 
 /// The training method a head implements: the typed key of summaries, bench rows and tables.
@@ -102,6 +118,334 @@ impl HeadConfig {
             HeadConfig::Fc { .. } => Method::Fc,
             HeadConfig::PartialFc { .. } => Method::PartialFc,
             HeadConfig::F2c(_) => Method::F2c,
+            HeadConfig::Dcq(_) => Method::Dcq,
+        }
+    }
+
+    /// The method's size parameter for `classes` identities: 1 for full FC, the sample rate r for
+    /// Partial FC, the pool fraction Q/N for F²C and the queue fraction K/N for DCQ.
+    pub fn size_fraction(&self, classes: usize) -> f64 {
+        let of = |c: &Capacity| match *c {
+            Capacity::Fraction(f) => f,
+            Capacity::Count(q) => q as f64 / classes as f64,
+        };
+        match self {
+            HeadConfig::Fc { .. } => 1.0,
+            // Through the decimal text so that 0.1f32 reads as 0.1, not 0.100000001.
+            HeadConfig::PartialFc { sample_rate, .. } => {
+                sample_rate.to_string().parse().unwrap_or(f64::NAN)
+            }
+            HeadConfig::F2c(f) => of(&f.pool.capacity),
+            HeadConfig::Dcq(d) => of(&d.queue),
+        }
+    }
+
+    /// The second network the head needs, if any: F²C's EMA gallery net, DCQ's momentum key
+    /// encoder. Both follow the probe by g ← m·g + (1 − m)·p at the start of each step.
+    pub fn second_net(&self) -> Option<SecondNet> {
+        match self {
+            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => None,
+            HeadConfig::F2c(f) => Some(SecondNet {
+                momentum: f.ema_momentum,
+                evaluated: false,
+            }),
+            HeadConfig::Dcq(d) => Some(SecondNet {
+                momentum: d.momentum,
+                evaluated: true,
+            }),
+        }
+    }
+
+    /// Range checks of the head's own fields, in the context of the run (field paths relative to
+    /// the head, e.g. `pool.capacity`).
+    pub fn validate(&self, ctx: &HeadContext) -> FieldResult {
+        let (margin, scale) = match self {
+            HeadConfig::Fc { margin, scale } | HeadConfig::PartialFc { margin, scale, .. } => {
+                (*margin, *scale)
+            }
+            HeadConfig::F2c(f) => (f.margin, f.scale),
+            HeadConfig::Dcq(d) => (d.margin, d.scale),
+        };
+        margin.validate().map_err(|e| e.within("margin"))?;
+        if !(scale > 0.0 && scale <= 128.0) {
+            return Err(FieldError::new(
+                "scale",
+                format!("expected 0 < s ≤ 128 (F²C and CosFace 32, DCQ 50), got {scale}"),
+            ));
+        }
+        match self {
+            HeadConfig::Fc { .. } => Ok(()),
+            HeadConfig::PartialFc { sample_rate, .. } => {
+                if *sample_rate > 0.0 && *sample_rate <= 1.0 {
+                    Ok(())
+                } else {
+                    Err(FieldError::new(
+                        "sample_rate",
+                        format!("expected a fraction in (0, 1], got {sample_rate}"),
+                    ))
+                }
+            }
+            HeadConfig::F2c(f) => f.validate(ctx),
+            HeadConfig::Dcq(d) => d.validate(ctx),
+        }
+    }
+
+    /// Checks of the loaders against what the head needs (paths relative to the loader config).
+    pub fn check_loaders(&self, loaders: &LoaderConfig) -> FieldResult {
+        match self {
+            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => Ok(()),
+            HeadConfig::F2c(_) if loaders.instances % 2 == 1 => Err(FieldError::new(
+                "instances",
+                format!(
+                    "F²C splits instances between probe and gallery: use an even number, got {}",
+                    loaders.instances
+                ),
+            )),
+            HeadConfig::F2c(_) => Ok(()),
+            HeadConfig::Dcq(_) if loaders.instances != 0 => Err(FieldError::new(
+                "instances",
+                format!(
+                    "DCQ trains on query/key pairs of one identity, which only the identity loader \
+                     yields: set instances to 0 (got {})",
+                    loaders.instances
+                ),
+            )),
+            HeadConfig::Dcq(_) if loaders.identities == 0 => Err(FieldError::new(
+                "identities",
+                "DCQ needs query/key pairs: set identities to at least 1",
+            )),
+            HeadConfig::Dcq(_) => Ok(()),
+        }
+    }
+
+    /// The name of the variant, as written in experiment files (`Fc`, `PartialFc`, `F2c`, `Dcq`).
+    pub fn variant_name(&self) -> &'static str {
+        match self {
+            HeadConfig::Fc { .. } => "Fc",
+            HeadConfig::PartialFc { .. } => "PartialFc",
+            HeadConfig::F2c(_) => "F2c",
+            HeadConfig::Dcq(_) => "Dcq",
+        }
+    }
+
+    /// The method's head with its authors' settings: CosFace(0.4) at s = 32 for FC (insightface's
+    /// CosFace), Partial FC at r = 0.1, F²C's reference step with a 10 % pool and CosFace(0.5)
+    /// (the authors' script), DCQ's CosFace(0.3) at s = 50 with momentum 0.999 and a 10 % queue.
+    pub fn authors(method: Method) -> HeadConfig {
+        match method {
+            Method::Fc => HeadConfig::Fc {
+                margin: Margin::CosFace(0.4),
+                scale: 32.0,
+            },
+            Method::PartialFc => HeadConfig::PartialFc {
+                margin: Margin::CosFace(0.4),
+                scale: 32.0,
+                sample_rate: 0.1,
+            },
+            Method::F2c => HeadConfig::F2c(f2c::F2cConfig {
+                margin: Margin::CosFace(0.5),
+                scale: 32.0,
+                pool: class_pool::PoolConfig {
+                    capacity: Capacity::Fraction(0.1),
+                    rows: class_pool::Rows::Two,
+                    eviction: class_pool::Eviction::Lru,
+                },
+                ema_momentum: 0.99,
+                top_k: f2c::TopK::Auto,
+                pool_eval: f2c::PoolEval::TwoRow,
+                symmetric: true,
+            }),
+            Method::Dcq => HeadConfig::Dcq(dcq::DcqConfig {
+                margin: Margin::CosFace(0.3),
+                scale: 50.0,
+                queue: Capacity::Fraction(0.1),
+                momentum: 0.999,
+            }),
+        }
+    }
+
+    /// The head of this config for `classes` training identities of dimension `dim` on `be`;
+    /// `seed` drives its initialisation and sampling.
+    pub fn build<B: Backend>(
+        &self,
+        be: B,
+        classes: usize,
+        dim: usize,
+        seed: u64,
+    ) -> Result<Box<dyn ClassifierHead<B>>> {
+        Ok(match self {
+            HeadConfig::Fc { margin, scale } => Box::new(full_fc::FullFc::new(
+                be, classes, dim, *margin, *scale, seed,
+            )?),
+            HeadConfig::PartialFc {
+                margin,
+                scale,
+                sample_rate,
+            } => Box::new(partial_fc::PartialFc::new(
+                be,
+                classes,
+                dim,
+                *margin,
+                *scale,
+                *sample_rate,
+                seed,
+            )?),
+            HeadConfig::F2c(cfg) => Box::new(f2c::F2cHead::new(be, cfg, classes, dim, seed)?),
+            HeadConfig::Dcq(cfg) => Box::new(dcq::DcqHead::new(be, cfg, classes, dim, seed)?),
+        })
+    }
+}
+
+impl crate::config::sweep::Sweep for HeadConfig {
+    fn set_path(&mut self, path: &str, text: &str) -> FieldResult {
+        use crate::config::sweep::{parse_into, split, unknown};
+        let (first, rest) = split(path);
+        let not_here = unknown(path, &*self);
+        let set = match (self, rest) {
+            (HeadConfig::F2c(f), _) => return f.set_path(path, text),
+            (HeadConfig::Dcq(d), _) => return d.set_path(path, text),
+            (_, Some(_)) => return Err(not_here),
+            (HeadConfig::Fc { margin, scale }, None) => match first {
+                "margin" => parse_into(margin, text),
+                "scale" => parse_into(scale, text),
+                _ => return Err(not_here),
+            },
+            (
+                HeadConfig::PartialFc {
+                    margin,
+                    scale,
+                    sample_rate,
+                },
+                None,
+            ) => match first {
+                "margin" => parse_into(margin, text),
+                "scale" => parse_into(scale, text),
+                "sample_rate" => parse_into(sample_rate, text),
+                _ => return Err(not_here),
+            },
+        };
+        set.map_err(|e| e.within(first))
+    }
+
+    fn paths(&self) -> Vec<String> {
+        match self {
+            HeadConfig::Fc { .. } => vec!["margin".into(), "scale".into()],
+            HeadConfig::PartialFc { .. } => {
+                vec!["margin".into(), "scale".into(), "sample_rate".into()]
+            }
+            HeadConfig::F2c(f) => f.paths(),
+            HeadConfig::Dcq(d) => d.paths(),
+        }
+    }
+}
+
+/// The second network of a head ([`HeadConfig::second_net`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SecondNet {
+    /// EMA momentum m: g ← m·g + (1 − m)·p.
+    pub momentum: f32,
+    /// Whether the finished model is this network rather than the probe (DCQ's authors evaluate
+    /// the key encoder; F²C's evaluate the probe).
+    pub evaluated: bool,
+}
+
+/// What a head's validation needs to know about the rest of the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadContext {
+    /// Training identities N.
+    pub classes: usize,
+    /// Identity-loader items per step (each brings a pair of samples).
+    pub pairs_per_step: usize,
+    /// Instance-loader samples per step.
+    pub instances_per_step: usize,
+}
+
+/// Which rows of a step's batch play which part: in F²C's step, half `a` is embedded by the probe
+/// and half `b` by the gallery net (and then the reverse, with `symmetric`); in DCQ's, `a[i]` is a
+/// query and `b[i]` its key, an instance of the same identity. FC and Partial FC use every row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Halves {
+    pub a: Vec<usize>,
+    pub b: Vec<usize>,
+}
+
+/// One step's input to a head. Rows are the batch's samples; embeddings are L2-normalised.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInput<'a> {
+    /// (n, D) probe embeddings, row-major.
+    pub probe: &'a [f32],
+    /// (n, D) embeddings by the head's second network ([`HeadConfig::second_net`]); `None` for
+    /// heads that have none.
+    pub gallery: Option<&'a [f32]>,
+    /// (n,) training labels in 0..N.
+    pub labels: &'a [usize],
+    /// The batch's halves.
+    pub halves: &'a Halves,
+    /// Optimiser settings for heads with trainable state (FC and Partial FC centres).
+    pub sgd: &'a SgdParams,
+}
+
+impl StepInput<'_> {
+    /// The gallery embeddings, or an error naming the head that needs them.
+    pub fn gallery_or_err(&self, head: &str) -> Result<&[f32]> {
+        self.gallery.ok_or_else(|| {
+            crate::error::Error::Other(format!(
+                "the {head} head needs second-network embeddings in its step input"
+            ))
+        })
+    }
+}
+
+/// What a head step returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutput {
+    /// Loss parts (cross-entropy and, for F²C, negative).
+    pub loss: LossParts,
+    /// dL/d(probe embedding), (n, D) row-major; zero rows for samples the head did not use.
+    pub grad: Vec<f32>,
+    /// Head-specific statistics of the step.
+    pub stats: HeadStats,
+}
+
+/// Head-specific statistics of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HeadStats {
+    /// F²C: fraction of probe samples whose identity was resident in the pool (positive loss).
+    /// DCQ: fraction of queue entries masked as same-identity, averaged over the queries.
+    pub hit_rate: Option<f64>,
+}
+
+/// A classification head: its state, one training step, and its size. Every method implements
+/// it; [`HeadConfig::build`] makes one from its config.
+pub trait ClassifierHead<B: Backend>: Send {
+    /// One training step: the loss of `input`, its gradient with respect to the probe
+    /// embeddings, and the head's own update (centres, pool or queue).
+    fn step(&mut self, input: &StepInput<'_>) -> Result<StepOutput>;
+
+    /// Bytes of the head's own state (centres and momentum, pool or queue features); a second
+    /// network is counted by the trainer that holds it.
+    fn state_bytes(&self) -> u64;
+
+    /// The concrete head, to reach its state (e.g. the pool of an F²C head).
+    fn as_any(&self) -> &dyn Any;
+
+    /// The concrete head, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl Capacity {
+    /// Range check of a capacity over `classes` identities (field path relative to it).
+    pub fn validate(&self, classes: usize) -> FieldResult {
+        match *self {
+            Capacity::Fraction(x) if !(x > 0.0 && x <= 1.0) => Err(FieldError::new(
+                "",
+                format!("Fraction must be in (0, 1], got {x}"),
+            )),
+            Capacity::Count(q) if q == 0 || q > classes => Err(FieldError::new(
+                "",
+                format!("Count must be 1 ..= train_identities ({classes}), got {q}"),
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -7,9 +7,9 @@
 use rand::SeedableRng;
 
 use super::backend::{Backend, SgdParams};
-use super::full_fc::{FullFc, HeadOutput};
+use super::full_fc::FullFc;
 use super::pfc_sampler::{num_sample, sample_classes};
-use super::Margin;
+use super::{ClassifierHead, Margin, StepInput, StepOutput};
 use crate::error::Result;
 
 /// A full-FC head trained through a class sample per step.
@@ -48,7 +48,7 @@ impl<B: Backend> PartialFc<B> {
     }
 
     /// One step: sample the classes, then the FC step on those rows only.
-    pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<HeadOutput> {
+    pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<StepOutput> {
         let sample = sample_classes(
             labels,
             self.centres.num_classes(),
@@ -63,5 +63,23 @@ impl<B: Backend> PartialFc<B> {
     /// The current centres, (N, D), on the host.
     pub fn weights(&self) -> Result<Vec<f32>> {
         self.centres.weights()
+    }
+}
+
+impl<B: Backend> ClassifierHead<B> for PartialFc<B> {
+    fn step(&mut self, input: &StepInput<'_>) -> Result<StepOutput> {
+        PartialFc::step(self, input.probe, input.labels, input.sgd)
+    }
+
+    fn state_bytes(&self) -> u64 {
+        PartialFc::state_bytes(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }

@@ -5,11 +5,22 @@
 //! against row 0 of every slot and again against the mix that takes row 1 for the slots refreshed
 //! this batch, and the two losses are summed.
 
+use serde::{Deserialize, Serialize};
+
 use super::backend::{Backend, LossParts, LossSpec};
 use super::class_pool::FeaturePool;
-use super::f2c::PoolEval;
 use super::Margin;
 use crate::error::Result;
+
+/// Which pool rows the losses are evaluated against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PoolEval {
+    /// The reference: once against row 0 of every slot and once against the mix that uses row 1
+    /// for slots refreshed (and already resident) in this batch; the two losses are summed.
+    TwoRow,
+    /// Only the first term: against row 0 of every slot.
+    Row0,
+}
 
 /// Settings of one pool-loss evaluation.
 #[derive(Debug, Clone, Copy)]

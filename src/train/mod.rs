@@ -3,3 +3,6 @@
 
 pub mod run;
 pub mod schedule;
+pub mod step;
+
+pub use step::{with_trainer, StepReport, Trainer, TrainerTask};

@@ -1,30 +1,19 @@
-//! One experiment end to end: build the data, the probe (and for F²C the gallery) network and the
-//! head; train with a progress bar; evaluate open-set on the held-out identities; return the record.
-//!
-//! The training step is written out in full, dfdx style: forward on a traced input → the head's
-//! loss and its gradient with respect to the L2-normalised embeddings → back-propagation of that
-//! gradient through the probe net (as the gradient of Σ emb ⊙ grad) → optimiser update → zero
-//! grads. For F²C the gallery net is first moved by EMA and embeds the same batch without a tape.
+//! One experiment end to end: build the data and the [`Trainer`]; train on the dual loaders with
+//! a progress bar; evaluate open-set on the held-out identities; return the record.
 
 use std::time::Instant;
 
-use dfdx::optim::{Momentum, Sgd, SgdConfig, WeightDecay};
 use dfdx::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::schedule::TrainConfig;
-use crate::data::loaders::{split_probe_gallery, Batch, DualLoader};
+use super::step::{with_trainer, Trainer, TrainerTask};
+use crate::data::loaders::{Batch, DualLoader};
 use crate::data::synthetic::SyntheticFaces;
 use crate::device::DeviceChoice;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::protocol::evaluate;
-use crate::heads::backend::{Backend, CpuBackend, LossParts, SgdParams};
-use crate::heads::f2c::F2cHead;
-use crate::heads::full_fc::FullFc;
-use crate::heads::partial_fc::PartialFc;
+use crate::heads::backend::Backend;
 use crate::heads::HeadConfig;
-use crate::nets::gallery::Gallery;
-use crate::nets::probe::{embed, inputs, l2_normalize, Backbone, Inputs, Net};
 use crate::results::record::{code_revision, peak_memory_bytes, run_id};
 use crate::results::{RunRecord, RunStatus};
 use crate::Experiment;
@@ -40,218 +29,133 @@ pub struct RunOptions {
 /// returned as `Ok` with `RunStatus::Failed`; `Err` is for problems that are not the run's result
 /// (unavailable device, I/O).
 pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<RunRecord> {
-    crate::device::check_available(exp.device)?;
-    match exp.device {
-        DeviceChoice::Cpu => with_backbone(exp, opts, Cpu::seed_from_u64(exp.seed), CpuBackend),
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(ordinal) => {
-            // The backend first: it reports a missing driver or GPU as an error, where cudarc's
-            // device constructor inside dfdx would panic.
-            let be = crate::heads::backend_cuda::CudaBackend::new(ordinal)?;
-            let dev = Cuda::try_build(ordinal, exp.seed)
-                .map_err(|e| Error::Device(format!("cuda:{ordinal} could not be opened: {e:?}")))?;
-            with_backbone(exp, opts, dev, be)
-        }
-        #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(_) => unreachable!("check_available rejects cuda without the feature"),
-    }
+    with_trainer(exp, Run { exp, opts })
 }
 
-fn with_backbone<D: Device<f32>, B: Backend>(
-    exp: &Experiment,
-    opts: &RunOptions,
-    dev: D,
-    be: B,
-) -> Result<RunRecord> {
-    match exp.backbone {
-        Backbone::Mlp256x64 => Trainer::<256, 64, D, B>::new(exp, dev, be)?.run(opts),
-        Backbone::Mlp512x128 => Trainer::<512, 128, D, B>::new(exp, dev, be)?.run(opts),
-    }
-}
-
-/// Wall seconds of each of `steps` training steps of `exp` (data, probe net, gallery net and head;
-/// no evaluation) after `warmup` untimed ones, on the CPU: the benchmark's whole-step throughput.
+/// Wall seconds of each of `steps` training steps of `exp` (data, probe net, second net and
+/// head; no evaluation) after `warmup` untimed ones, on the experiment's device: the benchmark's
+/// whole-step throughput, through the same trainer as a run.
 pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Result<Vec<f64>> {
-    if exp.device != DeviceChoice::Cpu {
-        return Err(Error::Device(format!(
-            "time_training_steps runs on the cpu only, got `{}`; use `--device cpu`",
-            exp.device
-        )));
-    }
-    let dev = Cpu::seed_from_u64(exp.seed);
-    match exp.backbone {
-        Backbone::Mlp256x64 => Trainer::<256, 64, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?
-            .time_steps(warmup, steps),
-        Backbone::Mlp512x128 => Trainer::<512, 128, Cpu, CpuBackend>::new(exp, dev, CpuBackend)?
-            .time_steps(warmup, steps),
-    }
+    with_trainer(exp, TimeSteps { exp, warmup, steps })
 }
 
-/// The head being trained, with its state.
-enum Head<B: Backend> {
-    Fc(FullFc<B>),
-    Pfc(PartialFc<B>),
-    F2c(F2cHead<B>),
+/// The resolved plan of `exp`, printed before training: sizes and schedule derived from the
+/// config (nothing here is written back into it).
+pub fn describe_plan(exp: &Experiment, faces: &SyntheticFaces) -> String {
+    let n = faces.num_train_identities();
+    let instances = faces.num_train_instances();
+    let t = &exp.train;
+    let per_step = t.loaders.batch_size();
+    let epochs = (t.steps * per_step) as f64 / instances as f64;
+    let id_passes = (t.steps * t.loaders.identities) as f64 / n as f64;
+    let milestones: Vec<String> = t
+        .milestones
+        .iter()
+        .map(|m| format!("{}", (m * t.steps as f32).round() as usize))
+        .collect();
+    let head = match &exp.head {
+        HeadConfig::Fc { .. } => format!("full FC over N = {n} centres"),
+        HeadConfig::PartialFc { sample_rate, .. } => format!(
+            "Partial FC, r = {sample_rate}: {} of N = {n} centres per step",
+            crate::heads::pfc_sampler::num_sample(n, *sample_rate)
+        ),
+        HeadConfig::F2c(f) => {
+            let q = f.pool.capacity.slots(n);
+            format!(
+                "F²C, pool Q = {q} slots of N = {n} identities, top-k k = {}, EMA m = {}",
+                f.top_k.k(q),
+                f.ema_momentum
+            )
+        }
+        HeadConfig::Dcq(d) => format!(
+            "DCQ, queue K = {} of N = {n} identities, key momentum m = {}",
+            d.queue.slots(n),
+            d.momentum
+        ),
+    };
+    format!(
+        "{head}\n{} training instances; {per_step} samples per step ({} identity pairs + {} \
+         instances); {} steps = {epochs:.2} epochs ({id_passes:.2} identity passes)\n\
+         lr {} (warm-up {} steps), ×{} at steps [{}]; {} held-out identities × {} instances",
+        instances,
+        t.loaders.identities,
+        t.loaders.instances,
+        t.steps,
+        t.lr,
+        t.warmup_steps,
+        t.decay,
+        milestones.join(", "),
+        exp.data.eval_identities,
+        exp.data.eval_instances,
+    )
 }
 
-/// What one training step reports.
-struct StepReport {
-    loss: LossParts,
-}
-
-/// Everything one run holds.
-struct Trainer<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> {
-    exp: &'a Experiment,
-    dev: D,
+/// The data side of a run: the benchmark and the dual loaders over it.
+struct Data {
     faces: SyntheticFaces,
     loader: DualLoader,
-    probe: Net<H, E, D>,
-    gallery: Option<Gallery<Net<H, E, D>>>,
-    head: Head<B>,
-    opt: Sgd<Net<H, E, D>, f32, D>,
-    grads: Option<Gradients<f32, D>>,
     batch: Batch,
 }
 
-impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a, H, E, D, B> {
-    fn new(exp: &'a Experiment, dev: D, be: B) -> Result<Self> {
+impl Data {
+    fn new(exp: &Experiment) -> Self {
         let faces = SyntheticFaces::new(&exp.data, exp.seed);
-        let n = faces.num_train_identities();
         let loader = DualLoader::new(&faces, exp.train.loaders, exp.seed.wrapping_add(1));
-        let probe = <Net<H, E, D> as BuildModule<D, f32>>::build(&dev);
-        let head_seed = exp.seed.wrapping_add(2);
-        let (head, gallery) = match &exp.head {
-            HeadConfig::Fc { margin, scale } => (
-                Head::Fc(FullFc::new(be, n, E, *margin, *scale, head_seed)?),
-                None,
-            ),
-            HeadConfig::PartialFc {
-                margin,
-                scale,
-                sample_rate,
-            } => (
-                Head::Pfc(PartialFc::new(
-                    be,
-                    n,
-                    E,
-                    *margin,
-                    *scale,
-                    *sample_rate,
-                    head_seed,
-                )?),
-                None,
-            ),
-            HeadConfig::F2c(cfg) => (
-                Head::F2c(F2cHead::new(be, cfg, n, E, head_seed)?),
-                Some(Gallery::new(&probe, cfg.ema_momentum)),
-            ),
-        };
-        let t = &exp.train;
-        let opt = Sgd::new(
-            &probe,
-            SgdConfig {
-                lr: t.lr as f64,
-                momentum: Some(if t.nesterov {
-                    Momentum::Nesterov(t.momentum as f64)
-                } else {
-                    Momentum::Classic(t.momentum as f64)
-                }),
-                weight_decay: Some(WeightDecay::L2(t.weight_decay as f64)),
-            },
-        );
-        let grads = Some(probe.alloc_grads());
-        Ok(Trainer {
-            exp,
-            dev,
+        Data {
             faces,
             loader,
-            probe,
-            gallery,
-            head,
-            opt,
-            grads,
             batch: Batch::default(),
-        })
-    }
-
-    fn head_state_bytes(&self) -> u64 {
-        match &self.head {
-            Head::Fc(h) => h.state_bytes(),
-            Head::Pfc(h) => h.state_bytes(),
-            Head::F2c(h) => h.pool_bytes() + 4 * self.probe.num_trainable_params() as u64,
         }
     }
 
-    /// One optimiser step at learning rate `lr`.
-    fn step(&mut self, lr: f32) -> Result<StepReport> {
-        let t: &TrainConfig = &self.exp.train;
+    fn next(&mut self) -> &Batch {
         self.loader.next_batch(&self.faces, &mut self.batch);
-        let b = self.batch.labels.len();
-        let sgd = SgdParams {
-            lr,
-            momentum: t.momentum,
-            weight_decay: t.weight_decay,
-            nesterov: t.nesterov,
-        };
-        self.opt.cfg.lr = lr as f64;
-
-        // Forward through the probe net on a traced input.
-        let grads = self
-            .grads
-            .take()
-            .expect("gradients are returned every step");
-        let x: Inputs<D> = inputs(&self.dev, &self.batch.inputs);
-        let emb = l2_normalize(self.probe.forward_mut(x.traced(grads))); // (B, E)
-        let emb_host = emb.as_vec();
-
-        // The head: loss and dL/d(emb).
-        let (loss, grad) = match &mut self.head {
-            Head::Fc(h) => {
-                let out = h.step(&emb_host, &self.batch.labels, &sgd)?;
-                (out.loss, out.grad)
-            }
-            Head::Pfc(h) => {
-                let out = h.step(&emb_host, &self.batch.labels, &sgd)?;
-                (out.loss, out.grad)
-            }
-            Head::F2c(h) => {
-                let gallery = self.gallery.as_mut().expect("F²C has a gallery net");
-                gallery.update::<D>(&self.probe);
-                let gal = embed::<H, E, D>(&gallery.net, &self.dev, &self.batch.inputs);
-                let (a, bh) = split_probe_gallery(&self.batch);
-                let out = h.step(&emb_host, &gal, &self.batch.labels, &a, &bh)?;
-                (out.loss, out.grad)
-            }
-        };
-
-        // Back-propagate the head's gradient through the probe net: d(Σ emb ⊙ g)/d(emb) = g.
-        let g = self.dev.tensor_from_vec(grad, (b, Const::<E>));
-        let mut grads = (emb * g).sum().backward();
-        self.opt
-            .update(&mut self.probe, &grads)
-            .map_err(|e| Error::Other(format!("optimiser: {e:?}")))?;
-        self.probe.zero_grads(&mut grads);
-        self.grads = Some(grads);
-        Ok(StepReport { loss })
+        &self.batch
     }
+}
 
-    /// Seconds of each of `steps` steps after `warmup` untimed ones, at the peak learning rate.
-    fn time_steps(mut self, warmup: usize, steps: usize) -> Result<Vec<f64>> {
+struct TimeSteps<'a> {
+    exp: &'a Experiment,
+    warmup: usize,
+    steps: usize,
+}
+
+impl TrainerTask for TimeSteps<'_> {
+    type Output = Vec<f64>;
+
+    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+        self,
+        mut trainer: Trainer<H, E, D, B>,
+    ) -> Result<Vec<f64>> {
+        let mut data = Data::new(self.exp);
         let lr = self.exp.train.lr;
-        let mut times = Vec::with_capacity(steps);
-        for i in 0..warmup + steps {
+        let mut times = Vec::with_capacity(self.steps);
+        for i in 0..self.warmup + self.steps {
             let t0 = Instant::now();
-            self.step(lr)?;
-            if i >= warmup {
+            trainer.step(data.next(), lr)?;
+            if i >= self.warmup {
                 times.push(t0.elapsed().as_secs_f64());
             }
         }
         Ok(times)
     }
+}
 
-    fn run(mut self, opts: &RunOptions) -> Result<RunRecord> {
-        let exp = self.exp;
+struct Run<'a> {
+    exp: &'a Experiment,
+    opts: &'a RunOptions,
+}
+
+impl TrainerTask for Run<'_> {
+    type Output = RunRecord;
+
+    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+        self,
+        mut trainer: Trainer<H, E, D, B>,
+    ) -> Result<RunRecord> {
+        let (exp, opts) = (self.exp, self.opts);
         let start = Instant::now();
+        let mut data = Data::new(exp);
         let steps = exp.train.steps;
         let samples_per_step = exp.train.loaders.batch_size();
         let bar = if opts.progress {
@@ -270,7 +174,7 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         let mut failure = None;
         for step in 0..steps {
             let t0 = Instant::now();
-            let report = self.step(exp.train.lr_at(step))?;
+            let report = trainer.step(data.next(), exp.train.lr_at(step))?;
             step_times.push(t0.elapsed().as_secs_f64());
             let loss = report.loss.total();
             if !loss.is_finite() {
@@ -298,8 +202,8 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
         let (status, metrics) = match failure {
             Some(why) => (RunStatus::Failed(why), None),
             None => {
-                let (x, labels) = self.faces.eval_set();
-                let emb = embed::<H, E, D>(&self.probe, &self.dev, &x);
+                let (x, labels) = data.faces.eval_set();
+                let emb = trainer.embed(&x);
                 (
                     RunStatus::Ok,
                     Some(evaluate(&emb, E, &labels, &exp.eval, exp.seed)),
@@ -316,7 +220,7 @@ impl<'a, const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<'a,
             samples_per_s: samples_per_step as f64 * step_times.len() as f64
                 / train_time.max(1e-12),
             peak_memory_bytes: peak_memory_bytes(),
-            head_state_bytes: self.head_state_bytes(),
+            head_state_bytes: trainer.state_bytes(),
             final_loss,
             code_revision: code_revision(),
             machine: machine_description(exp.device),

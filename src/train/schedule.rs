@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::loaders::LoaderConfig;
+use crate::error::{FieldError, FieldResult};
 
 /// Optimiser and length of training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +30,74 @@ pub struct TrainConfig {
     pub decay: f32,
 }
 
+crate::sweepable!(TrainConfig {
+    steps, lr, momentum, nesterov, weight_decay, warmup_steps, milestones, decay,
+} nested { loaders });
+
 impl TrainConfig {
+    /// Range checks (field paths relative to this config) for `classes` training identities.
+    pub fn validate(&self, classes: usize) -> FieldResult {
+        let bad = |field: &str, msg: String| Err(FieldError::new(field, msg));
+        if self.steps == 0 {
+            return bad("steps", "expected at least 1".into());
+        }
+        if self.loaders.batch_size() == 0 {
+            return bad(
+                "loaders",
+                "identities and instances are both 0: a step would see no sample".into(),
+            );
+        }
+        if self.loaders.identities > classes {
+            return bad(
+                "loaders.identities",
+                format!(
+                    "more identities per step ({}) than training identities ({classes})",
+                    self.loaders.identities
+                ),
+            );
+        }
+        if !(self.lr > 0.0 && self.lr <= 10.0) {
+            return bad("lr", format!("expected 0 < lr ≤ 10, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(
+                "momentum",
+                format!("expected 0.0 ..< 1.0, got {}", self.momentum),
+            );
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
+            return bad(
+                "weight_decay",
+                format!("expected 0.0 ..< 1.0, got {}", self.weight_decay),
+            );
+        }
+        if self.warmup_steps > self.steps {
+            return bad(
+                "warmup_steps",
+                format!(
+                    "longer than training ({} > {} steps)",
+                    self.warmup_steps, self.steps
+                ),
+            );
+        }
+        if let Some(m) = self.milestones.iter().find(|m| !(**m > 0.0 && **m < 1.0)) {
+            return bad(
+                "milestones",
+                format!("milestones are fractions of training in (0, 1), got {m}"),
+            );
+        }
+        if self.milestones.windows(2).any(|w| w[0] >= w[1]) {
+            return bad("milestones", "milestones must increase".into());
+        }
+        if !(self.decay > 0.0 && self.decay <= 1.0) {
+            return bad(
+                "decay",
+                format!("expected 0 < decay ≤ 1, got {}", self.decay),
+            );
+        }
+        Ok(())
+    }
+
     /// Learning rate at `step` (0-based).
     pub fn lr_at(&self, step: usize) -> f32 {
         if step < self.warmup_steps {

@@ -1,0 +1,257 @@
+//! The training step as library API: a [`Trainer`] holds the probe network, the head's second
+//! network (F²C's EMA gallery, DCQ's momentum key encoder), the head and the optimiser, and takes
+//! one step on a batch the caller provides — from the dual loaders ([`crate::train::run`]) or from
+//! a researcher's own data.
+//!
+//! The step is written out in full, dfdx style: forward on a traced input → the second network
+//! moved by EMA and run on the same batch without a tape → the head's loss and its gradient with
+//! respect to the L2-normalised probe embeddings → back-propagation of that gradient through the
+//! probe net (as the gradient of Σ emb ⊙ grad) → optimiser update → zero grads.
+//!
+//! Backbones are compile-time types and devices are types, so code that needs a trainer for an
+//! experiment implements [`TrainerTask`] and calls [`with_trainer`], which picks the types once
+//! for every caller (the run, the benchmark).
+
+use dfdx::optim::{Momentum, Sgd, SgdConfig, WeightDecay};
+use dfdx::prelude::*;
+
+use crate::data::loaders::{split_probe_gallery, Batch};
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+use crate::heads::backend::{Backend, CpuBackend, LossParts, SgdParams};
+use crate::heads::{ClassifierHead, Halves, HeadStats, StepInput};
+use crate::nets::gallery::Gallery;
+use crate::nets::probe::{embed, inputs, l2_normalize, Backbone, Inputs, Net};
+use crate::train::schedule::TrainConfig;
+use crate::Experiment;
+
+/// What one training step reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// The head's loss parts.
+    pub loss: LossParts,
+    /// The head's statistics (e.g. F²C's pool hit rate).
+    pub stats: HeadStats,
+}
+
+/// The networks, head and optimiser of one experiment.
+pub struct Trainer<const H: usize, const E: usize, D: Device<f32>, B: Backend> {
+    dev: D,
+    train: TrainConfig,
+    probe: Net<H, E, D>,
+    second: Option<Gallery<Net<H, E, D>>>,
+    evaluate_second: bool,
+    head: Box<dyn ClassifierHead<B>>,
+    opt: Sgd<Net<H, E, D>, f32, D>,
+    grads: Option<Gradients<f32, D>>,
+}
+
+impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D, B> {
+    /// The probe net (initialised from `dev`'s seeded generator), the head of `exp` built for its
+    /// training identities on `be`, and the second network when the head has one.
+    pub fn new(exp: &Experiment, dev: D, be: B) -> Result<Self> {
+        let probe = <Net<H, E, D> as BuildModule<D, f32>>::build(&dev);
+        let head = exp
+            .head
+            .build(be, exp.data.train_identities, E, exp.seed.wrapping_add(2))?;
+        Ok(Self::from_parts(exp, dev, probe, head))
+    }
+
+    /// A trainer of `exp` with a head built by the caller (e.g. an F²C head whose pool was
+    /// filled beforehand); the head must be of the method `exp.head` names.
+    pub fn with_head(exp: &Experiment, dev: D, head: Box<dyn ClassifierHead<B>>) -> Self {
+        let probe = <Net<H, E, D> as BuildModule<D, f32>>::build(&dev);
+        Self::from_parts(exp, dev, probe, head)
+    }
+
+    fn from_parts(
+        exp: &Experiment,
+        dev: D,
+        probe: Net<H, E, D>,
+        head: Box<dyn ClassifierHead<B>>,
+    ) -> Self {
+        let t = &exp.train;
+        let opt = Sgd::new(
+            &probe,
+            SgdConfig {
+                lr: t.lr as f64,
+                momentum: Some(if t.nesterov {
+                    Momentum::Nesterov(t.momentum as f64)
+                } else {
+                    Momentum::Classic(t.momentum as f64)
+                }),
+                weight_decay: Some(WeightDecay::L2(t.weight_decay as f64)),
+            },
+        );
+        let second = exp.head.second_net();
+        Trainer {
+            grads: Some(probe.alloc_grads()),
+            second: second.map(|s| Gallery::new(&probe, s.momentum)),
+            evaluate_second: second.is_some_and(|s| s.evaluated),
+            train: t.clone(),
+            dev,
+            probe,
+            head,
+            opt,
+        }
+    }
+
+    /// One optimiser step at learning rate `lr` on `batch` (rows: identity pairs first, then
+    /// instances, as [`Batch`] documents).
+    pub fn step(&mut self, batch: &Batch, lr: f32) -> Result<StepReport> {
+        let t = &self.train;
+        let b = batch.labels.len();
+        let sgd = SgdParams {
+            lr,
+            momentum: t.momentum,
+            weight_decay: t.weight_decay,
+            nesterov: t.nesterov,
+        };
+        self.opt.cfg.lr = lr as f64;
+        let halves = if self.second.is_some() {
+            let (a, b) = split_probe_gallery(batch);
+            Halves { a, b }
+        } else {
+            Halves::default()
+        };
+
+        // Forward through the probe net on a traced input.
+        let grads = self
+            .grads
+            .take()
+            .expect("gradients are returned every step");
+        let x: Inputs<D> = inputs(&self.dev, &batch.inputs);
+        let emb = l2_normalize(self.probe.forward_mut(x.traced(grads))); // (B, E)
+        let emb_host = emb.as_vec();
+
+        // The second network follows the probe, then embeds the same batch without a tape.
+        let gallery = match &mut self.second {
+            Some(g) => {
+                g.update::<D>(&self.probe);
+                Some(embed::<H, E, D>(&g.net, &self.dev, &batch.inputs))
+            }
+            None => None,
+        };
+
+        // The head: loss and dL/d(emb).
+        let out = self.head.step(&StepInput {
+            probe: &emb_host,
+            gallery: gallery.as_deref(),
+            labels: &batch.labels,
+            halves: &halves,
+            sgd: &sgd,
+        })?;
+
+        // Back-propagate the head's gradient through the probe net: d(Σ emb ⊙ g)/d(emb) = g.
+        let g = self.dev.tensor_from_vec(out.grad, (b, Const::<E>));
+        let mut grads = (emb * g).sum().backward();
+        self.opt
+            .update(&mut self.probe, &grads)
+            .map_err(|e| Error::Other(format!("optimiser: {e:?}")))?;
+        self.probe.zero_grads(&mut grads);
+        self.grads = Some(grads);
+        Ok(StepReport {
+            loss: out.loss,
+            stats: out.stats,
+        })
+    }
+
+    /// L2-normalised embeddings of `x` (row-major (n, INPUT_DIM)) by the network that is the
+    /// finished model: the probe, or DCQ's key encoder as its authors evaluate.
+    pub fn embed(&self, x: &[f32]) -> Vec<f32> {
+        match (&self.second, self.evaluate_second) {
+            (Some(g), true) => embed::<H, E, D>(&g.net, &self.dev, x),
+            _ => embed::<H, E, D>(&self.probe, &self.dev, x),
+        }
+    }
+
+    /// The probe network.
+    pub fn probe(&self) -> &Net<H, E, D> {
+        &self.probe
+    }
+
+    /// The probe network, mutably (e.g. to load weights).
+    pub fn probe_mut(&mut self) -> &mut Net<H, E, D> {
+        &mut self.probe
+    }
+
+    /// The second network (F²C's gallery, DCQ's key encoder), if the head has one.
+    pub fn second_net(&self) -> Option<&Net<H, E, D>> {
+        self.second.as_ref().map(|g| &g.net)
+    }
+
+    /// The head.
+    pub fn head(&self) -> &dyn ClassifierHead<B> {
+        self.head.as_ref()
+    }
+
+    /// The head, mutably.
+    pub fn head_mut(&mut self) -> &mut dyn ClassifierHead<B> {
+        self.head.as_mut()
+    }
+
+    /// The head as its concrete type, e.g. `head_as::<F2cHead<CpuBackend>>()`.
+    pub fn head_as<T: 'static>(&self) -> Option<&T> {
+        self.head.as_any().downcast_ref()
+    }
+
+    /// The device the networks live on.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// Bytes of method state beside the probe: the head's, plus the second network's parameters.
+    pub fn state_bytes(&self) -> u64 {
+        let second = self
+            .second
+            .as_ref()
+            .map_or(0, |g| 4 * g.net.num_trainable_params() as u64);
+        self.head.state_bytes() + second
+    }
+}
+
+/// Work that needs the [`Trainer`] of an experiment, whatever its backbone and device.
+pub trait TrainerTask {
+    /// What the work returns.
+    type Output;
+
+    /// Does the work with the freshly built trainer of the experiment.
+    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+        self,
+        trainer: Trainer<H, E, D, B>,
+    ) -> Result<Self::Output>;
+}
+
+/// Builds the trainer of `exp` on its device with its backbone and hands it to `task`.
+pub fn with_trainer<T: TrainerTask>(exp: &Experiment, task: T) -> Result<T::Output> {
+    crate::device::check_available(exp.device)?;
+    match exp.device {
+        DeviceChoice::Cpu => by_backbone(exp, Cpu::seed_from_u64(exp.seed), CpuBackend, task),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(ordinal) => {
+            // The backend first: it reports a missing driver or GPU as an error, where cudarc's
+            // device constructor inside dfdx would panic.
+            let be = crate::heads::backend_cuda::CudaBackend::new(ordinal)?;
+            let dev = Cuda::try_build(ordinal, exp.seed)
+                .map_err(|e| Error::Device(format!("cuda:{ordinal} could not be opened: {e:?}")))?;
+            by_backbone(exp, dev, be, task)
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda(_) => Err(Error::Device(
+            "this build has no CUDA support; rebuild with `--features cuda` (scripts/build-cuda.sh)"
+                .into(),
+        )),
+    }
+}
+
+fn by_backbone<D: Device<f32>, B: Backend, T: TrainerTask>(
+    exp: &Experiment,
+    dev: D,
+    be: B,
+    task: T,
+) -> Result<T::Output> {
+    match exp.backbone {
+        Backbone::Mlp256x64 => task.run(Trainer::<256, 64, D, B>::new(exp, dev, be)?),
+        Backbone::Mlp512x128 => task.run(Trainer::<512, 128, D, B>::new(exp, dev, be)?),
+    }
+}
