@@ -22,7 +22,7 @@ const PYTORCH: [(&str, f64, [f64; 3]); 4] = [
 
 /// The peer's seconds for the same step, where the issue gives one (the F²C reference variant has
 /// no peer: the peer times one direction against row 0).
-pub fn pytorch_seconds(case: HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
+pub fn pytorch_seconds(case: &HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
     if dim != 128 || batch != 256 || case.variant() == "tworow-symmetric" {
         return None;
     }
@@ -88,13 +88,19 @@ impl Peer {
     }
 
     /// Seconds of the peer's step matching `case`, where known.
-    pub fn seconds(&self, case: HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
+    pub fn seconds(
+        &self,
+        case: &HeadCase,
+        classes: usize,
+        dim: usize,
+        batch: usize,
+    ) -> Option<f64> {
         match &self.measured {
             None => pytorch_seconds(case, classes, dim, batch),
             Some(_) if case.variant() == "tworow-symmetric" => None,
             Some(map) => {
-                let key = match case {
-                    HeadCase::Fc => "fc".to_string(),
+                let key = match case.head.method() {
+                    crate::heads::Method::Fc => "fc".to_string(),
                     _ => format!("{}{}", case.head(), case.param()),
                 };
                 map.get(&(key, classes, dim, batch)).copied()
@@ -115,6 +121,7 @@ fn label(r: &BenchRow) -> String {
     match (r.head.as_str(), r.variant.as_str()) {
         ("fc", _) => "FC".into(),
         ("pfc", _) => format!("Partial FC r={}", r.param),
+        ("dcq", _) => format!("DCQ queue {}%", r.param * 100.0),
         (_, "tworow-symmetric") => {
             format!("F²C {}% (reference: 2 rows, symmetric)", r.param * 100.0)
         }
@@ -337,33 +344,22 @@ mod tests {
 
     #[test]
     fn peer_figures_match_the_issue() {
-        let f2c10 = HeadCase::F2c {
-            pool_fraction: 0.1,
-            reference: false,
-        };
+        let f2c10 = HeadCase::f2c(0.1, false);
         assert_eq!(
-            pytorch_seconds(HeadCase::Fc, 1_000_000, 128, 256),
+            pytorch_seconds(&HeadCase::fc(), 1_000_000, 128, 256),
             Some(9.50)
         );
         assert_eq!(
-            pytorch_seconds(HeadCase::Pfc { sample_rate: 0.1 }, 100_000, 128, 256),
+            pytorch_seconds(&HeadCase::pfc(0.1), 100_000, 128, 256),
             Some(0.096)
         );
-        assert_eq!(pytorch_seconds(f2c10, 10_000, 128, 256), Some(0.0024));
+        assert_eq!(pytorch_seconds(&f2c10, 10_000, 128, 256), Some(0.0024));
         assert_eq!(
-            pytorch_seconds(
-                HeadCase::F2c {
-                    pool_fraction: 0.1,
-                    reference: true
-                },
-                10_000,
-                128,
-                256
-            ),
+            pytorch_seconds(&HeadCase::f2c(0.1, true), 10_000, 128, 256),
             None
         );
-        assert_eq!(pytorch_seconds(f2c10, 10_000, 512, 256), None);
-        assert_eq!(pytorch_seconds(f2c10, 20_000, 128, 256), None);
+        assert_eq!(pytorch_seconds(&f2c10, 10_000, 512, 256), None);
+        assert_eq!(pytorch_seconds(&f2c10, 20_000, 128, 256), None);
     }
 
     #[test]
@@ -377,19 +373,13 @@ mod tests {
         )
         .unwrap();
         let peer = Peer::from_json_lines(&path).unwrap();
-        assert_eq!(peer.seconds(HeadCase::Fc, 10_000, 128, 256), Some(0.05));
-        let f2c1 = HeadCase::F2c {
-            pool_fraction: 0.01,
-            reference: false,
-        };
-        assert_eq!(peer.seconds(f2c1, 10_000, 128, 256), Some(0.002));
+        assert_eq!(peer.seconds(&HeadCase::fc(), 10_000, 128, 256), Some(0.05));
+        let f2c1 = HeadCase::f2c(0.01, false);
+        assert_eq!(peer.seconds(&f2c1, 10_000, 128, 256), Some(0.002));
         // Not measured: no figure (never a quoted one mixed in).
+        assert_eq!(peer.seconds(&HeadCase::pfc(0.1), 10_000, 128, 256), None);
         assert_eq!(
-            peer.seconds(HeadCase::Pfc { sample_rate: 0.1 }, 10_000, 128, 256),
-            None
-        );
-        assert_eq!(
-            Peer::default().seconds(HeadCase::Fc, 10_000, 128, 256),
+            Peer::default().seconds(&HeadCase::fc(), 10_000, 128, 256),
             Some(0.0397)
         );
     }

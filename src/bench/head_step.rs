@@ -1,25 +1,22 @@
 //! One timed training step of a classification head, in isolation: forward, backward into the
 //! embeddings and the head's own update (FC / Partial FC: the SGD step on the centres; F²C: the
-//! pool write). The cases mirror `shared/bench/torch_heads.py`, the PyTorch peer whose timings are
-//! the targets: fixed random unit embeddings, fresh random labels every step.
+//! pool write; DCQ: the enqueue). A case is a [`HeadConfig`], built by [`HeadConfig::build`] and
+//! checked by the same validation as a training run, so the bench and the trainer cannot disagree
+//! about what a head is. The cases mirror `scripts/torch_heads.py`, the PyTorch peer: fixed random
+//! unit embeddings, fresh random labels every step.
 
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::data::loaders::LoaderConfig;
 use crate::error::Result;
 use crate::heads::backend::{Backend, SgdParams};
-use crate::heads::class_pool::{Capacity, Eviction, PoolConfig, Rows};
-use crate::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
-use crate::heads::full_fc::FullFc;
-use crate::heads::partial_fc::PartialFc;
+use crate::heads::class_pool::{Capacity, Rows};
+use crate::heads::f2c::PoolEval;
 use crate::heads::pfc_sampler::num_sample;
-use crate::heads::Margin;
-
-/// Margin and scale of every case, the peer's CosFace(0.4) at s = 32.
-const MARGIN: Margin = Margin::CosFace(0.4);
-const SCALE: f32 = 32.0;
+use crate::heads::{ClassifierHead, Halves, HeadConfig, HeadContext, Margin, Method, StepInput};
 
 /// The peer's optimiser: SGD, lr 0.1, momentum 0.9, weight decay 5e-4.
 const SGD: SgdParams = SgdParams {
@@ -29,87 +26,147 @@ const SGD: SgdParams = SgdParams {
     nesterov: false,
 };
 
-/// Which head step is timed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum HeadCase {
-    /// Full FC over all N centres.
-    Fc,
-    /// Partial FC with sample rate r.
-    Pfc { sample_rate: f32 },
-    /// F²C with a pool of Q = max(⌊fraction·N⌋, B) slots. `reference: false` is the peer's step
-    /// (one direction, all B probes against row 0, the first half of the batch written to the pool);
-    /// `reference: true` is the reference configuration (two rows, both directions of B/2 probes,
-    /// the first rolled back).
-    F2c { pool_fraction: f64, reference: bool },
+/// One timed head: its config, whose sizes are fractions of the identity count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadCase {
+    pub head: HeadConfig,
 }
 
 impl HeadCase {
-    /// `fc`, `pfc` or `f2c`.
+    /// Full FC, CosFace(0.4) at s = 32 (the peer's).
+    pub fn fc() -> Self {
+        HeadCase {
+            head: HeadConfig::Fc {
+                margin: Margin::CosFace(0.4),
+                scale: 32.0,
+            },
+        }
+    }
+
+    /// Partial FC at sample rate `r`, the peer's margin and scale.
+    pub fn pfc(sample_rate: f32) -> Self {
+        HeadCase {
+            head: HeadConfig::PartialFc {
+                margin: Margin::CosFace(0.4),
+                scale: 32.0,
+                sample_rate,
+            },
+        }
+    }
+
+    /// F²C with a pool of `fraction`·N slots. `reference: false` is the peer's step (one row per
+    /// slot, one direction, all B probes against row 0, the first half of the batch written);
+    /// `reference: true` the authors' (two rows, both directions of B/2 probes, the first rolled
+    /// back).
+    pub fn f2c(fraction: f64, reference: bool) -> Self {
+        let HeadConfig::F2c(mut cfg) = HeadConfig::authors(Method::F2c) else {
+            unreachable!("authors(F2c) is an F²C head")
+        };
+        cfg.margin = Margin::CosFace(0.4);
+        cfg.pool.capacity = Capacity::Fraction(fraction);
+        if !reference {
+            cfg.pool.rows = Rows::One;
+            cfg.pool_eval = PoolEval::Row0;
+            cfg.symmetric = false;
+        }
+        HeadCase {
+            head: HeadConfig::F2c(cfg),
+        }
+    }
+
+    /// DCQ with a queue of `fraction`·N entries, its authors' other settings.
+    pub fn dcq(fraction: f64) -> Self {
+        let HeadConfig::Dcq(mut cfg) = HeadConfig::authors(Method::Dcq) else {
+            unreachable!("authors(Dcq) is a DCQ head")
+        };
+        cfg.queue = Capacity::Fraction(fraction);
+        HeadCase {
+            head: HeadConfig::Dcq(cfg),
+        }
+    }
+
+    /// The method's key: `fc`, `pfc`, `f2c` or `dcq`.
     pub fn head(&self) -> &'static str {
-        match self {
-            HeadCase::Fc => "fc",
-            HeadCase::Pfc { .. } => "pfc",
-            HeadCase::F2c { .. } => "f2c",
-        }
+        self.head.method().key()
     }
 
-    /// Sample rate or pool fraction; 1 for FC.
+    /// Sample rate, pool or queue fraction; 1 for FC.
     pub fn param(&self) -> f64 {
-        match *self {
-            HeadCase::Fc => 1.0,
-            // Through the decimal text so that 0.1f32 reads as 0.1, not 0.100000001.
-            HeadCase::Pfc { sample_rate } => sample_rate.to_string().parse().unwrap_or(f64::NAN),
-            HeadCase::F2c { pool_fraction, .. } => pool_fraction,
-        }
+        // Cases give their sizes as fractions, which do not depend on N.
+        self.head.size_fraction(1)
     }
 
-    /// What is timed, in words: `peer` for the step the PyTorch figures time, else the F²C reference.
+    /// What is timed, in words: `peer` for the step the PyTorch figures time, else F²C's form.
     pub fn variant(&self) -> &'static str {
-        match self {
-            HeadCase::F2c {
-                reference: true, ..
-            } => "tworow-symmetric",
-            HeadCase::F2c {
-                reference: false, ..
-            } => "row0-one-direction",
+        match &self.head {
+            HeadConfig::F2c(f) if f.symmetric => "tworow-symmetric",
+            HeadConfig::F2c(_) => "row0-one-direction",
             _ => "peer",
         }
     }
 
-    /// Pool slots Q of an F²C case, as the peer sizes them.
-    pub fn pool_slots(&self, classes: usize, batch: usize) -> usize {
-        match *self {
-            HeadCase::F2c { pool_fraction, .. } => {
-                ((pool_fraction * classes as f64) as usize).max(batch)
-            }
-            _ => 0,
+    /// The loaders a training run of this head would take for a batch of `batch` samples: pairs
+    /// for DCQ (query and key), instances otherwise (the peer's random labels).
+    pub fn loaders(&self, batch: usize) -> LoaderConfig {
+        match self.head.method() {
+            Method::Dcq => LoaderConfig {
+                identities: batch / 2,
+                instances: 0,
+            },
+            _ => LoaderConfig {
+                identities: 0,
+                instances: batch,
+            },
         }
     }
 
-    /// Columns of the logit matrix per step (sampled centres for Partial FC: at least r·N).
+    /// The batch's halves: F²C's reference and DCQ split it in two (probe/gallery, query/key);
+    /// the peer's F²C step probes every row against the first half's gallery features.
+    fn halves(&self, batch: usize) -> Halves {
+        let (a, b) = match &self.head {
+            HeadConfig::F2c(f) if !f.symmetric => (0..batch, 0..batch / 2),
+            HeadConfig::F2c(_) | HeadConfig::Dcq(_) => (0..batch / 2, batch / 2..batch),
+            _ => (0..0, 0..0),
+        };
+        Halves {
+            a: a.collect(),
+            b: b.collect(),
+        }
+    }
+
+    /// Columns of the logit matrix per step: N (FC), sampled centres (Partial FC, at least r·N),
+    /// pool slots Q (F²C), queue entries plus the step's keys K + B/2 (DCQ).
     pub fn columns(&self, classes: usize, batch: usize) -> usize {
-        match *self {
-            HeadCase::Fc => classes,
-            HeadCase::Pfc { sample_rate } => num_sample(classes, sample_rate),
-            HeadCase::F2c { .. } => self.pool_slots(classes, batch),
+        match &self.head {
+            HeadConfig::Fc { .. } => classes,
+            HeadConfig::PartialFc { sample_rate, .. } => num_sample(classes, *sample_rate),
+            HeadConfig::F2c(f) => f.pool.capacity.slots(classes),
+            HeadConfig::Dcq(d) => d.queue.slots(classes) + batch / 2,
         }
     }
 
     /// Floating-point operations of the step's GEMMs: 2·rows·cols·D per GEMM. FC / Partial FC run
     /// three (logits, dL/d(emb), dL/d(centres)); F²C two per evaluation (logits, dL/d(emb)), with
-    /// B probes once (peer) or B/2 probes × two directions × two rows (reference). Counted dense, as
-    /// the PyTorch peer computes them; our F²C backward skips the negative rows' zeros.
+    /// B probes once (peer) or B/2 probes × two directions × two rows (reference); DCQ two for its
+    /// B/2 queries. Counted dense, as the PyTorch peer computes them; our F²C backward skips the
+    /// negative rows' zeros.
     pub fn gemm_flops(&self, classes: usize, dim: usize, batch: usize) -> f64 {
-        let cols = self.columns(classes, batch) as f64;
-        let (b, d) = (batch as f64, dim as f64);
-        match self {
-            HeadCase::Fc | HeadCase::Pfc { .. } => 3.0 * 2.0 * b * cols * d,
-            HeadCase::F2c {
-                reference: false, ..
-            } => 2.0 * 2.0 * b * cols * d,
-            HeadCase::F2c {
-                reference: true, ..
-            } => 2.0 * 2.0 * 2.0 * 2.0 * (b / 2.0) * cols * d,
+        let (rows, evals, gemms) = self.gemm_shape(batch);
+        gemms as f64
+            * 2.0
+            * evals as f64
+            * rows as f64
+            * self.columns(classes, batch) as f64
+            * dim as f64
+    }
+
+    /// (probe rows, evaluations, GEMMs per evaluation) of one step.
+    pub fn gemm_shape(&self, batch: usize) -> (usize, usize, usize) {
+        match &self.head {
+            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => (batch, 1, 3),
+            HeadConfig::F2c(f) if !f.symmetric => (batch, 1, 2),
+            HeadConfig::F2c(_) => (batch / 2, 4, 2),
+            HeadConfig::Dcq(_) => (batch / 2, 1, 2),
         }
     }
 }
@@ -117,21 +174,16 @@ impl HeadCase {
 /// A head ready to be stepped, with its inputs.
 pub struct HeadBench<B: Backend> {
     be: B,
-    head: Head<B>,
+    head: Box<dyn ClassifierHead<B>>,
+    method: Method,
     classes: usize,
-    batch: usize,
+    halves: Halves,
     /// (B, D) unit probe embeddings.
     probe: Vec<f32>,
-    /// (B, D) unit gallery embeddings.
-    gallery: Vec<f32>,
+    /// (B, D) unit gallery (key) embeddings, for heads with a second network.
+    gallery: Option<Vec<f32>>,
     labels: Vec<usize>,
     rng: rand::rngs::StdRng,
-}
-
-enum Head<B: Backend> {
-    Fc(FullFc<B>),
-    Pfc(PartialFc<B>),
-    F2c { head: F2cHead<B>, reference: bool },
 }
 
 fn unit_rows(rng: &mut impl Rng, rows: usize, dim: usize) -> Vec<f32> {
@@ -147,73 +199,46 @@ fn unit_rows(rng: &mut impl Rng, rows: usize, dim: usize) -> Vec<f32> {
 
 impl<B: Backend> HeadBench<B> {
     /// Builds the head of `case` for `classes` identities; `seed` fixes inputs and initialisation.
+    /// A case that a training run with the same batch would reject (e.g. a pool smaller than the
+    /// features a step writes) is an error.
     pub fn new(
         be: B,
-        case: HeadCase,
+        case: &HeadCase,
         classes: usize,
         dim: usize,
         batch: usize,
         seed: u64,
     ) -> Result<Self> {
+        let loaders = case.loaders(batch);
+        let ctx = HeadContext {
+            classes,
+            pairs_per_step: loaders.identities,
+            instances_per_step: loaders.instances,
+        };
+        let invalid = |e: crate::error::FieldError| e.within("head").at("<bench case>");
+        case.head
+            .check_loaders(&loaders)
+            .map_err(|e| invalid(e.within("train.loaders")))?;
+        case.head.validate(&ctx).map_err(invalid)?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let probe = unit_rows(&mut rng, batch, dim);
         let gallery = unit_rows(&mut rng, batch, dim);
-        let head = match case {
-            HeadCase::Fc => Head::Fc(FullFc::new(be.clone(), classes, dim, MARGIN, SCALE, seed)?),
-            HeadCase::Pfc { sample_rate } => Head::Pfc(PartialFc::new(
-                be.clone(),
-                classes,
-                dim,
-                MARGIN,
-                SCALE,
-                sample_rate,
-                seed,
-            )?),
-            HeadCase::F2c { reference, .. } => {
-                let cfg = F2cConfig {
-                    margin: MARGIN,
-                    scale: SCALE,
-                    // The peer writes and reads only row 0 of its (2, Q, D) buffer, so its step is
-                    // the one-row pool; the reference keeps two rows per slot.
-                    pool: PoolConfig {
-                        capacity: Capacity::Count(case.pool_slots(classes, batch)),
-                        rows: if reference { Rows::Two } else { Rows::One },
-                        eviction: Eviction::Lru,
-                    },
-                    ema_momentum: 0.99,
-                    top_k: TopK::Auto,
-                    pool_eval: if reference {
-                        PoolEval::TwoRow
-                    } else {
-                        PoolEval::Row0
-                    },
-                    symmetric: reference,
-                };
-                Head::F2c {
-                    head: F2cHead::new(be.clone(), &cfg, classes, dim, seed)?,
-                    reference,
-                }
-            }
-        };
         Ok(HeadBench {
+            head: case.head.build(be.clone(), classes, dim, seed)?,
             be,
-            head,
+            method: case.head.method(),
             classes,
-            batch,
+            halves: case.halves(batch),
             probe,
-            gallery,
+            gallery: case.head.second_net().map(|_| gallery),
             labels: vec![0; batch],
             rng,
         })
     }
 
-    /// Bytes of head state: centres and momentum (FC, Partial FC) or pool features (F²C).
+    /// Bytes of head state: centres and momentum (FC, Partial FC), pool (F²C) or queue (DCQ).
     pub fn state_bytes(&self) -> u64 {
-        match &self.head {
-            Head::Fc(h) => h.state_bytes(),
-            Head::Pfc(h) => h.state_bytes(),
-            Head::F2c { head, .. } => head.pool_bytes(),
-        }
+        self.head.state_bytes()
     }
 
     /// Runs one step on fresh labels and returns its wall time in seconds (device synchronised).
@@ -222,25 +247,24 @@ impl<B: Backend> HeadBench<B> {
         for l in self.labels.iter_mut() {
             *l = self.rng.gen_range(0..n);
         }
-        let t0 = Instant::now();
-        let loss = match &mut self.head {
-            Head::Fc(h) => h.step(&self.probe, &self.labels, &SGD)?.loss,
-            Head::Pfc(h) => h.step(&self.probe, &self.labels, &SGD)?.loss,
-            Head::F2c { head, reference } => {
-                let b = self.batch;
-                let (a, g): (Vec<usize>, Vec<usize>) = if *reference {
-                    ((0..b / 2).collect(), (b / 2..b).collect())
-                } else {
-                    ((0..b).collect(), (0..b / 2).collect())
-                };
-                head.step(&self.probe, &self.gallery, &self.labels, &a, &g)?
-                    .loss
+        if self.method == Method::Dcq {
+            // A key is another instance of its query's identity.
+            for (&a, &b) in self.halves.a.iter().zip(&self.halves.b) {
+                self.labels[b] = self.labels[a];
             }
-        };
+        }
+        let t0 = Instant::now();
+        let out = self.head.step(&StepInput {
+            probe: &self.probe,
+            gallery: self.gallery.as_deref(),
+            labels: &self.labels,
+            halves: &self.halves,
+            sgd: &SGD,
+        })?;
         self.be.synchronize()?;
         let dt = t0.elapsed().as_secs_f64();
         debug_assert!(
-            loss.total().is_finite(),
+            out.loss.total().is_finite(),
             "bench step produced a non-finite loss"
         );
         Ok(dt)
@@ -265,69 +289,50 @@ mod tests {
     #[test]
     fn gemm_flops_by_hand() {
         // FC: 3 GEMMs × 2·B·N·D = 6·4·10·8 = 1920. PFC r = 0.5: 5 columns → 960.
-        assert_eq!(HeadCase::Fc.gemm_flops(10, 8, 4), 1920.0);
-        assert_eq!(
-            HeadCase::Pfc { sample_rate: 0.5 }.gemm_flops(10, 8, 4),
-            960.0
-        );
-        // F²C 10% of 100 with B = 4: Q = max(10, 4) = 10; peer: 4·B·Q·D = 4·4·10·8 = 1280;
-        // reference: 2 directions × 2 rows × 4·(B/2)·Q·D = 2560. 1% of 100 → Q = max(1, 4) = 4.
-        assert_eq!(
-            HeadCase::F2c {
-                pool_fraction: 0.1,
-                reference: false
-            }
-            .gemm_flops(100, 8, 4),
-            1280.0
-        );
-        assert_eq!(
-            HeadCase::F2c {
-                pool_fraction: 0.1,
-                reference: true
-            }
-            .gemm_flops(100, 8, 4),
-            2560.0
-        );
-        assert_eq!(
-            HeadCase::F2c {
-                pool_fraction: 0.01,
-                reference: false
-            }
-            .pool_slots(100, 4),
-            4
-        );
+        assert_eq!(HeadCase::fc().gemm_flops(10, 8, 4), 1920.0);
+        assert_eq!(HeadCase::pfc(0.5).gemm_flops(10, 8, 4), 960.0);
+        // F²C 10% of 100: Q = 10; peer: 4·B·Q·D = 4·4·10·8 = 1280; reference: 2 directions ×
+        // 2 rows × 4·(B/2)·Q·D = 2560.
+        assert_eq!(HeadCase::f2c(0.1, false).gemm_flops(100, 8, 4), 1280.0);
+        assert_eq!(HeadCase::f2c(0.1, true).gemm_flops(100, 8, 4), 2560.0);
+        // DCQ 10% of 100: K + B/2 = 12 columns, 2 GEMMs of B/2 = 2 queries: 4·2·12·8 = 768.
+        assert_eq!(HeadCase::dcq(0.1).columns(100, 4), 12);
+        assert_eq!(HeadCase::dcq(0.1).gemm_flops(100, 8, 4), 768.0);
     }
 
     #[test]
     fn every_case_steps_and_reports_state() {
         for case in [
-            HeadCase::Fc,
-            HeadCase::Pfc { sample_rate: 0.1 },
-            HeadCase::F2c {
-                pool_fraction: 0.1,
-                reference: false,
-            },
-            HeadCase::F2c {
-                pool_fraction: 0.1,
-                reference: true,
-            },
+            HeadCase::fc(),
+            HeadCase::pfc(0.1),
+            HeadCase::f2c(0.1, false),
+            HeadCase::f2c(0.1, true),
+            HeadCase::dcq(0.1),
         ] {
-            let mut h = HeadBench::new(CpuBackend, case, 200, 8, 16, 3).unwrap();
+            let mut h = HeadBench::new(CpuBackend, &case, 200, 8, 16, 3).unwrap();
             for _ in 0..3 {
                 assert!(h.step().unwrap() >= 0.0);
             }
-            // FC / PFC: 2·200·8·4 bytes; F²C: rows (1 peer, 2 reference) · max(20, 16) · 8 · 4.
-            let want = match case {
-                HeadCase::F2c {
-                    reference: false, ..
-                } => 20 * 8 * 4,
-                HeadCase::F2c {
-                    reference: true, ..
-                } => 2 * 20 * 8 * 4,
+            // FC / PFC: 2·200·8·4 bytes; F²C: rows (1 peer, 2 reference) · 20 · 8 · 4; DCQ:
+            // 20 entries · (8 floats + an 8-byte label).
+            let want = match (case.head(), case.variant()) {
+                ("f2c", "row0-one-direction") => 20 * 8 * 4,
+                ("f2c", _) => 2 * 20 * 8 * 4,
+                ("dcq", _) => 20 * (8 * 4 + 8),
                 _ => 2 * 200 * 8 * 4,
             };
             assert_eq!(h.state_bytes(), want, "{case:?}");
         }
+    }
+
+    #[test]
+    fn a_case_a_training_run_would_reject_is_an_error() {
+        // A 1% pool of 200 identities has 2 slots, fewer than the 8 features a step of 16 writes.
+        let err = HeadBench::new(CpuBackend, &HeadCase::f2c(0.01, false), 200, 8, 16, 3)
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(err.contains("head.pool.capacity"), "{err}");
     }
 
     #[test]

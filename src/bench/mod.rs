@@ -127,22 +127,14 @@ pub struct BenchRow {
 
 /// Cases per identity count, smallest memory first so that a non-resettable high-water mark
 /// still grows case by case.
-fn cases() -> [HeadCase; 5] {
+fn cases() -> [HeadCase; 6] {
     [
-        HeadCase::F2c {
-            pool_fraction: 0.01,
-            reference: false,
-        },
-        HeadCase::F2c {
-            pool_fraction: 0.1,
-            reference: false,
-        },
-        HeadCase::F2c {
-            pool_fraction: 0.1,
-            reference: true,
-        },
-        HeadCase::Pfc { sample_rate: 0.1 },
-        HeadCase::Fc,
+        HeadCase::f2c(0.01, false),
+        HeadCase::f2c(0.1, false),
+        HeadCase::f2c(0.1, true),
+        HeadCase::dcq(0.1),
+        HeadCase::pfc(0.1),
+        HeadCase::fc(),
     ]
 }
 
@@ -187,7 +179,7 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
             // A case that does not fit (FC at 10M identities on a GPU) is reported and skipped,
             // so the heads that do fit are still measured.
             let measured = (|| -> Result<(Vec<f64>, u64, Option<u64>)> {
-                let mut bench = HeadBench::new(be.clone(), case, n, d, b, 7)?;
+                let mut bench = HeadBench::new(be.clone(), &case, n, d, b, 7)?;
                 for _ in 0..opts.warmup {
                     bench.step()?;
                 }
@@ -214,9 +206,9 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
             };
             let hwm = memory_status("VmHWM:");
             let med = median(&times);
-            let gemm_only = sgemm_peak::gemm_only_seconds(&be, case, n, d, b, opts.steps.min(3))?;
+            let gemm_only = sgemm_peak::gemm_only_seconds(&be, &case, n, d, b, opts.steps.min(3))?;
             let flops = case.gemm_flops(n, d, b);
-            let pytorch_s = peer.seconds(case, n, d, b);
+            let pytorch_s = peer.seconds(&case, n, d, b);
             let row = BenchRow {
                 head: case.head().into(),
                 param: case.param(),

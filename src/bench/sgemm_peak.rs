@@ -29,22 +29,15 @@ pub fn sgemm_peak<B: Backend>(be: &B, n: usize, reps: usize) -> Result<f64> {
 /// operands), over `reps` runs after a warm-up: what the step would cost if nothing but its GEMMs ran.
 pub fn gemm_only_seconds<B: Backend>(
     be: &B,
-    case: HeadCase,
+    case: &HeadCase,
     classes: usize,
     dim: usize,
     batch: usize,
     reps: usize,
 ) -> Result<f64> {
     let d = dim;
-    let (rows, cols, evals, three) = match case {
-        HeadCase::Fc | HeadCase::Pfc { .. } => (batch, case.columns(classes, batch), 1, true),
-        HeadCase::F2c {
-            reference: false, ..
-        } => (batch, case.pool_slots(classes, batch), 1, false),
-        HeadCase::F2c {
-            reference: true, ..
-        } => (batch / 2, case.pool_slots(classes, batch), 4, false),
-    };
+    let (rows, evals, gemms) = case.gemm_shape(batch);
+    let (cols, three) = (case.columns(classes, batch), gemms == 3);
     let fill =
         |len: usize| -> Vec<f32> { (0..len).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect() };
     let e = be.upload(&fill(rows * d))?;
@@ -84,14 +77,12 @@ mod tests {
         let peak = sgemm_peak(&CpuBackend, 64, 2).unwrap();
         assert!(peak.is_finite() && peak > 0.0);
         for case in [
-            HeadCase::Fc,
-            HeadCase::Pfc { sample_rate: 0.5 },
-            HeadCase::F2c {
-                pool_fraction: 0.1,
-                reference: true,
-            },
+            HeadCase::fc(),
+            HeadCase::pfc(0.5),
+            HeadCase::f2c(0.1, true),
+            HeadCase::dcq(0.1),
         ] {
-            let t = gemm_only_seconds(&CpuBackend, case, 100, 8, 8, 2).unwrap();
+            let t = gemm_only_seconds(&CpuBackend, &case, 100, 8, 8, 2).unwrap();
             assert!(t.is_finite() && t >= 0.0, "{case:?}");
         }
     }

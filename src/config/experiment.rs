@@ -3,7 +3,7 @@
 //! range-checked here so that a bad file fails before anything runs, naming the file, the field,
 //! what was expected and how to fix it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,19 +40,85 @@ pub struct Experiment {
     pub eval: EvalConfig,
 }
 
+/// An experiment written as another one plus changes: `Derived(base: "base.ron", set: [("field.path",
+/// "RON value"), …])`, the base resolved relative to this file, the paths those of the matrix axes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derived {
+    /// The experiment file this one starts from, relative to this file's folder.
+    pub base: PathBuf,
+    /// Fields set on top of the base, in order: (path, RON value).
+    pub set: Vec<(String, String)>,
+}
+
+/// Bases a derived experiment may chain through before the chain is taken for a cycle.
+const MAX_BASE_DEPTH: usize = 8;
+
 impl Experiment {
-    /// Reads, parses and validates an experiment file.
+    /// Reads, parses and validates an experiment file: a whole `Experiment(...)` or a
+    /// `Derived(...)` one, whose bases are read from disk.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_ron_str(&text, path)
     }
 
-    /// Parses and validates RON text; `path` is only used in messages.
+    /// Parses and validates RON text; `path` names it in messages and locates a derived file's
+    /// base on disk.
     pub fn from_ron_str(text: &str, path: &Path) -> Result<Self> {
-        let exp: Experiment = ron::Options::default()
-            .from_str(text)
-            .map_err(|e| parse_error(path, e))?;
+        Self::from_ron_with(text, path, &|p: &Path| {
+            std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
+        })
+    }
+
+    /// [`Experiment::from_ron_str`] with the files a derived experiment names read by `read`
+    /// (e.g. from files compiled into the binary).
+    pub fn from_ron_with(
+        text: &str,
+        path: &Path,
+        read: &dyn Fn(&Path) -> Result<String>,
+    ) -> Result<Self> {
+        let exp = Self::resolve(text, path, read, 0)?;
         exp.validate(path)?;
+        Ok(exp)
+    }
+
+    fn resolve(
+        text: &str,
+        path: &Path,
+        read: &dyn Fn(&Path) -> Result<String>,
+        depth: usize,
+    ) -> Result<Self> {
+        let options = ron::Options::default();
+        if first_identifier(text) != Some("Derived") {
+            return options.from_str(text).map_err(|e| parse_error(path, e));
+        }
+        let derived: Derived = options.from_str(text).map_err(|e| parse_error(path, e))?;
+        let invalid = |field: &str, msg: String| Error::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            msg,
+        };
+        if depth >= MAX_BASE_DEPTH {
+            return Err(invalid(
+                "base",
+                format!("more than {MAX_BASE_DEPTH} bases deep: do the bases form a cycle?"),
+            ));
+        }
+        let base_path = path
+            .parent()
+            .unwrap_or_else(|| Path::new(""))
+            .join(&derived.base);
+        let base_text = read(&base_path).map_err(|e| {
+            invalid(
+                "base",
+                format!("cannot read `{}`: {e}", base_path.display()),
+            )
+        })?;
+        let mut exp = Self::resolve(&base_text, &base_path, read, depth + 1)?;
+        for (field, value) in &derived.set {
+            exp.set_path(field, value)
+                .map_err(|e| invalid(&format!("set: {}", e.field), e.msg))?;
+        }
         Ok(exp)
     }
 
@@ -184,6 +250,25 @@ impl Sweep for Experiment {
     }
 }
 
+/// The first identifier of RON text, after whitespace and comments: the type a file holds.
+fn first_identifier(text: &str) -> Option<&str> {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("//") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
 /// Turns ron's error into one naming the file and position, with a hint for the common cases.
 pub fn parse_error(path: &Path, e: ron::error::SpannedError) -> Error {
     let mut msg = e.code.to_string();
@@ -191,9 +276,11 @@ pub fn parse_error(path: &Path, e: ron::error::SpannedError) -> Error {
         || msg.contains("unknown field")
         || msg.contains("NoSuchStructField")
     {
-        msg.push_str(" — remove it or fix its spelling (see the field list in experiments/fc.ron)");
+        msg.push_str(
+            " — remove it or fix its spelling (see the field list in experiments/base.ron)",
+        );
     } else if msg.contains("missing field") || msg.contains("MissingStructField") {
-        msg.push_str(" — every field must be given; copy it from experiments/fc.ron");
+        msg.push_str(" — every field must be given; copy it from experiments/base.ron, or write the file as `Derived(base: \"base.ron\", set: [...])`");
     }
     Error::Parse {
         path: path.to_path_buf(),
