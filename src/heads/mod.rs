@@ -3,8 +3,6 @@
 //! respect to those embeddings; the training step back-propagates that gradient into the probe net.
 
 pub mod backend;
-#[cfg(feature = "cuda")]
-pub mod backend_cuda;
 pub mod class_pool;
 pub mod f2c;
 pub mod full_fc;
