@@ -16,7 +16,7 @@
 use std::ffi::c_char;
 use std::sync::{Arc, OnceLock};
 
-use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::sys::cublasOperation_t::{self, CUBLAS_OP_N, CUBLAS_OP_T};
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{
     CudaDevice, CudaFunction, CudaSlice, DeviceRepr, DeviceSlice, DriverError, LaunchAsync,
@@ -235,25 +235,36 @@ impl CudaBackend {
             .map_err(|e| self.err("cannot upload row indices", e))
     }
 
-    /// C (row-major) = op(A)·op(B) through cuBLAS, which is column-major: a row-major (r×c) matrix
-    /// is the column-major (c×r) transpose in the same memory, so C (m×n) = X·Y is computed as
-    /// Cᵀ (n×m) = Yᵀ·Xᵀ with the operands swapped. Arguments are in cuBLAS's own terms.
+    /// C (m×n, row-major) = [C +] A·B for the three products of the trait, where A's memory holds
+    /// m·k floats and B's n·k (either possibly transposed), through cuBLAS, which is column-major:
+    /// a row-major (r×c) matrix is the column-major (c×r) transpose in the same memory, so C is
+    /// computed as Cᵀ (n×m) = Bᵀ·Aᵀ with the operands swapped. `b_op` and `a_op` are cuBLAS's
+    /// operation and leading dimension for B's and A's memory in that swapped product. Shapes with
+    /// a zero never reach cuBLAS: there is nothing to do, or (k = 0) C is zeroed or left.
     #[allow(clippy::too_many_arguments)]
-    fn sgemm(
+    fn row_major_gemm(
         &self,
-        transa: cublasOperation_t,
-        transb: cublasOperation_t,
+        what: &str,
         m: usize,
         n: usize,
         k: usize,
+        b_op: (cublasOperation_t, usize),
+        a_op: (cublasOperation_t, usize),
         a: &CudaSlice<f32>,
-        lda: usize,
         b: &CudaSlice<f32>,
-        ldb: usize,
         c: &mut CudaSlice<f32>,
-        ldc: usize,
-        beta: f32,
+        accumulate: bool,
     ) -> Result<()> {
+        assert!(
+            a.len() >= m * k && b.len() >= n * k && c.len() >= m * n,
+            "{what} operands too small"
+        );
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            return self.empty_product(c, m * n, accumulate);
+        }
         let int = |x: usize| {
             i32::try_from(x).map_err(|_| {
                 Error::Device(format!(
@@ -263,23 +274,23 @@ impl CudaBackend {
             })
         };
         let cfg = GemmConfig {
-            transa,
-            transb,
-            m: int(m)?,
-            n: int(n)?,
+            transa: b_op.0,
+            transb: a_op.0,
+            m: int(n)?,
+            n: int(m)?,
             k: int(k)?,
             alpha: 1.0f32,
-            lda: int(lda)?,
-            ldb: int(ldb)?,
-            beta,
-            ldc: int(ldc)?,
+            lda: int(b_op.1)?,
+            ldb: int(a_op.1)?,
+            beta: if accumulate { 1.0 } else { 0.0 },
+            ldc: int(n)?,
         };
         self.dev
             .bind_to_thread()
             .map_err(|e| self.err("cannot bind the context", e))?;
-        // SAFETY: the callers assert that every operand holds the matrix its dimensions and leading
-        // dimensions describe; c is a distinct buffer (&mut).
-        unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| {
+        // SAFETY: every operand holds the matrix its dimensions and leading dimensions describe
+        // (asserted above); c is a distinct buffer (&mut).
+        unsafe { self.blas.gemm(cfg, b, a, c) }.map_err(|e| {
             Error::Device(format!("cuda:{}: cuBLAS sgemm failed: {e:?}", self.ordinal))
         })
     }
@@ -388,31 +399,19 @@ impl Backend for CudaBackend {
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        assert!(
-            a.len() >= m * k && b.len() >= n * k && c.len() >= m * n,
-            "matmul_abt operands too small"
-        );
-        if m == 0 || n == 0 {
-            return Ok(());
-        }
-        if k == 0 {
-            return self.empty_product(c, m * n, false);
-        }
         // Cᵀ (n×m) = B (n×k) · Aᵀ (k×m). B's memory is column-major Bᵀ (k×n, ld k): transposed;
         // A's memory is column-major Aᵀ (k×m, ld k): as is.
-        self.sgemm(
-            cublasOperation_t::CUBLAS_OP_T,
-            cublasOperation_t::CUBLAS_OP_N,
-            n,
+        self.row_major_gemm(
+            "matmul_abt",
             m,
-            k,
-            b,
-            k,
-            a,
-            k,
-            c,
             n,
-            0.0,
+            k,
+            (CUBLAS_OP_T, k),
+            (CUBLAS_OP_N, k),
+            a,
+            b,
+            c,
+            false,
         )
     }
     fn matmul_ab(
@@ -425,32 +424,19 @@ impl Backend for CudaBackend {
         c: &mut CudaSlice<f32>,
         accumulate: bool,
     ) -> Result<()> {
-        assert!(
-            a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-            "matmul_ab operands too small"
-        );
-        if m == 0 || n == 0 {
-            return Ok(());
-        }
-        if k == 0 {
-            return self.empty_product(c, m * n, accumulate);
-        }
         // Cᵀ (n×m) = Bᵀ (n×k) · Aᵀ (k×m). B's memory is column-major Bᵀ (n×k, ld n), A's is
         // column-major Aᵀ (k×m, ld k): both as is. β = 1 adds onto C.
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        self.sgemm(
-            cublasOperation_t::CUBLAS_OP_N,
-            cublasOperation_t::CUBLAS_OP_N,
-            n,
+        self.row_major_gemm(
+            "matmul_ab",
             m,
-            k,
-            b,
             n,
+            k,
+            (CUBLAS_OP_N, n),
+            (CUBLAS_OP_N, k),
             a,
-            k,
+            b,
             c,
-            n,
-            beta,
+            accumulate,
         )
     }
     fn matmul_atb(
@@ -462,31 +448,19 @@ impl Backend for CudaBackend {
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        assert!(
-            a.len() >= k * m && b.len() >= k * n && c.len() >= m * n,
-            "matmul_atb operands too small"
-        );
-        if m == 0 || n == 0 {
-            return Ok(());
-        }
-        if k == 0 {
-            return self.empty_product(c, m * n, false);
-        }
         // C = Aᵀ·B with A (k×m), B (k×n): Cᵀ (n×m) = Bᵀ (n×k) · A (k×m). B's memory is
         // column-major Bᵀ (n×k, ld n): as is; A's is column-major Aᵀ (m×k, ld m): transposed.
-        self.sgemm(
-            cublasOperation_t::CUBLAS_OP_N,
-            cublasOperation_t::CUBLAS_OP_T,
-            n,
+        self.row_major_gemm(
+            "matmul_atb",
             m,
+            n,
             k,
-            b,
-            n,
+            (CUBLAS_OP_N, n),
+            (CUBLAS_OP_T, m),
             a,
-            m,
+            b,
             c,
-            n,
-            0.0,
+            false,
         )
     }
 

@@ -99,6 +99,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         c: &mut Self::Buf,
     ) -> Result<()>;
     /// c (m×n) = a (m×k) · b (k×n), added to c when `accumulate`.
+    #[allow(clippy::too_many_arguments)]
     fn matmul_ab(
         &self,
         m: usize,
