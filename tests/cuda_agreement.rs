@@ -27,8 +27,7 @@ use rand_distr::{Distribution, Normal};
 
 use f2c::data::synthetic::INPUT_DIM;
 use f2c::device::DeviceChoice;
-use f2c::heads::backend::{Backend, CpuBackend, LossSpec, SgdParams};
-use f2c::heads::backend_cuda::CudaBackend;
+use f2c::heads::backend::{Backend, CpuBackend, CudaBackend, LossSpec, SgdParams};
 use f2c::heads::class_pool::{Capacity, Eviction, PoolConfig, Rows};
 use f2c::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
 use f2c::heads::full_fc::FullFc;

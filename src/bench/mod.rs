@@ -144,12 +144,9 @@ pub fn run_bench(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     crate::device::check_available(opts.device)?;
     match opts.device {
         DeviceChoice::Cpu => run_with(opts, CpuBackend),
-        #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(ordinal) => {
-            run_with(opts, crate::heads::backend_cuda::CudaBackend::new(ordinal)?)
+            run_with(opts, crate::heads::backend::CudaBackend::new(ordinal)?)
         }
-        #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(_) => unreachable!("check_available rejects cuda without the feature"),
     }
 }
 

@@ -10,8 +10,6 @@
 //! needs an arm.
 
 pub mod backend;
-#[cfg(feature = "cuda")]
-pub mod backend_cuda;
 pub mod class_pool;
 pub mod dcq;
 pub mod f2c;

@@ -231,7 +231,7 @@ pub fn with_trainer<T: TrainerTask>(exp: &Experiment, task: T) -> Result<T::Outp
         DeviceChoice::Cuda(ordinal) => {
             // The backend first: it reports a missing driver or GPU as an error, where cudarc's
             // device constructor inside dfdx would panic.
-            let be = crate::heads::backend_cuda::CudaBackend::new(ordinal)?;
+            let be = crate::heads::backend::CudaBackend::new(ordinal)?;
             let dev = Cuda::try_build(ordinal, exp.seed)
                 .map_err(|e| Error::Device(format!("cuda:{ordinal} could not be opened: {e:?}")))?;
             by_backbone(exp, dev, be, task)
