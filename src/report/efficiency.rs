@@ -1,17 +1,23 @@
-//! The benchmark's outputs for the paper: the efficiency table (our head steps next to the PyTorch
-//! peer's figures from issue 5, with ratios and GEMM efficiency) and a log-log figure of step time
-//! against the number of identities.
+//! The head benchmark's outputs for the paper: the efficiency table (our head steps next to the
+//! PyTorch peer's, with ratios and GEMM efficiency) and a log-log figure of step time against the
+//! number of identities. The bench writes both after timing; the figure is also redrawn from the
+//! committed `results/bench/heads.csv` by [`regenerate`], so `f2c tables` needs no retiming.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
+use serde::Deserialize;
 
-use super::head_step::HeadCase;
-use super::training_step::TrainRow;
-use super::BenchRow;
+use crate::bench::head_step::HeadCase;
+use crate::bench::training_step::TrainRow;
+use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 
-/// PyTorch 2.x on this kind of 2-core CPU machine, `shared/bench/torch_heads.py` at B 256, D 128
+/// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
+pub const HEADS_CSV: &str = "results/bench/heads.csv";
+pub const FIGURE_SVG: &str = "paper/figures/efficiency.svg";
+
+/// PyTorch 2.x on this kind of 2-core CPU machine, the peer script (now `scripts/torch_heads.py`) at B 256, D 128
 /// (issue 5): seconds per step at 10k / 100k / 1M identities.
 const PYTORCH: [(&str, f64, [f64; 3]); 4] = [
     ("fc", 1.0, [0.0397, 0.880, 9.50]),
@@ -36,7 +42,7 @@ pub fn pytorch_seconds(case: HeadCase, classes: usize, dim: usize, batch: usize)
 }
 
 /// The PyTorch peer's step times: measured on this machine (the JSON lines that
-/// `shared/bench/torch_heads.py` prints, passed with `f2c bench --peer FILE`), else the figures
+/// `scripts/torch_heads.py` prints, passed with `f2c bench --peer FILE`), else the figures
 /// quoted in issue 5.
 #[derive(Debug, Clone, Default)]
 pub struct Peer {
@@ -45,7 +51,8 @@ pub struct Peer {
 
 impl Peer {
     /// Reads the peer's JSON lines (`{"head": "fc" | "pfc0.1" | "f2c0.1" | …, "classes", "dim",
-    /// "batch", "median_s"}`).
+    /// "batch", "median_s"}`; other keys are ignored). A case the peer skipped (`median_s` null, a
+    /// `skipped` reason) has no figure.
     pub fn from_json_lines(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut map = std::collections::HashMap::new();
@@ -72,6 +79,9 @@ impl Peer {
             };
             let num = |k: &str| field(k).map(|x| x.as_f64().unwrap_or(f64::NAN));
             let head = field("head")?.as_str().unwrap_or_default().to_string();
+            if field("median_s")?.is_null() {
+                continue;
+            }
             map.insert(
                 (
                     head,
@@ -105,20 +115,24 @@ impl Peer {
     /// Where the peer's figures come from, for the table's caption.
     pub fn source(&self) -> &'static str {
         match self.measured {
-            Some(_) => "measured side by side on this machine (`shared/bench/torch_heads.py`, `f2c bench --peer`)",
-            None => "the figures quoted in issue 5 (`shared/bench/torch_heads.py`, PyTorch 2.x CPU, same kind of machine)",
+            Some(_) => "measured side by side on this machine (`scripts/torch_heads.py`, `f2c bench --peer`)",
+            None => "the figures quoted in issue 5 (`scripts/torch_heads.py`, PyTorch 2.x CPU, same kind of machine)",
         }
     }
 }
 
 fn label(r: &BenchRow) -> String {
-    match (r.head.as_str(), r.variant.as_str()) {
+    series_name(&r.head, &r.variant, r.param)
+}
+
+fn series_name(head: &str, variant: &str, param: f64) -> String {
+    match (head, variant) {
         ("fc", _) => "FC".into(),
-        ("pfc", _) => format!("Partial FC r={}", r.param),
+        ("pfc", _) => format!("Partial FC r={param}"),
         (_, "tworow-symmetric") => {
-            format!("F²C {}% (reference: 2 rows, symmetric)", r.param * 100.0)
+            format!("F²C {}% (reference: 2 rows, symmetric)", param * 100.0)
         }
-        _ => format!("F²C {}%", r.param * 100.0),
+        _ => format!("F²C {}%", param * 100.0),
     }
 }
 
@@ -224,8 +238,87 @@ pub fn markdown(
     s
 }
 
-/// Step time against identities, log-log: ours solid with dots, PyTorch's dashed with crosses.
+/// What the figure needs of a head-bench row: a row of `results/bench/heads.csv`, whose other
+/// columns are ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Timing {
+    pub head: String,
+    pub param: f64,
+    pub variant: String,
+    pub classes: usize,
+    pub dim: usize,
+    pub batch: usize,
+    pub median_step_s: f64,
+    /// The PyTorch peer's seconds for the same step, where there is one.
+    pub pytorch_s: Option<f64>,
+}
+
+impl From<&BenchRow> for Timing {
+    fn from(r: &BenchRow) -> Self {
+        Timing {
+            head: r.head.clone(),
+            param: r.param,
+            variant: r.variant.clone(),
+            classes: r.classes,
+            dim: r.dim,
+            batch: r.batch,
+            median_step_s: r.median_step_s,
+            pytorch_s: r.pytorch_s,
+        }
+    }
+}
+
+/// Reads the rows the figure needs from a head-bench CSV.
+pub fn read_timings(path: &Path) -> Result<Vec<Timing>> {
+    let mut r = csv::Reader::from_path(path)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    r.deserialize()
+        .map(|row| {
+            row.map_err(|e| {
+                Error::Other(format!(
+                    "{}: {e}; expected the columns `f2c bench` writes (head, param, variant, classes, dim, batch, median_step_s, pytorch_s)",
+                    path.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Redraws `<root>/paper/figures/efficiency.svg` from the committed `<root>/results/bench/heads.csv`,
+/// without timing anything; `None` when there is no benchmark file.
+pub fn regenerate(root: &Path) -> Result<Option<PathBuf>> {
+    let csv = root.join(HEADS_CSV);
+    if !csv.exists() {
+        return Ok(None);
+    }
+    let svg = root.join(FIGURE_SVG);
+    draw(&svg, &read_timings(&csv)?)?;
+    Ok(Some(svg))
+}
+
+/// Step time against identities, log-log: per method one colour, ours solid with dots, the
+/// PyTorch peer's dashed with crosses; the legend sits right of the plot, one entry per method.
 pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
+    draw(path, &rows.iter().map(Timing::from).collect::<Vec<_>>())
+}
+
+/// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 0, 0),
+];
+
+/// Width of the plot and of the legend column right of it, and the height, pixels.
+const PLOT_W: u32 = 600;
+const LEGEND_W: u32 = 300;
+const HEIGHT: u32 = 460;
+
+/// [`figure`] over [`Timing`] rows.
+pub fn draw(path: &Path, rows: &[Timing]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| {
         Error::Other(format!(
             "{}: drawing the figure failed: {e}",
@@ -248,11 +341,22 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
             path.display()
         )));
     }
-    let root = SVGBackend::new(path, (760, 520)).into_drawing_area();
+    // Rows come size by size; a series is one (head, variant, parameter), in order of first
+    // appearance, so each is drawn and named once however many sizes were timed.
+    let mut series: Vec<(&str, &str, f64)> = Vec::new();
+    for r in rows {
+        let key = (r.head.as_str(), r.variant.as_str(), r.param);
+        if !series.contains(&key) {
+            series.push(key);
+        }
+    }
+    let root = SVGBackend::new(path, (PLOT_W + LEGEND_W, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let (plot, legend) = root.split_horizontally(PLOT_W);
+    let (b, d) = (rows[0].batch, rows[0].dim);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(
-            "Head step time against identities (B 256, D 128)",
+            format!("Head step time against identities (B {b}, D {d})"),
             ("sans-serif", 18),
         )
         .margin(12)
@@ -272,27 +376,19 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
         .light_line_style(BLACK.mix(0.04))
         .draw()
         .map_err(|e| err(&e))?;
-    let mut series: Vec<(String, String, f64)> = rows
-        .iter()
-        .map(|r| (r.head.clone(), r.variant.clone(), r.param))
-        .collect();
-    series.dedup();
-    let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    for (i, (head, variant, param)) in series.iter().enumerate() {
-        let color = palette[i % palette.len()];
-        let pts: Vec<&BenchRow> = rows
+    let mut entries = Vec::new();
+    for (i, &(head, variant, param)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let pts: Vec<&Timing> = rows
             .iter()
-            .filter(|r| &r.head == head && &r.variant == variant && r.param == *param)
+            .filter(|r| r.head == head && r.variant == variant && r.param == param)
             .collect();
-        let name = label(pts[0]);
         chart
             .draw_series(LineSeries::new(
                 pts.iter().map(|r| (r.classes as f64, r.median_step_s)),
                 color.stroke_width(2),
             ))
-            .map_err(|e| err(&e))?
-            .label(format!("ours: {name}"))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+            .map_err(|e| err(&e))?;
         chart
             .draw_series(
                 pts.iter()
@@ -307,28 +403,94 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
             chart
                 .draw_series(DashedLineSeries::new(
                     peer.clone(),
-                    6,
-                    4,
-                    color.mix(0.6).stroke_width(1),
+                    7,
+                    5,
+                    color.stroke_width(2),
                 ))
-                .map_err(|e| err(&e))?
-                .label(format!("PyTorch: {name}"))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 18, y)], color.mix(0.6).stroke_width(1))
-                });
+                .map_err(|e| err(&e))?;
             chart
-                .draw_series(peer.iter().map(|&p| Cross::new(p, 4, color.mix(0.6))))
+                .draw_series(
+                    peer.iter()
+                        .map(|&p| Cross::new(p, 5, color.stroke_width(2))),
+                )
                 .map_err(|e| err(&e))?;
         }
+        let last = pts.last().map_or(0.0, |r| r.median_step_s);
+        entries.push((
+            series_name(head, variant, param),
+            color,
+            !peer.is_empty(),
+            last,
+        ));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
+    // Listed top to bottom as the lines end at the largest N, so the legend reads like the plot.
+    entries.sort_by(|a, b| b.3.total_cmp(&a.3));
+    let entries: Vec<_> = entries.into_iter().map(|(n, c, p, _)| (n, c, p)).collect();
+    draw_legend(&legend, &entries).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
+}
+
+/// The legend column: one line per method in its colour (with a dashed sample where PyTorch was
+/// timed too), then the key to the two line styles.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(String, RGBColor, bool)],
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = ("sans-serif", 13).into_font();
+    let (x, mut y) = (8, 48);
+    let sample = |x0: i32, y: i32, color: RGBColor, dashed: bool| -> Vec<PathElement<(i32, i32)>> {
+        if dashed {
+            (0..3)
+                .map(|k| {
+                    let a = x0 + k * 8;
+                    PathElement::new([(a, y), (a + 5, y)], color.stroke_width(2))
+                })
+                .collect()
+        } else {
+            vec![PathElement::new(
+                [(x0, y), (x0 + 21, y)],
+                color.stroke_width(2),
+            )]
+        }
+    };
+    area.draw(&Text::new(
+        "method",
+        (x, y - 22),
+        font.clone().style(FontStyle::Bold),
+    ))?;
+    for (name, color, peer) in entries {
+        for e in sample(x, y, *color, false) {
+            area.draw(&e)?;
+        }
+        if *peer {
+            for e in sample(x + 26, y, *color, true) {
+                area.draw(&e)?;
+            }
+        }
+        area.draw(&Text::new(
+            name.clone(),
+            (x + 56, y - 7),
+            font.clone().color(color),
+        ))?;
+        y += 22;
+    }
+    y += 18;
+    area.draw(&Text::new(
+        "line",
+        (x, y - 22),
+        font.clone().style(FontStyle::Bold),
+    ))?;
+    for (dashed, what) in [
+        (false, "ours (Rust), dots"),
+        (true, "PyTorch peer, crosses"),
+    ] {
+        for e in sample(x, y, BLACK, dashed) {
+            area.draw(&e)?;
+        }
+        area.draw(&Text::new(what, (x + 56, y - 7), font.clone()))?;
+        y += 22;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -392,5 +554,77 @@ mod tests {
             Peer::default().seconds(HeadCase::Fc, 10_000, 128, 256),
             Some(0.0397)
         );
+    }
+
+    fn timing(head: &str, param: f64, variant: &str, classes: usize, s: f64) -> Timing {
+        Timing {
+            head: head.into(),
+            param,
+            variant: variant.into(),
+            classes,
+            dim: 128,
+            batch: 256,
+            median_step_s: s,
+            pytorch_s: Some(2.0 * s),
+        }
+    }
+
+    #[test]
+    fn figure_names_each_series_once_however_many_sizes() {
+        // Rows come size by size, so a series' rows are not adjacent: each name must still appear
+        // once in the legend, not once per size.
+        let mut rows = Vec::new();
+        for (i, n) in [10_000, 100_000, 1_000_000].into_iter().enumerate() {
+            let t = 10f64.powi(i as i32);
+            rows.push(timing("f2c", 0.01, "row0-one-direction", n, 0.001 * t));
+            rows.push(timing("pfc", 0.1, "peer", n, 0.01 * t));
+            rows.push(timing("fc", 1.0, "peer", n, 0.1 * t));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fig.svg");
+        draw(&path, &rows).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        // plotters writes each text on its own line.
+        let count = |name: &str| svg.lines().filter(|l| l.trim() == name).count();
+        for name in ["F²C 1%", "Partial FC r=0.1", "FC", "PyTorch peer, crosses"] {
+            assert_eq!(count(name), 1, "{name} in the legend");
+        }
+    }
+
+    #[test]
+    fn figure_is_redrawn_from_the_bench_csv_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join(HEADS_CSV);
+        std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+        std::fs::write(
+            &csv,
+            "head,param,classes,dim,batch,median_step_s,head_state_bytes,variant,pytorch_s,vs_pytorch\n\
+             f2c,0.1,10000,128,256,0.002,512000,row0-one-direction,0.003,0.6\n\
+             f2c,0.1,10000,128,256,0.003,1024000,tworow-symmetric,,\n",
+        )
+        .unwrap();
+        let rows = read_timings(&csv).unwrap();
+        assert_eq!(rows[0].pytorch_s, Some(0.003));
+        assert_eq!(rows[1].pytorch_s, None);
+        let svg = regenerate(dir.path()).unwrap().unwrap();
+        assert!(std::fs::read_to_string(svg)
+            .unwrap()
+            .contains("reference: 2 rows"));
+        // No benchmark file: nothing to draw, not an error.
+        assert_eq!(regenerate(&dir.path().join("empty")).unwrap(), None);
+    }
+
+    #[test]
+    fn skipped_peer_cases_have_no_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peer.jsonl");
+        std::fs::write(
+            &path,
+            "{\"peer\": \"pytorch\", \"head\": \"fc\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": null, \"skipped\": \"out of memory\"}\n\
+             {\"peer\": \"pytorch\", \"head\": \"dcq0.1\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.01, \"method\": \"dcq\", \"param\": 0.1}\n",
+        )
+        .unwrap();
+        let peer = Peer::from_json_lines(&path).unwrap();
+        assert_eq!(peer.seconds(HeadCase::Fc, 10_000, 128, 256), None);
     }
 }
