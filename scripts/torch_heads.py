@@ -33,7 +33,9 @@ Usage:
   python3 scripts/torch_heads.py --classes 1000,10000 --steps 3 --cases fc,dcq
   python3 scripts/torch_heads.py --device cuda --classes 100000,1000000,10000000
   python3 scripts/torch_heads.py --self-test
-Needs `pip install torch`.
+Needs `pip install torch`. On a CPU that other jobs share, `--threads 1` keeps torch's OpenMP
+threads from spinning against them (timings with 2 threads on a loaded 2-core machine were 10-100x
+slower and erratic).
 """
 import argparse
 import heapq
@@ -364,8 +366,14 @@ def time_case(case, classes, args, device, gen):
     return times[len(times) // 2], times[0]
 
 
+# torch.OutOfMemoryError since 2.5; torch.cuda's before.
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", getattr(torch.cuda, "OutOfMemoryError", MemoryError))
+
+
 def is_out_of_memory(e):
-    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(e)
+    msg = str(e)
+    return (isinstance(e, (MemoryError, OUT_OF_MEMORY)) or "out of memory" in msg
+            or "can't allocate memory" in msg)
 
 
 def run(args):
@@ -373,6 +381,8 @@ def run(args):
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("torch_heads.py: --device cuda, but torch sees no GPU (torch.cuda.is_available() is false)")
     names = args.cases
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     out = open(args.out, "w") if args.out else sys.stdout
@@ -491,6 +501,7 @@ def main():
     p.add_argument("--cases", type=lambda s: [c for c in s.split(",") if c], default=list(ALL_CASES),
                    help=f"comma-separated subset of {','.join(ALL_CASES)}")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs, initialisation and labels")
+    p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's choice)")
     p.add_argument("--out", help="write the JSON lines here instead of stdout")
     p.add_argument("--self-test", action="store_true",
                    help="check the FC and DCQ losses against hand-computed values and exit")
