@@ -8,7 +8,7 @@
 //! the largest size ([`training_step`]). Results go to `results/bench/`, `paper/tables/efficiency.md`
 //! and `paper/figures/efficiency.svg` ([`efficiency_report`]).
 
-pub mod efficiency_report;
+use crate::report::efficiency as efficiency_report;
 pub mod head_step;
 pub mod sgemm_peak;
 pub mod training_step;

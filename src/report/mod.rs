@@ -1,6 +1,7 @@
 //! Statistics over seeds, paper tables, figures and the reproduction report — all computed from a
 //! matrix's `summary.csv`, so every number in `paper/` can be regenerated without retraining.
 
+pub mod efficiency;
 pub mod figures;
 pub mod reproduction;
 pub mod stats;
@@ -25,6 +26,7 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     let rows = read_csv(&summary)?;
     let mut written = tables::write_tables(&rows, &root.join("paper/tables"))?;
     written.extend(figures::write_figures(&rows, &root.join("paper/figures"))?);
+    written.extend(efficiency::regenerate(root)?);
     written.push(reproduction::write_report(&rows, root)?);
     Ok(written)
 }

@@ -1,0 +1,624 @@
+//! The head benchmark's outputs for the paper: the efficiency table (our head steps next to the
+//! PyTorch peer's, with ratios and GEMM efficiency) and a log-log figure of step time against the
+//! number of identities. The bench writes both after timing; the figure is also redrawn from the
+//! committed `results/bench/heads.csv` by [`regenerate`], so `f2c tables` needs no retiming.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use serde::Deserialize;
+
+use crate::bench::head_step::HeadCase;
+use crate::bench::training_step::TrainRow;
+use crate::bench::BenchRow;
+use crate::error::{Error, Result};
+
+/// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
+pub const HEADS_CSV: &str = "results/bench/heads.csv";
+pub const FIGURE_SVG: &str = "paper/figures/efficiency.svg";
+
+/// PyTorch 2.x on this kind of 2-core CPU machine, the peer script (now `scripts/torch_heads.py`) at B 256, D 128
+/// (issue 5): seconds per step at 10k / 100k / 1M identities.
+const PYTORCH: [(&str, f64, [f64; 3]); 4] = [
+    ("fc", 1.0, [0.0397, 0.880, 9.50]),
+    ("pfc", 0.1, [0.0059, 0.096, 1.50]),
+    ("f2c", 0.1, [0.0024, 0.025, 0.488]),
+    ("f2c", 0.01, [0.0011, 0.0026, 0.025]),
+];
+
+/// The peer's seconds for the same step, where the issue gives one (the F²C reference variant has
+/// no peer: the peer times one direction against row 0).
+pub fn pytorch_seconds(case: &HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
+    if dim != 128 || batch != 256 || case.variant() == "tworow-symmetric" {
+        return None;
+    }
+    let col = [10_000, 100_000, 1_000_000]
+        .iter()
+        .position(|&c| c == classes)?;
+    PYTORCH
+        .iter()
+        .find(|(h, p, _)| *h == case.head() && (p - case.param()).abs() < 1e-9)
+        .map(|(_, _, t)| t[col])
+}
+
+/// The PyTorch peer's step times: measured on this machine (the JSON lines that
+/// `scripts/torch_heads.py` prints, passed with `f2c bench --peer FILE`), else the figures
+/// quoted in issue 5.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    measured: Option<std::collections::HashMap<(String, usize, usize, usize), f64>>,
+}
+
+impl Peer {
+    /// Reads the peer's JSON lines (`{"head": "fc" | "pfc0.1" | "f2c0.1" | …, "classes", "dim",
+    /// "batch", "median_s"}`; other keys are ignored). A case the peer skipped (`median_s` null, a
+    /// `skipped` reason) has no figure.
+    pub fn from_json_lines(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut map = std::collections::HashMap::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                Error::Other(format!(
+                    "{}:{}: not a JSON line: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })?;
+            let field = |k: &str| {
+                v.get(k).ok_or_else(|| {
+                    Error::Other(format!(
+                        "{}:{}: missing `{k}` (expected torch_heads.py output)",
+                        path.display(),
+                        i + 1
+                    ))
+                })
+            };
+            let num = |k: &str| field(k).map(|x| x.as_f64().unwrap_or(f64::NAN));
+            let head = field("head")?.as_str().unwrap_or_default().to_string();
+            if field("median_s")?.is_null() {
+                continue;
+            }
+            map.insert(
+                (
+                    head,
+                    num("classes")? as usize,
+                    num("dim")? as usize,
+                    num("batch")? as usize,
+                ),
+                num("median_s")?,
+            );
+        }
+        Ok(Peer {
+            measured: Some(map),
+        })
+    }
+
+    /// Seconds of the peer's step matching `case`, where known.
+    pub fn seconds(
+        &self,
+        case: &HeadCase,
+        classes: usize,
+        dim: usize,
+        batch: usize,
+    ) -> Option<f64> {
+        match &self.measured {
+            None => pytorch_seconds(case, classes, dim, batch),
+            Some(map) => {
+                // The peer names a row by method and size (`pfc0.1`, `dcq0.1`), F²C's reference
+                // step with its variant appended (`f2c0.1-tworow-symmetric`).
+                let key = match (case.head.method(), case.variant()) {
+                    (crate::heads::Method::Fc, _) => "fc".to_string(),
+                    (_, "peer" | "row0-one-direction") => {
+                        format!("{}{}", case.head(), case.param())
+                    }
+                    (_, variant) => format!("{}{}-{variant}", case.head(), case.param()),
+                };
+                map.get(&(key, classes, dim, batch)).copied()
+            }
+        }
+    }
+
+    /// Where the peer's figures come from, for the table's caption.
+    pub fn source(&self) -> &'static str {
+        match self.measured {
+            Some(_) => "measured side by side on this machine (`scripts/torch_heads.py`, `f2c bench --peer`)",
+            None => "the figures quoted in issue 5 (`scripts/torch_heads.py`, PyTorch 2.x CPU, same kind of machine)",
+        }
+    }
+}
+
+fn label(r: &BenchRow) -> String {
+    series_name(&r.head, &r.variant, r.param)
+}
+
+fn series_name(head: &str, variant: &str, param: f64) -> String {
+    match (head, variant) {
+        ("fc", _) => "FC".into(),
+        ("pfc", _) => format!("Partial FC r={param}"),
+        ("dcq", _) => format!("DCQ queue {}%", param * 100.0),
+        (_, "tworow-symmetric") => {
+            format!("F²C {}% (reference: 2 rows, symmetric)", param * 100.0)
+        }
+        _ => format!("F²C {}%", param * 100.0),
+    }
+}
+
+fn ms(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{:.1} ms", s * 1e3)
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+}
+
+/// One progress line per case.
+pub fn row_line(r: &BenchRow) -> String {
+    format!(
+        "{:<44} N {:>8}  {:>9}  state {:>11}  peak +{:>11}  {:6.1} GFLOP/s ({:4.0}% of peak, {:.2}× bound)  gemm-only {:>9}{}",
+        label(r),
+        r.classes,
+        ms(r.median_step_s),
+        mib(r.head_state_bytes),
+        mib(r.peak_growth_bytes),
+        r.gflops,
+        100.0 * r.peak_fraction,
+        r.bound_ratio,
+        ms(r.gemm_only_s),
+        r.pytorch_s
+            .map_or(String::new(), |p| format!("  pytorch {} ({:.2}×)", ms(p), r.median_step_s / p)),
+    ) + &r.device_mem_bytes.map_or(String::new(), |m| format!("  device mem {}", mib(m)))
+}
+
+/// The efficiency table in markdown.
+pub fn markdown(
+    rows: &[BenchRow],
+    training: &[TrainRow],
+    peak: f64,
+    device: &str,
+    load: &str,
+    peer_source: &str,
+) -> String {
+    let mut s = String::new();
+    let (d, b) = rows.first().map_or((0, 0), |r| (r.dim, r.batch));
+    s += &format!("# Head-step efficiency (B {b}, D {d})\n\n");
+    s += &format!(
+        "One training step of each head in isolation (forward, backward into the embeddings, the head's own update), \
+         median over the timed steps; device {device}; sgemm peak {peak:.1} GFLOP/s; load average at the end {load}. \
+         PyTorch: {peer_source}; \
+         ratio = ours / PyTorch. Bound = the step's dense GEMM flops / sgemm peak (F²C's backward skips the zeros of its negative rows — at most k non-zeros each — so its step can beat the dense bound: × bound < 1). Peak mem = growth of the resident high-water mark over the case.\n\n"
+    );
+    s += "| head | N | ours | PyTorch | ratio | head state | peak mem | GEMM GFLOP/s | % of peak | × bound | GEMMs alone |\n";
+    s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for r in rows {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0}% | {:.2} | {} |\n",
+            label(r),
+            r.classes,
+            ms(r.median_step_s),
+            r.pytorch_s.map_or("–".into(), ms),
+            r.vs_pytorch.map_or("–".into(), |v| format!("{v:.2}")),
+            mib(r.head_state_bytes),
+            mib(r.peak_growth_bytes),
+            r.gflops,
+            100.0 * r.peak_fraction,
+            r.bound_ratio,
+            ms(r.gemm_only_s),
+        );
+    }
+    let find = |head: &str, variant: &str, n: usize| {
+        rows.iter().find(|r| {
+            r.head == head
+                && r.variant == variant
+                && (r.head != "f2c" || (r.param - 0.1).abs() < 1e-9)
+                && r.classes == n
+        })
+    };
+    if let Some(n) = rows.iter().map(|r| r.classes).max() {
+        if let (Some(fc), Some(f2c)) = (find("fc", "peer", n), find("f2c", "row0-one-direction", n))
+        {
+            s += &format!(
+                "\nAt N = {n}: F²C (10% pool) is {:.1}× faster than FC and holds {:.1}× less head state.\n",
+                fc.median_step_s / f2c.median_step_s,
+                fc.head_state_bytes as f64 / f2c.head_state_bytes as f64
+            );
+        }
+    }
+    if !training.is_empty() {
+        s += "\n## Whole training step (data + probe net + gallery net + head)\n\n| method | N | batch | step | samples/s |\n|---|---:|---:|---:|---:|\n";
+        for t in training {
+            s += &format!(
+                "| {} ({}) | {} | {} | {} | {:.0} |\n",
+                t.method,
+                t.param,
+                t.classes,
+                t.batch,
+                ms(t.median_step_s),
+                t.samples_per_s
+            );
+        }
+    }
+    s += "\nCommand: `cargo run --release -- bench` (options `--classes`, `--dim`, `--batch`, `--steps`).\n";
+    s
+}
+
+/// What the figure needs of a head-bench row: a row of `results/bench/heads.csv`, whose other
+/// columns are ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Timing {
+    pub head: String,
+    pub param: f64,
+    pub variant: String,
+    pub classes: usize,
+    pub dim: usize,
+    pub batch: usize,
+    pub median_step_s: f64,
+    /// The PyTorch peer's seconds for the same step, where there is one.
+    pub pytorch_s: Option<f64>,
+}
+
+impl From<&BenchRow> for Timing {
+    fn from(r: &BenchRow) -> Self {
+        Timing {
+            head: r.head.clone(),
+            param: r.param,
+            variant: r.variant.clone(),
+            classes: r.classes,
+            dim: r.dim,
+            batch: r.batch,
+            median_step_s: r.median_step_s,
+            pytorch_s: r.pytorch_s,
+        }
+    }
+}
+
+/// Reads the rows the figure needs from a head-bench CSV.
+pub fn read_timings(path: &Path) -> Result<Vec<Timing>> {
+    let mut r = csv::Reader::from_path(path)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    r.deserialize()
+        .map(|row| {
+            row.map_err(|e| {
+                Error::Other(format!(
+                    "{}: {e}; expected the columns `f2c bench` writes (head, param, variant, classes, dim, batch, median_step_s, pytorch_s)",
+                    path.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Redraws `<root>/paper/figures/efficiency.svg` from the committed `<root>/results/bench/heads.csv`,
+/// without timing anything; `None` when there is no benchmark file.
+pub fn regenerate(root: &Path) -> Result<Option<PathBuf>> {
+    let csv = root.join(HEADS_CSV);
+    if !csv.exists() {
+        return Ok(None);
+    }
+    let svg = root.join(FIGURE_SVG);
+    draw(&svg, &read_timings(&csv)?)?;
+    Ok(Some(svg))
+}
+
+/// Step time against identities, log-log: per method one colour, ours solid with dots, the
+/// PyTorch peer's dashed with crosses; the legend sits right of the plot, one entry per method.
+pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
+    draw(path, &rows.iter().map(Timing::from).collect::<Vec<_>>())
+}
+
+/// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 0, 0),
+];
+
+/// Width of the plot and of the legend column right of it, and the height, pixels.
+const PLOT_W: u32 = 600;
+const LEGEND_W: u32 = 300;
+const HEIGHT: u32 = 460;
+
+/// [`figure`] over [`Timing`] rows.
+pub fn draw(path: &Path, rows: &[Timing]) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| {
+        Error::Other(format!(
+            "{}: drawing the figure failed: {e}",
+            path.display()
+        ))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let xs = rows.iter().map(|r| r.classes as f64);
+    let (x0, x1) = xs.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let ys = rows
+        .iter()
+        .flat_map(|r| [Some(r.median_step_s), r.pytorch_s])
+        .flatten();
+    let (y0, y1) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+    if rows.is_empty() || !(y0 > 0.0) {
+        return Err(Error::Other(format!(
+            "{}: no timings to plot",
+            path.display()
+        )));
+    }
+    // Rows come size by size; a series is one (head, variant, parameter), in order of first
+    // appearance, so each is drawn and named once however many sizes were timed.
+    let mut series: Vec<(&str, &str, f64)> = Vec::new();
+    for r in rows {
+        let key = (r.head.as_str(), r.variant.as_str(), r.param);
+        if !series.contains(&key) {
+            series.push(key);
+        }
+    }
+    let root = SVGBackend::new(path, (PLOT_W + LEGEND_W, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (plot, legend) = root.split_horizontally(PLOT_W);
+    let (b, d) = (rows[0].batch, rows[0].dim);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(
+            format!("Head step time against identities (B {b}, D {d})"),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (x0 / 1.5..x1 * 1.5).log_scale(),
+            (y0 / 2.0..y1 * 2.0).log_scale(),
+        )
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("identities N")
+        .y_desc("seconds per step")
+        .x_label_formatter(&|x| format!("{x:.0e}"))
+        .y_label_formatter(&|y| format!("{y:.0e}"))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()
+        .map_err(|e| err(&e))?;
+    let mut entries = Vec::new();
+    for (i, &(head, variant, param)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let pts: Vec<&Timing> = rows
+            .iter()
+            .filter(|r| r.head == head && r.variant == variant && r.param == param)
+            .collect();
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|r| (r.classes as f64, r.median_step_s)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|r| Circle::new((r.classes as f64, r.median_step_s), 4, color.filled())),
+            )
+            .map_err(|e| err(&e))?;
+        let peer: Vec<(f64, f64)> = pts
+            .iter()
+            .filter_map(|r| Some((r.classes as f64, r.pytorch_s?)))
+            .collect();
+        if !peer.is_empty() {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    peer.clone(),
+                    7,
+                    5,
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(
+                    peer.iter()
+                        .map(|&p| Cross::new(p, 5, color.stroke_width(2))),
+                )
+                .map_err(|e| err(&e))?;
+        }
+        let last = pts.last().map_or(0.0, |r| r.median_step_s);
+        entries.push((
+            series_name(head, variant, param),
+            color,
+            !peer.is_empty(),
+            last,
+        ));
+    }
+    // Listed top to bottom as the lines end at the largest N, so the legend reads like the plot.
+    entries.sort_by(|a, b| b.3.total_cmp(&a.3));
+    let entries: Vec<_> = entries.into_iter().map(|(n, c, p, _)| (n, c, p)).collect();
+    draw_legend(&legend, &entries).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
+/// The legend column: one line per method in its colour (with a dashed sample where PyTorch was
+/// timed too), then the key to the two line styles.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(String, RGBColor, bool)],
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = ("sans-serif", 13).into_font();
+    let (x, mut y) = (8, 48);
+    let sample = |x0: i32, y: i32, color: RGBColor, dashed: bool| -> Vec<PathElement<(i32, i32)>> {
+        if dashed {
+            (0..3)
+                .map(|k| {
+                    let a = x0 + k * 8;
+                    PathElement::new([(a, y), (a + 5, y)], color.stroke_width(2))
+                })
+                .collect()
+        } else {
+            vec![PathElement::new(
+                [(x0, y), (x0 + 21, y)],
+                color.stroke_width(2),
+            )]
+        }
+    };
+    area.draw(&Text::new(
+        "method",
+        (x, y - 22),
+        font.clone().style(FontStyle::Bold),
+    ))?;
+    for (name, color, peer) in entries {
+        for e in sample(x, y, *color, false) {
+            area.draw(&e)?;
+        }
+        if *peer {
+            for e in sample(x + 26, y, *color, true) {
+                area.draw(&e)?;
+            }
+        }
+        area.draw(&Text::new(
+            name.clone(),
+            (x + 56, y - 7),
+            font.clone().color(color),
+        ))?;
+        y += 22;
+    }
+    y += 18;
+    area.draw(&Text::new(
+        "line",
+        (x, y - 22),
+        font.clone().style(FontStyle::Bold),
+    ))?;
+    for (dashed, what) in [
+        (false, "ours (Rust), dots"),
+        (true, "PyTorch peer, crosses"),
+    ] {
+        for e in sample(x, y, BLACK, dashed) {
+            area.draw(&e)?;
+        }
+        area.draw(&Text::new(what, (x + 56, y - 7), font.clone()))?;
+        y += 22;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_figures_match_the_issue() {
+        let f2c10 = HeadCase::f2c(0.1, false);
+        assert_eq!(
+            pytorch_seconds(&HeadCase::fc(), 1_000_000, 128, 256),
+            Some(9.50)
+        );
+        assert_eq!(
+            pytorch_seconds(&HeadCase::pfc(0.1), 100_000, 128, 256),
+            Some(0.096)
+        );
+        assert_eq!(pytorch_seconds(&f2c10, 10_000, 128, 256), Some(0.0024));
+        assert_eq!(
+            pytorch_seconds(&HeadCase::f2c(0.1, true), 10_000, 128, 256),
+            None
+        );
+        assert_eq!(pytorch_seconds(&f2c10, 10_000, 512, 256), None);
+        assert_eq!(pytorch_seconds(&f2c10, 20_000, 128, 256), None);
+    }
+
+    #[test]
+    fn measured_peer_lines_replace_the_quoted_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peer.jsonl");
+        std::fs::write(
+            &path,
+            "{\"peer\": \"pytorch\", \"head\": \"fc\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.05}\n\
+             {\"peer\": \"pytorch\", \"head\": \"f2c0.01\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.002}\n",
+        )
+        .unwrap();
+        let peer = Peer::from_json_lines(&path).unwrap();
+        assert_eq!(peer.seconds(&HeadCase::fc(), 10_000, 128, 256), Some(0.05));
+        let f2c1 = HeadCase::f2c(0.01, false);
+        assert_eq!(peer.seconds(&f2c1, 10_000, 128, 256), Some(0.002));
+        // Not measured: no figure (never a quoted one mixed in).
+        assert_eq!(peer.seconds(&HeadCase::pfc(0.1), 10_000, 128, 256), None);
+        assert_eq!(
+            Peer::default().seconds(&HeadCase::fc(), 10_000, 128, 256),
+            Some(0.0397)
+        );
+    }
+
+    fn timing(head: &str, param: f64, variant: &str, classes: usize, s: f64) -> Timing {
+        Timing {
+            head: head.into(),
+            param,
+            variant: variant.into(),
+            classes,
+            dim: 128,
+            batch: 256,
+            median_step_s: s,
+            pytorch_s: Some(2.0 * s),
+        }
+    }
+
+    #[test]
+    fn figure_names_each_series_once_however_many_sizes() {
+        // Rows come size by size, so a series' rows are not adjacent: each name must still appear
+        // once in the legend, not once per size.
+        let mut rows = Vec::new();
+        for (i, n) in [10_000, 100_000, 1_000_000].into_iter().enumerate() {
+            let t = 10f64.powi(i as i32);
+            rows.push(timing("f2c", 0.01, "row0-one-direction", n, 0.001 * t));
+            rows.push(timing("pfc", 0.1, "peer", n, 0.01 * t));
+            rows.push(timing("fc", 1.0, "peer", n, 0.1 * t));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fig.svg");
+        draw(&path, &rows).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        // plotters writes each text on its own line.
+        let count = |name: &str| svg.lines().filter(|l| l.trim() == name).count();
+        for name in ["F²C 1%", "Partial FC r=0.1", "FC", "PyTorch peer, crosses"] {
+            assert_eq!(count(name), 1, "{name} in the legend");
+        }
+    }
+
+    #[test]
+    fn figure_is_redrawn_from_the_bench_csv_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join(HEADS_CSV);
+        std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+        std::fs::write(
+            &csv,
+            "head,param,classes,dim,batch,median_step_s,head_state_bytes,variant,pytorch_s,vs_pytorch\n\
+             f2c,0.1,10000,128,256,0.002,512000,row0-one-direction,0.003,0.6\n\
+             f2c,0.1,10000,128,256,0.003,1024000,tworow-symmetric,,\n",
+        )
+        .unwrap();
+        let rows = read_timings(&csv).unwrap();
+        assert_eq!(rows[0].pytorch_s, Some(0.003));
+        assert_eq!(rows[1].pytorch_s, None);
+        let svg = regenerate(dir.path()).unwrap().unwrap();
+        assert!(std::fs::read_to_string(svg)
+            .unwrap()
+            .contains("reference: 2 rows"));
+        // No benchmark file: nothing to draw, not an error.
+        assert_eq!(regenerate(&dir.path().join("empty")).unwrap(), None);
+    }
+
+    #[test]
+    fn skipped_peer_cases_have_no_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peer.jsonl");
+        std::fs::write(
+            &path,
+            "{\"peer\": \"pytorch\", \"head\": \"fc\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": null, \"skipped\": \"out of memory\"}\n\
+             {\"peer\": \"pytorch\", \"head\": \"dcq0.1\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.01, \"method\": \"dcq\", \"param\": 0.1}\n",
+        )
+        .unwrap();
+        let peer = Peer::from_json_lines(&path).unwrap();
+        assert_eq!(peer.seconds(HeadCase::Fc, 10_000, 128, 256), None);
+    }
+}
