@@ -619,6 +619,6 @@ mod tests {
         )
         .unwrap();
         let peer = Peer::from_json_lines(&path).unwrap();
-        assert_eq!(peer.seconds(HeadCase::Fc, 10_000, 128, 256), None);
+        assert_eq!(peer.seconds(&HeadCase::fc(), 10_000, 128, 256), None);
     }
 }
