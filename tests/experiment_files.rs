@@ -5,8 +5,8 @@ use std::path::Path;
 
 use f2c::Experiment;
 
-fn fc_text() -> String {
-    std::fs::read_to_string("experiments/fc.ron").unwrap()
+fn base_text() -> String {
+    std::fs::read_to_string("experiments/base.ron").unwrap()
 }
 
 fn error_of(text: &str) -> String {
@@ -27,7 +27,7 @@ fn committed_experiments_load() {
 
 #[test]
 fn unknown_field_is_named_with_its_position() {
-    let text = fc_text().replace("noise: 0.3,", "noise: 0.3,\n        nosie: 0.1,");
+    let text = base_text().replace("noise: 0.3,", "noise: 0.3,\n        nosie: 0.1,");
     let msg = error_of(&text);
     assert!(msg.contains("bad.ron:") && msg.contains("nosie"), "{msg}");
     assert!(msg.contains("remove it or fix its spelling"), "{msg}");
@@ -35,14 +35,14 @@ fn unknown_field_is_named_with_its_position() {
 
 #[test]
 fn missing_field_is_named() {
-    let text = fc_text().replace("label_noise: 0.0,", "");
+    let text = base_text().replace("label_noise: 0.0,", "");
     let msg = error_of(&text);
     assert!(msg.contains("label_noise"), "{msg}");
 }
 
 #[test]
 fn wrong_type_is_reported_with_position() {
-    let text = fc_text().replace("steps: 1500,", "steps: \"many\",");
+    let text = base_text().replace("steps: 1500,", "steps: \"many\",");
     let msg = error_of(&text);
     assert!(msg.starts_with("bad.ron:"), "{msg}");
 }
@@ -69,11 +69,15 @@ fn out_of_range_values_name_the_field() {
             "head.margin",
         ),
         ("folds: 10,", "folds: 1,", "eval.folds"),
-        ("instances: 128,", "instances: 0,", "train.loaders"),
+        (
+            "identities: 32,",
+            "identities: 5000,",
+            "train.loaders.identities",
+        ),
     ];
     for (from, to, field) in cases {
-        let text = fc_text().replace(from, to);
-        assert_ne!(text, fc_text(), "{from} not found in fc.ron");
+        let text = base_text().replace(from, to);
+        assert_ne!(text, base_text(), "{from} not found in base.ron");
         let msg = error_of(&text);
         assert!(msg.contains(&format!("field `{field}`")), "{to}: {msg}");
     }
@@ -81,7 +85,7 @@ fn out_of_range_values_name_the_field() {
 
 #[test]
 fn f2c_specific_checks() {
-    let f2c = std::fs::read_to_string("experiments/f2c.ron").unwrap();
+    let f2c = base_text();
     let msg = error_of(&f2c.replace("ema_momentum: 0.99,", "ema_momentum: 1.2,"));
     assert!(msg.contains("head.ema_momentum"), "{msg}");
     let msg = error_of(&f2c.replace("capacity: Fraction(0.1),", "capacity: Fraction(0.0),"));
@@ -99,7 +103,7 @@ fn f2c_specific_checks() {
 fn cli_rejects_a_bad_file_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.ron");
-    std::fs::write(&bad, fc_text().replace("seed: 1,", "seed: 1, colour: 3,")).unwrap();
+    std::fs::write(&bad, base_text().replace("seed: 1,", "seed: 1, colour: 3,")).unwrap();
     let out = dir.path().join("out");
     let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
         .args([
@@ -138,4 +142,92 @@ fn cuda_without_the_feature_is_a_clear_error() {
     assert!(!res.status.success());
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(stderr.contains("without the `cuda` feature"), "{stderr}");
+}
+
+#[test]
+fn derived_files_resolve_their_base_and_name_bad_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.ron"), base_text()).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ok = write(
+        "ok.ron",
+        r#"// a comment first
+        Derived(base: "base.ron", set: [("name", "small"), ("train.steps", "700")])"#,
+    );
+    let exp = Experiment::load(&ok).unwrap();
+    assert_eq!((exp.name.as_str(), exp.train.steps), ("small", 700));
+    // A derived file may itself be a base.
+    let chained = write(
+        "chained.ron",
+        r#"Derived(base: "ok.ron", set: [("seed", "4")])"#,
+    );
+    let exp = Experiment::load(&chained).unwrap();
+    assert_eq!(
+        (exp.name.as_str(), exp.seed, exp.train.steps),
+        ("small", 4, 700)
+    );
+
+    let err = |name: &str, text: &str| {
+        Experiment::load(&write(name, text))
+            .unwrap_err()
+            .to_string()
+    };
+    let msg = err("nobase.ron", r#"Derived(base: "missing.ron", set: [])"#);
+    assert!(
+        msg.contains("field `base`") && msg.contains("missing.ron"),
+        "{msg}"
+    );
+    let msg = err(
+        "badpath.ron",
+        r#"Derived(base: "base.ron", set: [("train.stpes", "7")])"#,
+    );
+    assert!(
+        msg.contains("train.stpes") && msg.contains("train.steps"),
+        "{msg}"
+    );
+    let msg = err(
+        "badvalue.ron",
+        r#"Derived(base: "base.ron", set: [("train.steps", "x")])"#,
+    );
+    assert!(
+        msg.contains("train.steps") && msg.contains("whole number"),
+        "{msg}"
+    );
+    // The resolved experiment is validated.
+    let msg = err(
+        "invalid.ron",
+        r#"Derived(base: "base.ron", set: [("train.lr", "-1.0")])"#,
+    );
+    assert!(msg.contains("field `train.lr`"), "{msg}");
+    let msg = err("cycle.ron", r#"Derived(base: "cycle.ron", set: [])"#);
+    assert!(msg.contains("cycle"), "{msg}");
+}
+
+#[test]
+fn shipped_experiments_resolve_to_the_committed_records() {
+    // The committed single-run records were written before the experiment files became a base
+    // plus changes: the same resolved configs keep the same run ids.
+    for (file, record) in [
+        (
+            "experiments/fc.ron",
+            "results/train/fc-fc-78db081b6a6b.json",
+        ),
+        (
+            "experiments/pfc.ron",
+            "results/train/pfc-pfc-663a4c408ce2.json",
+        ),
+        (
+            "experiments/f2c.ron",
+            "results/train/f2c-f2c-319d59f6bde0.json",
+        ),
+    ] {
+        let exp = Experiment::load(Path::new(file)).unwrap();
+        let rec = f2c::results::RunRecord::read(Path::new(record)).unwrap();
+        assert_eq!(exp, rec.experiment, "{file}");
+        assert_eq!(f2c::results::record::run_id(&exp), rec.run_id, "{file}");
+    }
 }

@@ -1,7 +1,9 @@
-//! Whole training-step throughput per method (data, probe net, EMA gallery net for F²C, head) at
-//! one size: the three shipped experiments (`experiments/{fc,pfc,f2c}.ron`) with the identity count
-//! and batch size of the benchmark, timed through the trainer's own step.
+//! Whole training-step throughput per method (data, probe net, second net for F²C and DCQ, head)
+//! at one size: the shipped experiments (`experiments/{fc,pfc,f2c,dcq}.ron`) with the identity
+//! count and batch size of the benchmark, timed through the trainer's own step on the bench's
+//! device.
 
+use crate::data::loaders::LoaderConfig;
 use crate::error::Result;
 use crate::heads::class_pool::Capacity;
 use crate::heads::HeadConfig;
@@ -11,9 +13,9 @@ use crate::Experiment;
 /// Throughput of one method's whole training step.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TrainRow {
-    /// `fc`, `pfc` or `f2c`.
+    /// `fc`, `pfc`, `f2c` or `dcq`.
     pub method: String,
-    /// Sample rate (pfc), pool fraction (f2c), 1 (fc).
+    /// Sample rate (pfc), pool fraction (f2c), queue fraction (dcq), 1 (fc).
     pub param: f64,
     pub classes: usize,
     pub batch: usize,
@@ -21,42 +23,39 @@ pub struct TrainRow {
     pub samples_per_s: f64,
 }
 
-/// The shipped experiment files, compiled in so that the benchmark runs from any directory.
-const EXPERIMENTS: [(&str, &str); 3] = [
-    (
-        "experiments/fc.ron",
-        include_str!("../../experiments/fc.ron"),
-    ),
-    (
-        "experiments/pfc.ron",
-        include_str!("../../experiments/pfc.ron"),
-    ),
-    (
-        "experiments/f2c.ron",
-        include_str!("../../experiments/f2c.ron"),
-    ),
+/// The shipped experiments of the methods the bench compares.
+const EXPERIMENTS: [&str; 4] = [
+    "experiments/fc.ron",
+    "experiments/pfc.ron",
+    "experiments/f2c.ron",
+    "experiments/dcq.ron",
 ];
 
-/// The shipped experiment `i` resized to `classes` identities and a batch of `batch` samples
-/// (FC / Partial FC: instance loader only; F²C: half identity pairs, half instances, as shipped).
+/// The shipped experiment `i` resized to `classes` identities and a batch of `batch` samples:
+/// FC / Partial FC take instances only, F²C half identity pairs and half instances as shipped,
+/// DCQ pairs only.
 pub fn bench_experiment(i: usize, classes: usize, batch: usize) -> Result<Experiment> {
-    let (path, text) = EXPERIMENTS[i];
-    let mut exp = Experiment::from_ron_str(text, std::path::Path::new(path))?;
+    let mut exp = crate::config::embedded::load(EXPERIMENTS[i])?;
     exp.data.train_identities = classes;
-    match &mut exp.head {
+    exp.train.loaders = match &mut exp.head {
         HeadConfig::F2c(cfg) => {
-            exp.train.loaders.identities = batch / 4;
-            exp.train.loaders.instances = batch - 2 * (batch / 4);
-            cfg.pool.capacity = match cfg.pool.capacity {
-                Capacity::Fraction(f) => Capacity::Fraction(f),
-                Capacity::Count(_) => Capacity::Fraction(0.1),
-            };
+            if let Capacity::Count(_) = cfg.pool.capacity {
+                cfg.pool.capacity = Capacity::Fraction(0.1);
+            }
+            LoaderConfig {
+                identities: batch / 4,
+                instances: batch - 2 * (batch / 4),
+            }
         }
-        _ => {
-            exp.train.loaders.identities = 0;
-            exp.train.loaders.instances = batch;
-        }
-    }
+        HeadConfig::Dcq(_) => LoaderConfig {
+            identities: batch / 2,
+            instances: 0,
+        },
+        HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => LoaderConfig {
+            identities: 0,
+            instances: batch,
+        },
+    };
     Ok(exp)
 }
 
@@ -92,8 +91,9 @@ mod tests {
 
     #[test]
     fn experiments_resize_to_the_bench_batch() {
-        for i in 0..3 {
+        for i in 0..EXPERIMENTS.len() {
             let exp = bench_experiment(i, 5000, 256).unwrap();
+            exp.validate(std::path::Path::new(EXPERIMENTS[i])).unwrap();
             assert_eq!(
                 (exp.data.train_identities, exp.train.loaders.batch_size()),
                 (5000, 256)

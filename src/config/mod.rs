@@ -1,6 +1,7 @@
 //! Experiment configuration: RON files in `experiments/`, parsed strictly (unknown fields are
 //! errors) and range-checked before anything runs.
 
+pub mod embedded;
 pub mod experiment;
 pub mod sweep;
 
