@@ -157,8 +157,8 @@ pub const FIELD_PATHS: &[(&str, &str)] = &[
         "a list of fractions such as `[0.5, 0.8]`",
     ),
     ("train.decay", NUMBER),
-    ("eval", "a whole `EvalConfig(pairs: n, folds: n)`"),
-    ("eval.pairs", WHOLE),
+    ("eval", "a whole `EvalConfig(impostors: All, folds: n)`"),
+    ("eval.impostors", "`All` or `AtMost(n)`"),
     ("eval.folds", WHOLE),
 ];
 
@@ -256,9 +256,9 @@ fn assign(exp: &mut Experiment, path: &str, text: &str) -> std::result::Result<(
         };
     }
     if let Some(field) = path.strip_prefix("eval.") {
-        let EvalConfig { pairs, folds } = eval;
+        let EvalConfig { impostors, folds } = eval;
         return match field {
-            "pairs" => put(pairs, text, expects),
+            "impostors" => put(impostors, text, expects),
             "folds" => put(folds, text, expects),
             _ => Err(unknown_path(path)),
         };

@@ -271,18 +271,9 @@ impl Experiment {
                 format!("expected 0 < decay ≤ 1, got {}", t.decay),
             ));
         }
-        if self.eval.pairs == 0 {
-            return Err(bad("eval.pairs", "expected at least 1".into()));
-        }
-        if self.eval.folds < 2 || self.eval.folds > self.eval.pairs {
-            return Err(bad(
-                "eval.folds",
-                format!(
-                    "expected 2 ..= pairs ({}), got {}",
-                    self.eval.pairs, self.eval.folds
-                ),
-            ));
-        }
+        self.eval
+            .validate()
+            .map_err(|e| e.within("eval").at(path))?;
         Ok(())
     }
 }
