@@ -52,7 +52,7 @@ const BASE: &str = r#"Experiment(
         milestones: [0.5, 0.8],
         decay: 0.1,
     ),
-    eval: EvalConfig(pairs: 50, folds: 10),
+    eval: EvalConfig(impostors: All, folds: 10),
 )"#;
 
 fn base() -> Experiment {
@@ -428,8 +428,8 @@ fn every_derived_field_path_has_a_setter() {
         ("train.warmup_steps", "3"),
         ("train.milestones", "[0.25, 0.75]"),
         ("train.decay", "0.5"),
-        ("eval", "EvalConfig(pairs: 40, folds: 4)"),
-        ("eval.pairs", "60"),
+        ("eval", "EvalConfig(impostors: All, folds: 4)"),
+        ("eval.impostors", "AtMost(2000000)"),
         ("eval.folds", "5"),
     ];
     // The derived paths of the F²C base, plus the one path only a Partial FC head has.
@@ -483,6 +483,9 @@ fn fake_ok(exp: &Experiment) -> RunRecord {
             accuracy: 0.95,
             accuracy_std: 0.01,
             rank1: s / 10.0,
+            genuine_pairs: 1000,
+            impostor_pairs: 1_000_000,
+            impostors_above_far_1e4: 100,
         }),
         wall_time_s: 1.0,
         median_step_ms: 2.0,

@@ -537,7 +537,6 @@ fn tiny(file: &str, device: DeviceChoice) -> Experiment {
     e.backbone = Backbone::Mlp256x64;
     e.train.steps = 60;
     e.train.warmup_steps = 10;
-    e.eval.pairs = 2000;
     if let HeadConfig::F2c(f) = &mut e.head {
         f.pool.capacity = Capacity::Fraction(0.2);
         e.train.loaders = f2c::data::loaders::LoaderConfig {

@@ -21,7 +21,6 @@ fn tiny(file: &str) -> Experiment {
     e.backbone = Backbone::Mlp256x64;
     e.train.steps = 400;
     e.train.warmup_steps = 20;
-    e.eval.pairs = 2000;
     if let HeadConfig::F2c(f) = &mut e.head {
         // The pool must hold at least the identities one step writes (8 + 32/2 = 24 ≤ 30 slots).
         f.pool.capacity = f2c::heads::class_pool::Capacity::Fraction(0.2);

@@ -1,14 +1,17 @@
 //! Snapshot tests of the paper tables, figures and reproduction report, rendered from the fixed
 //! summary `tests/fixtures/summary.csv` (3 seeds of Full FC, Partial FC and F²C in `main`, the
-//! `pool_size`, `ema`, `loaders` and `dcp_variant` ablations, two failed runs and one single-seed
-//! configuration), and statistics on hand-computed cases.
+//! `pool_size`, `ema`, `loaders` (dual, instance-only, identity-only) and `dcp_variant` ablations,
+//! two failed runs and one single-seed configuration), statistics on hand-computed cases, and the
+//! collapse marking from reference points.
 
 use std::path::{Path, PathBuf};
 
-use f2c::ablation::summary::{read_csv, SummaryRow};
+use f2c::ablation::references::{mark_collapsed, ReferenceKind, ReferenceRow};
+use f2c::ablation::summary::{read_csv, RowStatus, SummaryRow};
+use f2c::heads::Method;
 use f2c::report::figures::write_figures;
 use f2c::report::reproduction::{read_bench, render_report, write_report, Verdict};
-use f2c::report::stats::{config_stats, summarize, welch_t_test, Metric, Welch};
+use f2c::report::stats::{config_stats, summarize, Metric};
 use f2c::report::tables::{render_group, render_tables, write_tables, Format};
 
 fn fixture() -> Vec<SummaryRow> {
@@ -54,7 +57,7 @@ fn reproduction_report() {
     // ignores) at 1e4 and 1e5 identities; F²C is faster and smaller than FC and the gap grows with N.
     let bench = read_bench(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heads.csv"))
         .unwrap();
-    let text = render_report(&fixture(), Some(&bench));
+    let text = render_report(&fixture(), None, Some(&bench)).unwrap();
     insta::assert_snapshot!(text);
 }
 
@@ -99,8 +102,21 @@ fn stats_of_the_fixture_match_hand_values() {
         .find(|c| c.config_id == "f2c-dcp-1lru")
         .unwrap();
     assert_eq!(one.summary(Metric::TarFar1e3).unwrap().ci95, None);
-    assert_eq!(one.p_vs_fc, None);
-    assert!(fc.p_vs_fc.is_none());
+    assert!(fc.vs_fc.is_none());
+    // F²C of `main` against FC, paired by seed: F²C .8694 .8718 .8612 − FC .8812 .8745 .8891
+    // = −.0118 −.0027 −.0279; mean −.014133; deviations .002333 .011433 −.013767; squares
+    // 5.444e-6 + 1.30721e-4 + 1.89521e-4 = 3.25687e-4; /2 → 1.62843e-4; sd = .012761;
+    // CI half-width 4.302653·.012761/√3 = .031700: [−.045833, .017567].
+    let f2c = stats
+        .iter()
+        .find(|c| c.group == "main" && c.first().method == Method::F2c)
+        .unwrap();
+    let v = f2c.vs_fc.as_ref().unwrap();
+    let (lo, hi) = v.ci95.unwrap();
+    assert_eq!(
+        (v.n(), r4(v.mean_diff), r4(v.sd.unwrap()), r4(lo), r4(hi)),
+        (3, -0.0141, 0.0128, -0.0458, 0.0176)
+    );
 }
 
 #[test]
@@ -111,28 +127,21 @@ fn stats_hand_cases() {
         (r4(s.mean), r4(s.std.unwrap()), r4(s.ci95.unwrap())),
         (0.82, 0.02, 0.0497)
     );
-    // Welch: a = 1, 3; b = 4, 6 → t = −3/√2, df = 2, p = 1 − 3/√13 = 0.167950 (df-2 closed form).
-    let Some(Welch::Test { t, df, p }) = welch_t_test(&[1.0, 3.0], &[4.0, 6.0]) else {
-        panic!()
-    };
-    assert_eq!((r4(t), r4(df), r4(p)), (-2.1213, 2.0, 0.1679));
-    assert_eq!(welch_t_test(&[0.5, 0.5], &[0.5, 0.5]), None);
-    assert_eq!(
-        welch_t_test(&[0.6, 0.6], &[0.5, 0.5]),
-        Some(Welch::Separated)
-    );
 }
 
 #[test]
 fn no_fc_means_no_p_values() {
-    let rows: Vec<SummaryRow> = fixture().into_iter().filter(|r| r.method != "fc").collect();
+    let rows: Vec<SummaryRow> = fixture()
+        .into_iter()
+        .filter(|r| r.method != Method::Fc)
+        .collect();
     let stats = config_stats(&rows);
     assert!(stats
         .iter()
-        .all(|c| c.p_vs_fc.is_none() && !c.is_fc_reference));
+        .all(|c| c.vs_fc.is_none() && !c.is_fc_reference));
     let md = render_group(&stats, "main", Format::Markdown);
     assert!(md.contains("no Full FC run"), "{md}");
-    let report = render_report(&rows, None);
+    let report = render_report(&rows, None, None).unwrap();
     assert!(
         report.contains(&format!("Verdict: **{}**", Verdict::NotTested)),
         "{report}"
@@ -177,7 +186,7 @@ fn writes_tables_figures_and_report() {
             "ema tick {tick}"
         );
     }
-    let report = write_report(&rows, dir.path()).unwrap();
+    let report = write_report(&rows, None, dir.path()).unwrap();
     let text = std::fs::read_to_string(report).unwrap();
     assert!(
         text.contains("results/bench/heads.csv` does not exist"),
@@ -188,7 +197,7 @@ fn writes_tables_figures_and_report() {
     std::fs::create_dir_all(&bench_dir).unwrap();
     let fixture_bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heads.csv");
     std::fs::copy(fixture_bench, bench_dir.join("heads.csv")).unwrap();
-    let text = std::fs::read_to_string(write_report(&rows, dir.path()).unwrap()).unwrap();
+    let text = std::fs::read_to_string(write_report(&rows, None, dir.path()).unwrap()).unwrap();
     assert!(
         text.contains("| Claim 2: faster training and far less memory than FC, the gap growing with N | **holds** |"),
         "{text}"
@@ -205,4 +214,123 @@ fn figures_are_skipped_without_their_groups() {
     let figures = dir.path().join("paper/figures");
     assert!(write_figures(&rows, &figures).unwrap().is_empty());
     assert!(!figures.exists());
+}
+
+/// Reference points for seeds 0, 1, 2: raw features at 0.5 and the untrained network at `untrained`
+/// on every rate.
+fn references(untrained: f64) -> Vec<ReferenceRow> {
+    (0..3)
+        .flat_map(|seed| {
+            [
+                (ReferenceKind::Raw, 0.5),
+                (ReferenceKind::Untrained, untrained),
+            ]
+            .map(|(kind, v)| ReferenceRow {
+                seed,
+                kind,
+                tar_far_1e2: v,
+                tar_far_1e3: v,
+                tar_far_1e4: v,
+                rank1: v,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn collapsed_runs_are_marked_counted_and_support_nothing() {
+    // The untrained network at 0.79: the fixture's m = 0 runs (TAR@1e-3 .7611 .78 .7498) and the
+    // two successful pool=0.001 runs (.7405 .729) are at or below it, every other run is above.
+    let mut rows = fixture();
+    let refs = references(0.79);
+    let marked = mark_collapsed(&mut rows, &refs);
+    let collapsed: Vec<(&str, u64)> = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Collapsed)
+        .map(|r| (r.label.as_str(), r.seed))
+        .collect();
+    assert_eq!(marked, 5);
+    assert_eq!(
+        collapsed,
+        [
+            ("pool=0.001", 0),
+            ("pool=0.001", 2),
+            ("ema=0.0", 0),
+            ("ema=0.0", 1),
+            ("ema=0.0", 2)
+        ]
+    );
+    let (_, md, _) = render_tables(&rows)
+        .into_iter()
+        .find(|(g, _, _)| g == "ema")
+        .unwrap();
+    assert!(md.contains("| ema=0.0 | 0/3 ok, 3 collapsed |"), "{md}");
+    let report = render_report(&rows, Some(&refs), None).unwrap();
+    assert!(
+        report.contains("m = 0 (no averaging) collapsed on seeds 0, 1, 2 (3/3 runs)."),
+        "{report}"
+    );
+    assert!(
+        report.contains("| Raw input features (reference, mean) | 3 seeds | 50.00 |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| Untrained network (reference, mean) | 3 seeds | 79.00 |"),
+        "{report}"
+    );
+    assert!(report.contains("5 collapsed, 2 failed"), "{report}");
+    // The collapsed arm has no verdict of its own in claim 4: it is not supported by it.
+    assert!(
+        report.contains("| ema=0.0 | — | — | n/a | not supported (an arm collapsed) |"),
+        "{report}"
+    );
+    // The untrained network everywhere above every run: the F²C arm of claim 1 collapsed.
+    let mut all = fixture();
+    let high = references(0.99);
+    mark_collapsed(&mut all, &high);
+    let report = render_report(&all, Some(&high), None).unwrap();
+    assert!(
+        report.contains("| Claim 1: accuracy comparable to full FC while the pool is a small fraction of N | **not supported (an arm collapsed)** |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Not supported: F²C pool 10% collapsed on seeds 0, 1, 2"),
+        "{report}"
+    );
+}
+
+#[test]
+fn without_references_collapse_is_not_checked() {
+    let report = render_report(&fixture(), None, None).unwrap();
+    assert!(report.contains("collapse could not be checked"), "{report}");
+}
+
+#[test]
+fn a_claim_without_its_group_is_an_error() {
+    let rows: Vec<SummaryRow> = fixture().into_iter().filter(|r| r.group != "ema").collect();
+    let err = render_report(&rows, None, None).unwrap_err().to_string();
+    assert!(err.contains("`ema`"), "{err}");
+}
+
+#[test]
+fn run_counts_are_the_runs_present() {
+    // The fixture's 42 rows hold 33 distinct runs: the `main` F²C runs (f2c-main-b914, 3 seeds)
+    // are also the reference rows of `pool_size`, `ema` and `loaders` (9 repeated rows).
+    let report = render_report(&fixture(), None, None).unwrap();
+    assert!(
+        report.contains("(33 runs of 12 configurations: 31 ok, 0 collapsed, 2 failed;"),
+        "{}",
+        &report[..400]
+    );
+    // Drop one seed of one configuration: the count is of runs, not configurations × seeds.
+    let mut rows = fixture();
+    let total = 33;
+    let gone = rows.iter().position(|r| r.group == "ema").unwrap();
+    rows.remove(gone);
+    let report = render_report(&rows, None, None).unwrap();
+    assert!(
+        report.contains(&format!("({} runs of", total - 1)),
+        "{}",
+        &report[..400]
+    );
 }

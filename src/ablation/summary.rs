@@ -1,12 +1,17 @@
 //! `results/<matrix>/summary.csv`: one row per run of a matrix, the table every statistic, paper
 //! table and figure is computed from.
+//!
+//! The status column is `ok`, `collapsed` or `failed: <reason>`. The runner writes `ok` or
+//! `failed`; `collapsed` is decided when the summary is read for the report
+//! ([`crate::ablation::references::mark_collapsed`]), from the reference points of the same
+//! matrix, so the rule can be applied to any summary without retraining.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::heads::HeadConfig;
+use crate::heads::{HeadConfig, Method};
 use crate::results::{RunRecord, RunStatus};
 
 /// One run of a matrix, flattened. Optional columns are empty where they do not apply.
@@ -20,8 +25,8 @@ pub struct SummaryRow {
     pub group: String,
     /// Human-readable values of the group's axes for this run, e.g. `pool=0.01`.
     pub label: String,
-    /// `fc`, `pfc` or `f2c`.
-    pub method: String,
+    /// The method, written as its key (`fc`, `pfc`, `f2c`).
+    pub method: Method,
     pub seed: u64,
     /// Partial FC sample rate.
     pub sample_rate: Option<f64>,
@@ -46,8 +51,68 @@ pub struct SummaryRow {
     pub samples_per_s: Option<f64>,
     pub head_state_bytes: Option<u64>,
     pub wall_time_s: Option<f64>,
-    /// `ok` or `failed: <reason>`.
-    pub status: String,
+    /// `ok`, `collapsed` or `failed: <reason>`.
+    pub status: RowStatus,
+}
+
+/// What became of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowStatus {
+    /// Trained and evaluated.
+    Ok,
+    /// Trained and evaluated, but no better than the untrained network on TAR@FAR=1e-3 (see
+    /// [`crate::ablation::references`]): the numbers are those of a model that learnt nothing.
+    Collapsed,
+    /// Did not finish; the reason.
+    Failed(String),
+}
+
+impl std::fmt::Display for RowStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowStatus::Ok => f.write_str("ok"),
+            RowStatus::Collapsed => f.write_str("collapsed"),
+            RowStatus::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+impl std::str::FromStr for RowStatus {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ok" => Ok(RowStatus::Ok),
+            "collapsed" => Ok(RowStatus::Collapsed),
+            _ => match s.strip_prefix("failed") {
+                Some(rest) => Ok(RowStatus::Failed(
+                    rest.trim_start_matches(':').trim().to_string(),
+                )),
+                None => Err(format!(
+                    "unknown status `{s}`: expected `ok`, `collapsed` or `failed: <reason>`"
+                )),
+            },
+        }
+    }
+}
+
+/// Compares with the CSV text of the status (`"ok"`, `"failed: …"`).
+impl PartialEq<&str> for RowStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.to_string() == *other
+    }
+}
+
+impl Serialize for RowStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RowStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl SummaryRow {
@@ -94,7 +159,7 @@ impl SummaryRow {
             config_id: config_id.to_string(),
             group: group.to_string(),
             label: label.to_string(),
-            method: exp.head.method().to_string(),
+            method: exp.head.method(),
             seed: exp.seed,
             sample_rate,
             pool_fraction,
@@ -113,8 +178,8 @@ impl SummaryRow {
             head_state_bytes: Some(rec.head_state_bytes),
             wall_time_s: Some(rec.wall_time_s),
             status: match &rec.status {
-                RunStatus::Ok => "ok".into(),
-                RunStatus::Failed(why) => format!("failed: {why}"),
+                RunStatus::Ok => RowStatus::Ok,
+                RunStatus::Failed(why) => RowStatus::Failed(why.clone()),
             },
         }
     }
@@ -140,4 +205,47 @@ pub fn read_csv(path: &Path) -> Result<Vec<SummaryRow>> {
     r.deserialize()
         .map(|row| row.map_err(|e| Error::Other(format!("{}: {e}", path.display()))))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_through_its_text() {
+        for (text, status) in [
+            ("ok", RowStatus::Ok),
+            ("collapsed", RowStatus::Collapsed),
+            (
+                "failed: loss is NaN at step 3",
+                RowStatus::Failed("loss is NaN at step 3".into()),
+            ),
+        ] {
+            assert_eq!(text.parse::<RowStatus>(), Ok(status.clone()));
+            assert_eq!(status.to_string(), text);
+        }
+        assert!("fine".parse::<RowStatus>().is_err());
+    }
+
+    #[test]
+    fn the_csv_keeps_its_text() {
+        // Method and status are typed in memory and written as the same text as before.
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/summary.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rows = read_csv(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("summary.csv");
+        write_csv(&out, &rows).unwrap();
+        let again = std::fs::read_to_string(&out).unwrap();
+        let column = |t: &str, i: usize| -> Vec<String> {
+            let mut r = csv::Reader::from_reader(t.as_bytes());
+            r.records().map(|rec| rec.unwrap()[i].to_string()).collect()
+        };
+        // Column 4 is the method, 22 the status.
+        for i in [4, 22] {
+            assert_eq!(column(&text, i), column(&again, i));
+        }
+        assert_eq!(rows[0].method, Method::Fc);
+    }
 }

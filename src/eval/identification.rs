@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::protocol::identity_blocks;
+use super::layout::identity_blocks;
 use super::verification::score;
 
 /// Probes per parallel task: 32 rows of 128 floats (16 KiB) stay in L1 while a gallery block streams past.

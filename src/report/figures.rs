@@ -2,6 +2,9 @@
 //! pool fraction (log x) and against the EMA momentum of the gallery net (categorical x), each with
 //! Full FC and Partial FC of the `main` group as horizontal reference lines.
 //!
+//! Collapsed runs (at or below the untrained network) are left out of the means and named on the x
+//! axis label with their count.
+//!
 //! plotters' SVG backend writes text as SVG `<text>` elements and sizes it with its built-in
 //! approximate metrics, so no font file is needed. Error bars are drawn as paths (the `errorbar`
 //! feature of plotters is not needed).
@@ -13,6 +16,7 @@ use plotters::prelude::*;
 
 use crate::ablation::summary::SummaryRow;
 use crate::error::{Error, Result};
+use crate::heads::Method;
 use crate::report::stats::{config_stats, ConfigStats, Metric, Summary};
 use crate::report::tables::{method_name, short_number};
 
@@ -46,7 +50,7 @@ fn tar_1e3_percent(c: &ConfigStats) -> Option<Summary> {
 
 /// Full FC and the first Partial FC configuration of the `main` group, where they have results.
 fn references(stats: &[ConfigStats]) -> Vec<Reference> {
-    ["fc", "pfc"]
+    [Method::Fc, Method::PartialFc]
         .iter()
         .filter_map(|m| {
             stats
@@ -76,6 +80,26 @@ fn axis_points(
         .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     pts
+}
+
+/// The axis label, followed by the settings of `group` with collapsed runs, which the means leave
+/// out: "…; collapsed, left out: 0 (3/3)".
+fn x_desc_with_collapse(
+    stats: &[ConfigStats],
+    group: &str,
+    desc: &str,
+    name: impl Fn(&SummaryRow) -> String,
+) -> String {
+    let collapsed: Vec<String> = stats
+        .iter()
+        .filter(|c| c.group == group && c.collapsed() > 0)
+        .map(|c| format!("{} ({}/{})", name(c.first()), c.collapsed(), c.runs()))
+        .collect();
+    if collapsed.is_empty() {
+        desc.to_string()
+    } else {
+        format!("{desc}; collapsed, left out: {}", collapsed.join(", "))
+    }
 }
 
 /// Creates the figure's directory; only called once a figure has something to show.
@@ -112,7 +136,7 @@ fn y_range(points: &[Point], refs: &[Reference]) -> std::ops::Range<f64> {
 /// What a figure shows, apart from its x axis type.
 struct Figure<'a> {
     caption: &'a str,
-    x_desc: &'a str,
+    x_desc: String,
     /// How many x ticks to ask for.
     x_labels: usize,
     x_fmt: &'a dyn Fn(&f64) -> String,
@@ -141,7 +165,7 @@ where
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .x_desc(fig.x_desc)
+        .x_desc(fig.x_desc.as_str())
         .y_desc("TAR@FAR=1e-3 (%)")
         .x_labels(fig.x_labels)
         .x_label_formatter(fig.x_fmt)
@@ -235,7 +259,12 @@ fn pool_figure(stats: &[ConfigStats], path: &Path) -> Result<bool> {
     let (lo, hi) = (points[0].x / 3.0, points[points.len() - 1].x * 3.0);
     let fig = Figure {
         caption: "F²C: TAR@FAR=1e-3 vs pool size",
-        x_desc: "pool size (fraction of training identities, log scale)",
+        x_desc: x_desc_with_collapse(
+            stats,
+            "pool_size",
+            "pool size (fraction of training identities, log scale)",
+            |r| r.label.clone(),
+        ),
         x_labels: 8,
         x_fmt: &|x| format!("{}%", short_number(x * 100.0)),
         x_span: (lo, hi),
@@ -275,7 +304,12 @@ fn ema_figure(stats: &[ConfigStats], path: &Path) -> Result<bool> {
     };
     let fig = Figure {
         caption: "F²C: TAR@FAR=1e-3 vs gallery EMA momentum",
-        x_desc: "EMA momentum m of the gallery net (0: gallery = probe)",
+        x_desc: x_desc_with_collapse(
+            stats,
+            "ema",
+            "EMA momentum m of the gallery net (0: gallery = probe)",
+            |r| r.ema_momentum.map_or(r.label.clone(), short_number),
+        ),
         x_labels: points.len() + 1,
         x_fmt: &fmt,
         x_span: (lo, hi),

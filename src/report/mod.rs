@@ -1,5 +1,6 @@
 //! Statistics over seeds, paper tables, figures and the reproduction report — all computed from a
-//! matrix's `summary.csv`, so every number in `paper/` can be regenerated without retraining.
+//! matrix's `summary.csv` (and its `references.csv` when present), so every number in `paper/` can
+//! be regenerated without retraining.
 
 pub mod efficiency;
 pub mod figures;
@@ -9,12 +10,14 @@ pub mod tables;
 
 use std::path::{Path, PathBuf};
 
+use crate::ablation::references::{mark_collapsed, read_references, REFERENCES_CSV};
 use crate::ablation::summary::read_csv;
 use crate::error::{Error, Result};
 
 /// Regenerates `<root>/paper/tables/*`, `<root>/paper/figures/*` and `<root>/paper/README.md` from
-/// `<results_dir>/summary.csv` (and `<root>/results/bench/heads.csv` when present); returns the
-/// files written.
+/// `<results_dir>/summary.csv` (and `<results_dir>/references.csv` and
+/// `<root>/results/bench/heads.csv` when present); returns the files written. Collapsed runs are
+/// marked here, when the summary is read, from the reference points.
 pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     let summary = results_dir.join("summary.csv");
     if !summary.exists() {
@@ -23,10 +26,18 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
             results_dir.display()
         )));
     }
-    let rows = read_csv(&summary)?;
+    let mut rows = read_csv(&summary)?;
+    let references = results_dir.join(REFERENCES_CSV);
+    let refs = if references.exists() {
+        let refs = read_references(&references)?;
+        mark_collapsed(&mut rows, &refs);
+        Some(refs)
+    } else {
+        None
+    };
     let mut written = tables::write_tables(&rows, &root.join("paper/tables"))?;
     written.extend(figures::write_figures(&rows, &root.join("paper/figures"))?);
     written.extend(efficiency::regenerate(root)?);
-    written.push(reproduction::write_report(&rows, root)?);
+    written.push(reproduction::write_report(&rows, refs.as_deref(), root)?);
     Ok(written)
 }

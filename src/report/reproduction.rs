@@ -1,31 +1,42 @@
-//! The reproduction report `paper/README.md`: for each of the four claims of the F²C paper
-//! (/work/shared/METHOD.md, "What the paper claims"), our numbers and a verdict decided by a rule
-//! stated in the report, from the statistics of [`crate::report::stats`].
+//! The reproduction report `paper/README.md`: for each of the four claims of the F²C paper, our
+//! numbers and a verdict decided by a rule stated in the report, from the statistics of
+//! [`crate::report::stats`].
 //!
-//! Verdict rules (accuracy is TAR@FAR=1e-3; intervals are Welch 95% CIs of a difference of means):
+//! Verdict rules (accuracy is TAR@FAR=1e-3; intervals are paired-t 95% CIs of the mean
+//! difference over the seeds both arms share, a seed fixing the data and the held-out set):
 //! - claim 1 (accuracy comparable to full FC with a small pool) is a non-inferiority test with a
-//!   margin of [`NON_INFERIORITY_MARGIN_PP`] points: holds if the CI of F²C − FC lies above −margin,
-//!   does not hold if it lies below −margin, inconclusive otherwise;
-//! - claims 3 (dual loaders beat a single instance loader) and 4 (the EMA gallery matters: the
-//!   reference momentum beats m = 0) are superiority tests: holds if the CI of the difference lies
-//!   above 0, does not hold if it lies below 0, inconclusive if it contains 0;
+//!   margin of [`NON_INFERIORITY_MARGIN_PP`] points: holds if the lower bound of the CI of
+//!   F²C − FC lies above −margin, does not hold if the whole CI lies below −margin, inconclusive
+//!   otherwise;
+//! - claim 3 (dual loaders beat a single loader) compares the reference dual-loader setting with
+//!   both single loaders, and claim 4 (the EMA gallery matters) the reference momentum with every
+//!   other momentum: superiority tests, holds if every CI of the difference lies above 0, does
+//!   not hold if one lies below 0, inconclusive otherwise;
+//! - no comparison with a collapsed arm (a configuration with a run at or below the untrained
+//!   network, [`crate::ablation::references`]) supports a claim: the verdict names the arm;
 //! - claim 2 (faster, less memory, gap growing with N) comes from the head benchmark
 //!   `results/bench/heads.csv`, single timings without an interval: holds if at the largest N timed
 //!   for both heads every F²C variant is faster and smaller than full FC, and its speed-up at the
 //!   largest N is at least that at the smallest N.
 //!
-//! The report is generated text only: every number in it is computed from the summary rows or the
-//! benchmark file, and it names the configurations and runs it used.
+//! Which matrix groups each claim reads is declared once, in [`CLAIM_GROUPS`]; a summary that lacks
+//! one of them is an error, not a silently missing section. The report is generated text only:
+//! every number in it is computed from the summary rows, the reference points or the benchmark
+//! file, and it names the configurations and runs it used.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::ablation::summary::SummaryRow;
+use crate::ablation::references::{ReferenceKind, ReferenceRow};
+use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::error::{Error, Result};
-use crate::report::stats::{config_stats, groups, welch_diff_ci95, ConfigStats, Metric};
-use crate::report::tables::{human_bytes, method_name, short_number};
+use crate::heads::Method;
+use crate::report::stats::{
+    config_stats, groups, mean, seeds_needed, ConfigStats, Metric, Paired, TARGET_HALF_WIDTH,
+};
+use crate::report::tables::{format_p, human_bytes, method_name, runs_text, short_number};
 
 /// Non-inferiority margin of claim 1, in percentage points of TAR@FAR=1e-3.
 pub const NON_INFERIORITY_MARGIN_PP: f64 = 2.0;
@@ -42,6 +53,8 @@ pub enum Verdict {
     Inconclusive,
     /// The runs the rule needs are not in the summary (or the benchmark file is missing).
     NotTested,
+    /// An arm of the comparison collapsed; the report names it.
+    ArmCollapsed,
 }
 
 impl fmt::Display for Verdict {
@@ -51,27 +64,70 @@ impl fmt::Display for Verdict {
             Verdict::DoesNotHold => "does not hold",
             Verdict::Inconclusive => "inconclusive at the 95% CI",
             Verdict::NotTested => "not tested (runs missing)",
+            Verdict::ArmCollapsed => "not supported (an arm collapsed)",
         })
     }
 }
 
-/// Non-inferiority of `candidate` to `reference` with `margin` (same units as the samples): the
-/// verdict and the 95% CI of mean(candidate) − mean(reference), `None` when undefined.
-pub fn non_inferiority(
-    candidate: &[f64],
-    reference: &[f64],
-    margin: f64,
-) -> (Verdict, Option<(f64, f64)>) {
-    match welch_diff_ci95(candidate, reference) {
-        Some((lo, hi)) if lo > -margin => (Verdict::Holds, Some((lo, hi))),
-        Some((lo, hi)) if hi < -margin => (Verdict::DoesNotHold, Some((lo, hi))),
-        ci => (Verdict::Inconclusive, ci),
+/// Non-inferiority with `margin` (same units as the values) from a paired comparison of
+/// candidate − reference: holds when the CI's lower bound is above −margin, does not hold when the
+/// whole CI is below −margin, inconclusive otherwise (including no interval).
+pub fn non_inferiority(paired: Option<&Paired>, margin: f64) -> Verdict {
+    match paired.and_then(|p| p.ci95) {
+        Some((lo, _)) if lo > -margin => Verdict::Holds,
+        Some((_, hi)) if hi < -margin => Verdict::DoesNotHold,
+        _ => Verdict::Inconclusive,
     }
 }
 
-/// Superiority of `a` over `b`: the verdict and the 95% CI of mean(a) − mean(b).
-pub fn superiority(a: &[f64], b: &[f64]) -> (Verdict, Option<(f64, f64)>) {
-    non_inferiority(a, b, 0.0)
+/// Superiority of a over b from their paired comparison a − b: non-inferiority with margin 0.
+pub fn superiority(paired: Option<&Paired>) -> Verdict {
+    non_inferiority(paired, 0.0)
+}
+
+/// The claims of the paper, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Accuracy comparable to full FC with a small pool.
+    Accuracy,
+    /// Faster and smaller than full FC, the gap growing with N.
+    Efficiency,
+    /// Dual loaders beat a single loader.
+    DualLoaders,
+    /// The EMA gallery net matters.
+    EmaGallery,
+}
+
+/// The matrix groups each claim reads from the summary, declared once. Claim 2 reads the head
+/// benchmark instead.
+pub const CLAIM_GROUPS: [(Claim, &[&str]); 4] = [
+    (Claim::Accuracy, &["main", "pool_size"]),
+    (Claim::Efficiency, &[]),
+    (Claim::DualLoaders, &["loaders"]),
+    (Claim::EmaGallery, &["ema"]),
+];
+
+/// The groups of `claim`.
+fn claim_groups(claim: Claim) -> &'static [&'static str] {
+    CLAIM_GROUPS
+        .iter()
+        .find(|(c, _)| *c == claim)
+        .map_or(&[], |(_, g)| g)
+}
+
+/// Fails when a group a claim needs is not in the summary.
+fn check_claim_groups(rows: &[SummaryRow]) -> Result<()> {
+    let present = groups(rows);
+    for (claim, needed) in CLAIM_GROUPS {
+        if let Some(g) = needed.iter().find(|g| !present.iter().any(|p| p == *g)) {
+            return Err(Error::Other(format!(
+                "reproduction report: {claim:?} reads the matrix group `{g}`, which the summary lacks \
+                 (groups: {}); run a matrix that has it, or change CLAIM_GROUPS in report/reproduction.rs",
+                present.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The columns of `results/bench/heads.csv` the report reads (others are ignored).
@@ -108,18 +164,19 @@ pub fn read_bench(path: &Path) -> Result<Vec<BenchRow>> {
         .collect()
 }
 
-/// Which method a benchmark `head` names: `fc`, `pfc` or `f2c`, whatever its spelling.
-fn bench_method(head: &str) -> &'static str {
+/// Which method a benchmark `head` names, whatever its spelling.
+fn bench_method(head: &str) -> Option<Method> {
     let h: String = head
         .to_lowercase()
         .chars()
         .filter(|c| c.is_alphanumeric())
         .collect();
     match h.as_str() {
-        "fc" | "fullfc" => "fc",
-        "pfc" | "partialfc" => "pfc",
-        "f2c" | "f²c" | "dcp" => "f2c",
-        _ => "other",
+        "fc" | "fullfc" => Some(Method::Fc),
+        "pfc" | "partialfc" => Some(Method::PartialFc),
+        "f2c" | "f²c" | "dcp" => Some(Method::F2c),
+        "dcq" => Some(Method::Dcq),
+        _ => None,
     }
 }
 
@@ -141,10 +198,10 @@ pub struct BenchPair {
 pub fn bench_pairs(bench: &[BenchRow]) -> Vec<BenchPair> {
     bench
         .iter()
-        .filter(|b| bench_method(&b.head) == "f2c")
+        .filter(|b| bench_method(&b.head) == Some(Method::F2c))
         .filter_map(|f| {
             let fc = bench.iter().find(|b| {
-                bench_method(&b.head) == "fc"
+                bench_method(&b.head) == Some(Method::Fc)
                     && (b.classes, b.dim, b.batch) == (f.classes, f.dim, f.batch)
             })?;
             Some(BenchPair {
@@ -196,7 +253,11 @@ pub fn claim2_verdict(pairs: &[BenchPair]) -> Verdict {
 
 /// TAR@FAR=1e-3 in percent, "mean ± ci", "mean (n=1)" or "—".
 fn tar_cell(c: &ConfigStats) -> String {
-    match c.summary(Metric::TarFar1e3) {
+    rate_cell(c.summary(Metric::TarFar1e3))
+}
+
+fn rate_cell(s: Option<crate::report::stats::Summary>) -> String {
+    match s {
         Some(s) => match s.ci95 {
             Some(ci) => format!("{:.2} ± {:.2}", s.mean * 100.0, ci * 100.0),
             None => format!("{:.2} (n={})", s.mean * 100.0, s.n),
@@ -205,17 +266,47 @@ fn tar_cell(c: &ConfigStats) -> String {
     }
 }
 
-/// A difference CI in percentage points: "−1.41 [−3.20, 0.38]" or "—".
-fn diff_cell(a: &[f64], b: &[f64]) -> String {
-    let (Some((lo, hi)), false, false) = (welch_diff_ci95(a, b), a.is_empty(), b.is_empty()) else {
+/// A paired difference in percentage points: "−1.41 [−3.20, +0.38] (n=3)", "+0.50 (n=1)" or "—".
+fn diff_cell(p: Option<&Paired>) -> String {
+    let Some(p) = p else {
         return "—".into();
     };
-    let d = (crate::report::stats::mean(a) - crate::report::stats::mean(b)) * 100.0;
-    format!("{d:+.2} [{:+.2}, {:+.2}]", lo * 100.0, hi * 100.0)
+    let d = p.mean_diff * 100.0;
+    match p.ci95 {
+        Some((lo, hi)) => format!(
+            "{d:+.2} [{:+.2}, {:+.2}] (n={})",
+            lo * 100.0,
+            hi * 100.0,
+            p.n()
+        ),
+        None => format!("{d:+.2} (n={})", p.n()),
+    }
 }
 
-fn runs_cell(c: &ConfigStats) -> String {
-    format!("{}/{} ok", c.ok(), c.runs())
+fn p_cell(p: Option<&Paired>) -> String {
+    p.and_then(|p| p.p).map_or("—".into(), format_p)
+}
+
+fn seeds_cell(p: Option<&Paired>) -> String {
+    seeds_needed(p.and_then(|p| p.sd), TARGET_HALF_WIDTH).to_string()
+}
+
+/// "collapsed on seeds 1, 3 (2/3 runs)" for an arm with collapsed runs, `None` otherwise.
+fn collapse_note(c: &ConfigStats) -> Option<String> {
+    let seeds = c.collapsed_seeds();
+    (!seeds.is_empty()).then(|| {
+        format!(
+            "collapsed on seed{} {} ({}/{} runs)",
+            if seeds.len() == 1 { "" } else { "s" },
+            seeds
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            seeds.len(),
+            c.runs()
+        )
+    })
 }
 
 /// The report's statement of one claim: verdict, rule and body.
@@ -235,12 +326,14 @@ fn find<'a>(
 
 fn claim1(stats: &[ConfigStats]) -> Section {
     let title = "Claim 1: accuracy comparable to full FC while the pool is a small fraction of N";
+    let main = claim_groups(Claim::Accuracy)[0];
     let mut body = format!(
-        "Rule: non-inferiority with a margin of {m} points. The claim holds if the Welch 95% CI of \
-         TAR@FAR=1e-3(F²C) − TAR@FAR=1e-3(Full FC) lies entirely above −{m} points, does not hold if it \
-         lies entirely below −{m}, and is inconclusive otherwise (including n < 2 on a side). The verdict \
-         is that of the F²C configuration of the `main` group; the `pool_size` configurations and Partial \
-         FC are shown with their own verdicts under the same rule.\n\n",
+        "Rule: non-inferiority with a margin of {m} points. The claim holds if the lower bound of the \
+         paired 95% CI of TAR@FAR=1e-3(F²C) − TAR@FAR=1e-3(Full FC), over the seeds both have, lies above \
+         −{m} points, does not hold if the whole CI lies below −{m}, and is inconclusive otherwise \
+         (including fewer than two shared seeds). A collapsed arm supports nothing. The verdict is that \
+         of the F²C configuration of the `{main}` group; the other F²C and Partial FC configurations \
+         are shown with their own verdicts under the same rule.\n\n",
         m = short_number(NON_INFERIORITY_MARGIN_PP)
     );
     let Some(fc) = stats.iter().find(|c| c.is_fc_reference) else {
@@ -251,41 +344,60 @@ fn claim1(stats: &[ConfigStats]) -> Section {
             body,
         };
     };
-    let fc_v = fc.values(Metric::TarFar1e3);
     let margin = NON_INFERIORITY_MARGIN_PP / 100.0;
-    body.push_str("| Group | Configuration | `config_id` | Runs | TAR@FAR=1e-3 (%) | Δ vs Full FC (pp) [95% CI] | Verdict |\n");
-    body.push_str("|:--|:--|:--|--:|--:|--:|:--|\n");
+    body.push_str("| Group | Configuration | `config_id` | Runs | TAR@FAR=1e-3 (%) | Δ vs Full FC (pp) [paired 95% CI] | p (paired) | Seeds ±1.5 | Verdict |\n");
+    body.push_str("|:--|:--|:--|--:|--:|--:|--:|--:|:--|\n");
     body.push_str(&format!(
-        "| main | {} | `{}` | {} | {} | reference | |\n",
+        "| {} | {} | `{}` | {} | {} | reference | | | {} |\n",
+        fc.group,
         method_name(fc.first()),
         fc.config_id,
-        runs_cell(fc),
-        tar_cell(fc)
+        runs_text(fc),
+        tar_cell(fc),
+        collapse_note(fc).unwrap_or_default()
     ));
     let mut verdict = Verdict::NotTested;
+    let mut notes = Vec::new();
     let candidates = stats.iter().filter(|c| {
-        (c.group == "main" && matches!(c.first().method.as_str(), "pfc" | "f2c"))
-            || (c.group == "pool_size" && c.first().method == "f2c")
+        !c.is_fc_reference
+            && claim_groups(Claim::Accuracy).contains(&c.group.as_str())
+            && matches!(c.first().method, Method::PartialFc | Method::F2c)
     });
     for c in candidates {
-        let v = c.values(Metric::TarFar1e3);
-        let (vd, _) = non_inferiority(&v, &fc_v, margin);
-        if c.group == "main" && c.first().method == "f2c" && verdict == Verdict::NotTested {
+        let paired = c.paired_with(fc, Metric::TarFar1e3);
+        let collapsed: Vec<String> = [c, fc]
+            .iter()
+            .filter_map(|a| collapse_note(a).map(|n| format!("{} {n}", method_name(a.first()))))
+            .collect();
+        let vd = if collapsed.is_empty() {
+            non_inferiority(paired.as_ref(), margin)
+        } else {
+            Verdict::ArmCollapsed
+        };
+        if c.group == main && c.first().method == Method::F2c && verdict == Verdict::NotTested {
             verdict = vd;
+            notes.extend(collapsed);
         }
         body.push_str(&format!(
-            "| {} | {} | `{}` | {} | {} | {} | {} |\n",
+            "| {} | {} | `{}` | {} | {} | {} | {} | {} | {} |\n",
             c.group,
             method_name(c.first()),
             c.config_id,
-            runs_cell(c),
+            runs_text(c),
             tar_cell(c),
-            diff_cell(&v, &fc_v),
+            diff_cell(paired.as_ref()),
+            p_cell(paired.as_ref()),
+            seeds_cell(paired.as_ref()),
             vd
         ));
     }
     if verdict == Verdict::NotTested {
-        body.push_str("\nNo F²C configuration in the `main` group: the claim is not tested.\n");
+        body.push_str(&format!(
+            "\nNo F²C configuration in the `{main}` group: the claim is not tested.\n"
+        ));
+    }
+    for n in notes {
+        body.push_str(&format!("\nNot supported: {n}.\n"));
     }
     Section {
         title,
@@ -355,7 +467,7 @@ fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>) -> Section {
             body.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
                 method_name(c.first()),
-                runs_cell(c),
+                runs_text(c),
                 c.summary(Metric::MedianStepMs)
                     .map_or("—".into(), |s| format!("{:.2}", s.mean)),
                 c.head_state_bytes().map_or("—".into(), human_bytes)
@@ -369,49 +481,136 @@ fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>) -> Section {
     }
 }
 
-/// A two-configuration superiority section: `better` should beat `worse` on TAR@FAR=1e-3.
-fn superiority_section(
-    title: &'static str,
-    rule: String,
-    group: &str,
-    stats: &[ConfigStats],
-    better: Option<&ConfigStats>,
-    worse: Option<&ConfigStats>,
-    missing: &str,
-) -> Section {
-    let mut body = rule;
-    let in_group: Vec<&ConfigStats> = stats.iter().filter(|c| c.group == group).collect();
-    if !in_group.is_empty() {
-        body.push_str("| Setting | `config_id` | Runs | TAR@FAR=1e-3 (%) |\n|:--|:--|--:|--:|\n");
-        for c in &in_group {
-            body.push_str(&format!(
-                "| {} | `{}` | {} | {} |\n",
-                c.first().label,
-                c.config_id,
-                runs_cell(c),
-                tar_cell(c)
-            ));
-        }
-        body.push('\n');
+/// The settings of a group with their TAR@FAR=1e-3, as a table.
+fn group_table(stats: &[ConfigStats], group: &str) -> String {
+    let mut out =
+        String::from("| Setting | `config_id` | Runs | TAR@FAR=1e-3 (%) |\n|:--|:--|--:|--:|\n");
+    for c in stats.iter().filter(|c| c.group == group) {
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            c.first().label,
+            c.config_id,
+            runs_text(c),
+            tar_cell(c)
+        ));
     }
-    let verdict = match (better, worse) {
-        (Some(a), Some(b)) => {
-            let (va, vb) = (a.values(Metric::TarFar1e3), b.values(Metric::TarFar1e3));
-            let (v, _) = superiority(&va, &vb);
-            body.push_str(&format!(
-                "Difference {} − {}: {} pp (Welch 95% CI).\n",
-                a.first().label,
-                b.first().label,
-                diff_cell(&va, &vb)
-            ));
+    out.push('\n');
+    out
+}
+
+/// Superiority of `reference` over each of `others`: the comparisons as a table and the verdict
+/// (holds if every paired CI lies above 0, does not hold if one lies below 0, inconclusive
+/// otherwise). Arms that collapsed are listed and left out of the verdict; if the reference
+/// collapsed, or every other arm did, nothing is supported.
+fn superiority_over(
+    reference: &ConfigStats,
+    others: &[&ConfigStats],
+    body: &mut String,
+) -> Verdict {
+    body.push_str(&format!(
+        "| {} − … | Δ TAR@FAR=1e-3 (pp) [paired 95% CI] | p (paired) | Seeds ±1.5 | Verdict |\n|:--|--:|--:|--:|:--|\n",
+        reference.first().label
+    ));
+    let mut verdicts = Vec::new();
+    let mut collapsed = Vec::new();
+    for o in others {
+        let paired = reference.paired_with(o, Metric::TarFar1e3);
+        let v = match collapse_note(o) {
+            Some(n) => {
+                collapsed.push(format!("`{}` {n}", o.first().label));
+                Verdict::ArmCollapsed
+            }
+            None => {
+                let v = superiority(paired.as_ref());
+                verdicts.push(v);
+                v
+            }
+        };
+        body.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            o.first().label,
+            diff_cell(paired.as_ref()),
+            p_cell(paired.as_ref()),
+            seeds_cell(paired.as_ref()),
             v
-        }
-        _ => {
-            body.push_str(missing);
-            body.push('\n');
+        ));
+    }
+    body.push('\n');
+    for n in &collapsed {
+        body.push_str(&format!(
+            "{n}: at or below the untrained network, so the comparison with it supports nothing.\n\n"
+        ));
+    }
+    if let Some(n) = collapse_note(reference) {
+        body.push_str(&format!(
+            "The reference `{}` {n}: no comparison supports the claim.\n\n",
+            reference.first().label
+        ));
+        return Verdict::ArmCollapsed;
+    }
+    if verdicts.is_empty() {
+        return if collapsed.is_empty() {
             Verdict::NotTested
-        }
+        } else {
+            Verdict::ArmCollapsed
+        };
+    }
+    if verdicts.contains(&Verdict::DoesNotHold) {
+        Verdict::DoesNotHold
+    } else if verdicts.iter().all(|v| *v == Verdict::Holds) {
+        Verdict::Holds
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+fn claim3(stats: &[ConfigStats]) -> Section {
+    let title = "Claim 3: the dual loaders make pool updating more efficient than a single loader";
+    let group = claim_groups(Claim::DualLoaders)[0];
+    let mut body = format!(
+        "Rule: in the `{group}` group, the reference dual-loader setting (the identities and instances \
+         per step of the `main` F²C run) against both single loaders: instance-only (0 identities per \
+         step) and identity-only (0 instances per step). The claim holds if the paired 95% CI of the \
+         difference of TAR@FAR=1e-3 (dual − single) lies above 0 for both, does not hold if it lies \
+         below 0 for either, and is inconclusive otherwise. A collapsed arm supports nothing.\n\n"
+    );
+    body.push_str(&group_table(stats, group));
+    let main_f2c = find(stats, "main", |r| r.method == Method::F2c).map(|c| c.first());
+    let dual = find(stats, group, |r| match main_f2c {
+        Some(m) => (r.id_per_step, r.inst_per_step) == (m.id_per_step, m.inst_per_step),
+        None => r.id_per_step > 0 && r.inst_per_step > 0,
+    });
+    let instance_only = find(stats, group, |r| r.id_per_step == 0 && r.inst_per_step > 0);
+    let identity_only = find(stats, group, |r| r.id_per_step > 0 && r.inst_per_step == 0);
+    let (Some(dual), Some(inst), Some(ident)) = (dual, instance_only, identity_only) else {
+        body.push_str(&format!(
+            "The `{group}` group lacks the reference dual-loader, the instance-only or the identity-only \
+             setting: not tested.\n"
+        ));
+        return Section {
+            title,
+            verdict: Verdict::NotTested,
+            body,
+        };
     };
+    let verdict = superiority_over(dual, &[inst, ident], &mut body);
+    // The identity-only result is reported whatever it is.
+    if let Some(p) = dual.paired_with(ident, Metric::TarFar1e3) {
+        let reading = match (superiority(Some(&p)), collapse_note(ident)) {
+            (_, Some(_)) => "collapsed (see above)",
+            (Verdict::Holds, _) => "below the dual loaders",
+            (Verdict::DoesNotHold, _) => {
+                "above the dual loaders: the identity loader alone beats them"
+            }
+            _ => "not distinguishable from the dual loaders at the 95% CI",
+        };
+        body.push_str(&format!(
+            "Identity-only (`{}`): {}, {} pp (dual − identity-only).\n",
+            ident.first().label,
+            reading,
+            diff_cell(Some(&p))
+        ));
+    }
     Section {
         title,
         verdict,
@@ -419,78 +618,161 @@ fn superiority_section(
     }
 }
 
-fn claim3(stats: &[ConfigStats]) -> Section {
-    let dual = find(stats, "loaders", |r| {
-        r.id_per_step > 0 && r.inst_per_step > 0
-    });
-    let single = find(stats, "loaders", |r| {
-        r.id_per_step == 0 && r.inst_per_step > 0
-    });
-    superiority_section(
-        "Claim 3: the dual loaders make pool updating more efficient than a single instance loader",
-        "Rule: in the `loaders` group, dual loaders (identities and instances per step both > 0) against a \
-         single instance loader (0 identities per step). The claim holds if the Welch 95% CI of the \
-         difference of TAR@FAR=1e-3 (dual − instance) lies above 0, does not hold if it lies below 0, and is \
-         inconclusive if it contains 0.\n\n"
-            .into(),
-        "loaders",
-        stats,
-        dual,
-        single,
-        "The `loaders` group lacks a dual-loader or a single-instance-loader configuration: not tested.",
-    )
-}
-
-fn claim4(stats: &[ConfigStats]) -> Section {
-    // The reference momentum is the one the main F²C run uses, so the comparison is the default
-    // configuration against the same configuration without averaging (gallery = probe).
-    let reference = find(stats, "main", |r| r.method == "f2c")
+fn claim4(stats: &[ConfigStats], collapse_checked: bool) -> Section {
+    let title = "Claim 4: the EMA gallery net matters";
+    let group = claim_groups(Claim::EmaGallery)[0];
+    // The reference momentum is the one the main F²C run uses.
+    let reference = find(stats, "main", |r| r.method == Method::F2c)
         .and_then(|c| c.first().ema_momentum)
         .unwrap_or(0.99);
+    let mut body = format!(
+        "Rule: in the `{group}` group, the reference momentum m = {m} (that of the `main` F²C run) against \
+         every other momentum that did not collapse. The claim holds if the paired 95% CI of the \
+         difference of TAR@FAR=1e-3 (m = {m} − other) lies above 0 for every one, does not hold if it \
+         lies below 0 for one, and is inconclusive otherwise. Collapsed momenta (m = 0, gallery = probe, \
+         among them when it collapses) are named and support nothing.\n\n",
+        m = short_number(reference)
+    );
+    body.push_str(&group_table(stats, group));
     // Momenta pass through f32 in the config, so they are compared with a tolerance.
     let is = |m: f64| move |r: &SummaryRow| r.ema_momentum.is_some_and(|x| (x - m).abs() < 1e-6);
-    let with_ema = find(stats, "ema", is(reference));
-    let without = find(stats, "ema", is(0.0));
-    superiority_section(
-        "Claim 4: the EMA gallery net matters",
-        format!(
-            "Rule: in the `ema` group, the reference momentum m = {} (that of the `main` F²C run) against \
-             m = 0 (gallery = probe, no averaging). The claim holds if the Welch 95% CI of the difference of \
-             TAR@FAR=1e-3 (m = {} − m = 0) lies above 0, does not hold if it lies below 0, and is \
-             inconclusive if it contains 0.\n\n",
-            short_number(reference),
-            short_number(reference)
-        ),
-        "ema",
-        stats,
-        with_ema,
-        without,
-        "The `ema` group lacks the reference momentum or m = 0: not tested.",
-    )
+    let Some(with_ema) = find(stats, group, is(reference)) else {
+        body.push_str(&format!(
+            "The `{group}` group lacks the reference momentum: not tested.\n"
+        ));
+        return Section {
+            title,
+            verdict: Verdict::NotTested,
+            body,
+        };
+    };
+    let others: Vec<&ConfigStats> = stats
+        .iter()
+        .filter(|c| c.group == group && c.config_id != with_ema.config_id)
+        .collect();
+    let verdict = superiority_over(with_ema, &others, &mut body);
+    if let Some(zero) = find(stats, group, is(0.0)) {
+        body.push_str(&match (collapse_note(zero), collapse_checked) {
+            (Some(n), _) => format!("m = 0 (no averaging) {n}.\n"),
+            (None, true) => "m = 0 (no averaging) did not collapse.\n".into(),
+            (None, false) => {
+                "Whether m = 0 (no averaging) collapsed could not be checked: no reference points.\n"
+                    .into()
+            }
+        });
+    }
+    Section {
+        title,
+        verdict,
+        body,
+    }
 }
 
-/// Renders the report from the summary rows and, when present, the head benchmark.
-pub fn render_report(rows: &[SummaryRow], bench: Option<&[BenchRow]>) -> String {
+/// The main comparison with the reference points: the `main` configurations, and the raw
+/// features and the untrained network (mean over the seeds in `references.csv`).
+fn main_table(stats: &[ConfigStats], refs: Option<&[ReferenceRow]>) -> String {
+    let mut s = String::from(
+        "| Method | Runs | TAR@FAR=1e-2 (%) | TAR@FAR=1e-3 (%) | TAR@FAR=1e-4 (%) | Rank-1 (%) |\n|:--|--:|--:|--:|--:|--:|\n",
+    );
+    for c in stats.iter().filter(|c| c.group == "main") {
+        let cells: Vec<String> = [
+            Metric::TarFar1e2,
+            Metric::TarFar1e3,
+            Metric::TarFar1e4,
+            Metric::Rank1,
+        ]
+        .iter()
+        .map(|m| rate_cell(c.summary(*m)))
+        .collect();
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            method_name(c.first()),
+            runs_text(c),
+            cells.join(" | ")
+        ));
+    }
+    match refs {
+        None => s.push_str(
+            "\nThe reference points (`references.csv`: raw features, untrained network) are absent: \
+             collapse could not be checked, and no run is marked collapsed.\n",
+        ),
+        Some(refs) => {
+            for kind in ReferenceKind::ALL {
+                let of = |f: fn(&ReferenceRow) -> f64| -> Vec<f64> {
+                    refs.iter().filter(|r| r.kind == kind).map(f).collect()
+                };
+                let t2 = of(|r| r.tar_far_1e2);
+                if t2.is_empty() {
+                    continue;
+                }
+                let pct = |xs: Vec<f64>| format!("{:.2}", mean(&xs) * 100.0);
+                s.push_str(&format!(
+                    "| {} (reference, mean) | {} seeds | {} | {} | {} | {} |\n",
+                    kind.label(),
+                    t2.len(),
+                    pct(t2.clone()),
+                    pct(of(|r| r.tar_far_1e3)),
+                    pct(of(|r| r.tar_far_1e4)),
+                    pct(of(|r| r.rank1))
+                ));
+            }
+            s.push_str(
+                "\nA run is collapsed when its TAR@FAR=1e-3 is at or below the untrained network's on the \
+                 same seed; collapsed runs are counted under Runs and left out of every mean and test.\n",
+            );
+        }
+    }
+    s
+}
+
+/// Renders the report from the summary rows (with collapsed runs already marked, see
+/// [`crate::ablation::references::mark_collapsed`]), the reference points when present, and the
+/// head benchmark when present. Fails when a group of [`CLAIM_GROUPS`] is missing.
+pub fn render_report(
+    rows: &[SummaryRow],
+    refs: Option<&[ReferenceRow]>,
+    bench: Option<&[BenchRow]>,
+) -> Result<String> {
+    check_claim_groups(rows)?;
     let stats = config_stats(rows);
-    let ok = rows.iter().filter(|r| r.status == "ok").count();
+    // A run shared by several groups (the reference configuration of every ablation) has one row
+    // per group; it was trained once, so runs and configurations are counted by their ids.
+    let mut runs: Vec<&SummaryRow> = Vec::new();
+    for r in rows {
+        if !runs.iter().any(|x| x.run_id == r.run_id) {
+            runs.push(r);
+        }
+    }
+    let count = |f: fn(&RowStatus) -> bool| runs.iter().filter(|r| f(&r.status)).count();
+    let ok = count(|s| *s == RowStatus::Ok);
+    let collapsed = count(|s| *s == RowStatus::Collapsed);
+    let failed = count(|s| matches!(s, RowStatus::Failed(_)));
+    let mut config_ids: Vec<&str> = rows.iter().map(|r| r.config_id.as_str()).collect();
+    config_ids.sort_unstable();
+    config_ids.dedup();
+    let configs = config_ids.len();
     let sections = [
         claim1(&stats),
         claim2(&stats, bench),
         claim3(&stats),
-        claim4(&stats),
+        claim4(&stats, refs.is_some()),
     ];
     let mut s =
         String::from("# Reproduction report: F²C (Faster Face Classification, CVPR 2022)\n\n");
     s.push_str(&format!(
-        "Generated by `f2c` from the matrix summary ({} runs: {ok} ok, {} failed; groups: {}); do not \
-         edit, regenerate it. Accuracy is TAR@FAR=1e-3 in percent: mean over the successful seeds ± \
-         half-width of the 95% Student-t confidence interval; differences are in percentage points (pp) \
-         with the Welch 95% CI of the difference of means.\n\n",
-        rows.len(),
-        rows.len() - ok,
+        "Generated by `f2c` from the matrix summary ({} runs of {configs} configurations: {ok} ok, \
+         {collapsed} collapsed, {failed} failed; groups: {}); do not edit, regenerate it. Accuracy is \
+         TAR@FAR=1e-3 in percent: mean over the successful seeds ± half-width of the 95% Student-t \
+         confidence interval; differences are in percentage points (pp), paired by seed (a seed fixes \
+         the data and the held-out set for every method), with the paired-t 95% CI of the mean \
+         difference, its two-sided p, and the seeds a 95% CI of half-width 1.5 points would need \
+         (\"Seeds ±1.5\", from the sample SD of the paired differences).\n\n",
+        runs.len(),
         groups(rows).iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
     ));
-    s.push_str("## Verdicts\n\n| Claim | Verdict |\n|:--|:--|\n");
+    s.push_str("## Main comparison\n\n");
+    s.push_str(&main_table(&stats, refs));
+    s.push_str("\n## Verdicts\n\n| Claim | Verdict |\n|:--|:--|\n");
     for sec in &sections {
         s.push_str(&format!("| {} | **{}** |\n", sec.title, sec.verdict));
     }
@@ -500,12 +782,16 @@ pub fn render_report(rows: &[SummaryRow], bench: Option<&[BenchRow]>) -> String 
             sec.title, sec.verdict, sec.body
         ));
     }
-    s.push_str("\n## Failed runs\n\n");
-    let failed: Vec<&SummaryRow> = rows.iter().filter(|r| r.status != "ok").collect();
-    if failed.is_empty() {
+    s.push_str("\n## Failed and collapsed runs\n\n");
+    let listed: Vec<&SummaryRow> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.status != RowStatus::Ok)
+        .collect();
+    if listed.is_empty() {
         s.push_str("None.\n");
     }
-    for r in failed {
+    for r in listed {
         s.push_str(&format!(
             "- `{}` (group `{}`, {}): {}\n",
             r.run_id, r.group, r.label, r.status
@@ -513,15 +799,19 @@ pub fn render_report(rows: &[SummaryRow], bench: Option<&[BenchRow]>) -> String 
     }
     s.push_str(
         "\n## Tables and figures\n\nEvery group's full table (all TAR@FAR levels, rank-1, step time, head \
-         state, Welch p-values against Full FC) is in `paper/tables/<group>.md` and `.tex`; the figures \
-         are in `paper/figures/`.\n",
+         state, paired Holm-corrected p-values against Full FC, seeds needed) is in \
+         `paper/tables/<group>.md` and `.tex`; the figures are in `paper/figures/`.\n",
     );
-    s
+    Ok(s)
 }
 
 /// Writes `<out>/paper/README.md`, reading `<out>/results/bench/heads.csv` when it exists, and
 /// returns the path written. `out` is the project root.
-pub fn write_report(rows: &[SummaryRow], out: &Path) -> Result<PathBuf> {
+pub fn write_report(
+    rows: &[SummaryRow],
+    refs: Option<&[ReferenceRow]>,
+    out: &Path,
+) -> Result<PathBuf> {
     let bench_path = out.join(BENCH_CSV);
     let bench = if bench_path.exists() {
         Some(read_bench(&bench_path)?)
@@ -529,46 +819,50 @@ pub fn write_report(rows: &[SummaryRow], out: &Path) -> Result<PathBuf> {
         None
     };
     let path = out.join("paper").join("README.md");
-    crate::results::record::write_atomic(&path, render_report(rows, bench.as_deref()).as_bytes())?;
+    let text = render_report(rows, refs, bench.as_deref())?;
+    crate::results::record::write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::stats::paired_comparison;
+
+    fn paired(a: &[f64], b: &[f64]) -> Option<Paired> {
+        let key = |xs: &[f64]| -> Vec<(u64, f64)> {
+            xs.iter().enumerate().map(|(i, &x)| (i as u64, x)).collect()
+        };
+        paired_comparison(&key(a), &key(b))
+    }
 
     #[test]
     fn non_inferiority_three_ways() {
-        // Variances 2e-4 each; diff of means −0.01, SE √(2e-4/2 + 2e-4/2) = 0.014142, df 2:
-        // half-width 4.302653·0.014142 = 0.060849; CI [−0.0708, 0.0508]: above −0.1 → holds;
-        // straddles −0.02 → inconclusive.
-        let (a, b) = ([0.86, 0.88], [0.87, 0.89]);
-        assert_eq!(non_inferiority(&a, &b, 0.1).0, Verdict::Holds);
-        assert_eq!(non_inferiority(&a, &b, 0.02).0, Verdict::Inconclusive);
-        // Shift a down by 0.2: CI [−0.2708, −0.1492], entirely below −0.1 → does not hold.
-        assert_eq!(
-            non_inferiority(&[0.66, 0.68], &b, 0.1).0,
-            Verdict::DoesNotHold
-        );
+        // Differences −0.01, −0.03: mean −0.02, sd √2e-4 = 0.014142, SE 0.01, df 1:
+        // half-width 12.706205·0.01 = 0.127062; CI [−0.147062, 0.107062]: lower bound above
+        // −0.2 → holds; above −0.1? no → straddles −0.1 → inconclusive.
+        let p = paired(&[0.86, 0.86], &[0.87, 0.89]);
+        assert_eq!(non_inferiority(p.as_ref(), 0.2), Verdict::Holds);
+        assert_eq!(non_inferiority(p.as_ref(), 0.1), Verdict::Inconclusive);
+        // Shifted down by 0.5: CI [−0.647, −0.393], entirely below −0.2 → does not hold.
+        let low = paired(&[0.36, 0.36], &[0.87, 0.89]);
+        assert_eq!(non_inferiority(low.as_ref(), 0.2), Verdict::DoesNotHold);
         // n = 1: no interval.
-        assert_eq!(
-            non_inferiority(&[0.9], &b, 0.1),
-            (Verdict::Inconclusive, None)
-        );
+        let one = paired(&[0.9], &[0.8]);
+        assert_eq!(non_inferiority(one.as_ref(), 0.1), Verdict::Inconclusive);
+        assert_eq!(non_inferiority(None, 0.1), Verdict::Inconclusive);
     }
 
     #[test]
     fn superiority_three_ways() {
-        // diff +0.2, CI [0.139, 0.261] > 0 → holds; reversed → does not hold; diff −0.01 → contains 0.
-        assert_eq!(superiority(&[1.06, 1.08], &[0.86, 0.88]).0, Verdict::Holds);
-        assert_eq!(
-            superiority(&[0.86, 0.88], &[1.06, 1.08]).0,
-            Verdict::DoesNotHold
-        );
-        assert_eq!(
-            superiority(&[0.86, 0.88], &[0.87, 0.89]).0,
-            Verdict::Inconclusive
-        );
+        // Differences 0.2, 0.2 → zero-width CI at 0.2 > 0 → holds; reversed → does not hold;
+        // differences −0.01, +0.01 → contains 0.
+        let up = paired(&[1.06, 1.08], &[0.86, 0.88]);
+        assert_eq!(superiority(up.as_ref()), Verdict::Holds);
+        let down = paired(&[0.86, 0.88], &[1.06, 1.08]);
+        assert_eq!(superiority(down.as_ref()), Verdict::DoesNotHold);
+        let flat = paired(&[0.86, 0.88], &[0.87, 0.87]);
+        assert_eq!(superiority(flat.as_ref()), Verdict::Inconclusive);
     }
 
     fn b(head: &str, n: u64, step: f64, bytes: u64) -> BenchRow {

@@ -1,23 +1,28 @@
 //! Statistics over seeds: per-configuration mean, sample standard deviation and Student-t 95%
-//! confidence half-width, and Welch's unequal-variance t-test of each configuration against the
-//! full-FC configuration on TAR@FAR=1e-3.
+//! confidence half-width, and the paired comparison of each configuration with the full-FC
+//! configuration on TAR@FAR=1e-3, Holm-corrected within each table.
+//!
+//! The design is paired: a seed fixes the synthetic data and the held-out set for every method, so
+//! two configurations are compared through their differences seed by seed (paired t), which
+//! removes the seed-to-seed variation of the data that an unpaired test would count as noise.
 //!
 //! Conventions, chosen once here so every table, figure and verdict agrees:
 //! - a configuration is a `(group, config_id)` pair; its seeds are its runs;
-//! - only runs with status `ok` and a value for the metric enter a statistic; failed runs are
-//!   counted (see [`ConfigStats::runs`] / [`ConfigStats::ok`]), never dropped silently;
+//! - only runs with status `ok` (not failed, not collapsed) and a value for the metric enter a
+//!   statistic; failed and collapsed runs are counted (see [`ConfigStats::runs`],
+//!   [`ConfigStats::ok`], [`ConfigStats::collapsed`]), never dropped silently;
+//! - a paired comparison uses the seeds both configurations have with status `ok`, matched by
+//!   seed; unmatched seeds are left out (and the number used is shown);
 //! - with n = 1 the standard deviation and the confidence interval are undefined (`None`), shown
 //!   as "n=1" by the tables, never replaced by an invented value;
-//! - Welch's test needs n ≥ 2 in both samples. When both samples have zero variance the statistic
-//!   is 0/0 or ±x/0: equal means give no test (`None`: p undefined, nothing can be said); different
-//!   means are reported as [`Welch::Separated`] with p = 0, the limit of the test as both variances
-//!   shrink to 0 (the samples do not overlap at all). scipy returns NaN in both cases; we keep the
-//!   second one because a table that prints "—" for two perfectly separated constant samples would
-//!   hide a real difference.
+//! - when every paired difference is the same, the test is 0/0 or ±x/0: all zero gives no test
+//!   (`None`: p undefined); a constant non-zero difference has p = 0, the limit as the spread
+//!   shrinks to 0 (every seed moves the same way by the same amount), and a zero-width interval.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::ablation::summary::SummaryRow;
+use crate::ablation::summary::{RowStatus, SummaryRow};
+use crate::heads::Method;
 
 /// Confidence level of every interval in the report.
 pub const CONFIDENCE: f64 = 0.95;
@@ -56,9 +61,9 @@ impl Metric {
     }
 }
 
-/// Whether a summary row is a successful run.
+/// Whether a summary row is a successful run: trained, evaluated, and not collapsed.
 pub fn row_ok(row: &SummaryRow) -> bool {
-    row.status == "ok"
+    row.status == RowStatus::Ok
 }
 
 /// Mean, spread and confidence half-width of one metric over the seeds of one configuration.
@@ -95,7 +100,7 @@ pub fn sample_std(xs: &[f64]) -> Option<f64> {
 
 /// The quantile `p` of Student's t distribution with `df` degrees of freedom (df > 0).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
-    // df > 0 is guaranteed by every caller (n ≥ 2 or a Welch df of two non-degenerate samples).
+    // df > 0 is guaranteed by every caller (n ≥ 2).
     StudentsT::new(0.0, 1.0, df)
         .expect("student t with df > 0")
         .inverse_cdf(p)
@@ -128,68 +133,153 @@ pub fn summarize(xs: &[f64]) -> Option<Summary> {
     })
 }
 
-/// Result of Welch's t-test of sample `a` against sample `b` (difference mean(a) − mean(b)).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Welch {
-    /// The ordinary test: t = (ā − b̄)/√(s²_a/n_a + s²_b/n_b), Welch–Satterthwaite df, two-sided p.
-    Test { t: f64, df: f64, p: f64 },
-    /// Both samples have zero variance and their means differ: the samples are perfectly separated;
-    /// reported with p = 0 (the limit of the test), without t or df.
-    Separated,
+/// The paired comparison of configuration `a` with configuration `b` over their shared seeds:
+/// the differences a − b seed by seed, their paired t-test and interval, and how many seeds a
+/// tighter interval would need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paired {
+    /// The seeds both arms have with status `ok` and a value, ascending.
+    pub seeds: Vec<u64>,
+    /// Mean of the differences a − b.
+    pub mean_diff: f64,
+    /// Sample standard deviation of the differences; `None` for fewer than two seeds.
+    pub sd: Option<f64>,
+    /// 95% paired-t confidence interval of the mean difference, d̄ ± t_{0.975,n−1}·sd/√n;
+    /// `None` for fewer than two seeds.
+    pub ci95: Option<(f64, f64)>,
+    /// Two-sided p-value of the paired t-test (t = d̄/(sd/√n), n − 1 df); `None` when undefined
+    /// (fewer than two seeds, or every difference 0).
+    pub p: Option<f64>,
+    /// `p` after Holm's correction over the comparisons of the same table ([`holm`]).
+    pub p_holm: Option<f64>,
 }
 
-impl Welch {
-    /// The two-sided p-value (0 for [`Welch::Separated`]).
-    pub fn p(&self) -> f64 {
-        match *self {
-            Welch::Test { p, .. } => p,
-            Welch::Separated => 0.0,
+impl Paired {
+    /// Number of shared seeds.
+    pub fn n(&self) -> usize {
+        self.seeds.len()
+    }
+}
+
+/// `(seed, value)` of every successful run of `c` with a value of `metric`.
+fn seeded(c: &ConfigStats, metric: Metric) -> Vec<(u64, f64)> {
+    c.rows
+        .iter()
+        .filter_map(|r| metric.of(r).map(|v| (r.seed, v)))
+        .collect()
+}
+
+/// The differences a − b of the seeds both lists have, by ascending seed. A seed listed twice on a
+/// side (not produced by the runner) uses its first value.
+pub fn paired_differences(a: &[(u64, f64)], b: &[(u64, f64)]) -> Vec<(u64, f64)> {
+    let mut out: Vec<(u64, f64)> = Vec::new();
+    for &(seed, x) in a {
+        if out.iter().any(|(s, _)| *s == seed) {
+            continue;
+        }
+        if let Some(&(_, y)) = b.iter().find(|(s, _)| *s == seed) {
+            out.push((seed, x - y));
         }
     }
+    out.sort_by_key(|(s, _)| *s);
+    out
 }
 
-/// The parts Welch's test and its difference interval share: difference of means, its standard
-/// error and the Welch–Satterthwaite df (`None` for df when both variances are zero).
-fn welch_parts(a: &[f64], b: &[f64]) -> Option<(f64, f64, Option<f64>)> {
-    let (va, vb) = (sample_variance(a)?, sample_variance(b)?);
-    let (qa, qb) = (va / a.len() as f64, vb / b.len() as f64);
-    let diff = mean(a) - mean(b);
-    let se2 = qa + qb;
-    if se2 == 0.0 {
-        return Some((diff, 0.0, None));
+/// The paired t-test of `a` against `b` (values keyed by seed); `None` when no seed is shared.
+pub fn paired_comparison(a: &[(u64, f64)], b: &[(u64, f64)]) -> Option<Paired> {
+    let diffs = paired_differences(a, b);
+    if diffs.is_empty() {
+        return None;
     }
-    let df = se2 * se2 / (qa * qa / (a.len() - 1) as f64 + qb * qb / (b.len() - 1) as f64);
-    Some((diff, se2.sqrt(), Some(df)))
-}
-
-/// Welch's two-sample t-test, two-sided. `None` when either sample has fewer than two values, or
-/// when both have zero variance and equal means (p undefined; see the module doc).
-pub fn welch_t_test(a: &[f64], b: &[f64]) -> Option<Welch> {
-    let (diff, se, df) = welch_parts(a, b)?;
-    match df {
-        Some(df) => {
-            let t = diff / se;
-            Some(Welch::Test {
-                t,
-                df,
-                p: t_two_sided_p(t, df),
-            })
+    let d: Vec<f64> = diffs.iter().map(|(_, d)| *d).collect();
+    let n = d.len() as f64;
+    let mean_diff = mean(&d);
+    let sd = sample_std(&d);
+    let (ci95, p) = match sd {
+        None => (None, None),
+        Some(sd) if sd == 0.0 => (
+            Some((mean_diff, mean_diff)),
+            (mean_diff != 0.0).then_some(0.0),
+        ),
+        Some(sd) => {
+            let se = sd / n.sqrt();
+            let half = t_quantile(0.5 + CONFIDENCE / 2.0, n - 1.0) * se;
+            (
+                Some((mean_diff - half, mean_diff + half)),
+                Some(t_two_sided_p(mean_diff / se, n - 1.0)),
+            )
         }
-        None if diff != 0.0 => Some(Welch::Separated),
-        None => None,
-    }
-}
-
-/// 95% confidence interval `(low, high)` of mean(a) − mean(b) with Welch's standard error and df.
-/// `None` when either sample has fewer than two values. Two zero-variance samples give the exact
-/// difference as a zero-width interval.
-pub fn welch_diff_ci95(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
-    let (diff, se, df) = welch_parts(a, b)?;
-    let half = match df {
-        Some(df) => t_quantile(0.5 + CONFIDENCE / 2.0, df) * se,
-        None => 0.0,
     };
-    Some((diff - half, diff + half))
+    Some(Paired {
+        seeds: diffs.iter().map(|(s, _)| *s).collect(),
+        mean_diff,
+        sd,
+        ci95,
+        p,
+        p_holm: None,
+    })
+}
+
+/// Holm's step-down adjusted p-values, in the input order; `None` entries (undefined tests) are
+/// not part of the family and stay `None`. With the m defined p-values sorted ascending,
+/// p̃₍ᵢ₎ = max_{j ≤ i} min(1, (m − j + 1)·p₍ⱼ₎); rejecting where p̃ < α controls the family-wise
+/// error rate at α.
+pub fn holm(ps: &[Option<f64>]) -> Vec<Option<f64>> {
+    let mut order: Vec<usize> = (0..ps.len()).filter(|&i| ps[i].is_some()).collect();
+    order.sort_by(|&i, &j| ps[i].unwrap().total_cmp(&ps[j].unwrap()).then(i.cmp(&j)));
+    let m = order.len();
+    let mut out = vec![None; ps.len()];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        let scaled = ((m - rank) as f64 * ps[i].unwrap()).min(1.0);
+        running = running.max(scaled);
+        out[i] = Some(running);
+    }
+    out
+}
+
+/// How many paired seeds a 95% interval of a given half-width needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedsNeeded {
+    /// The smallest n ≥ 2 with t_{0.975,n−1}·sd/√n ≤ the half-width.
+    Exactly(usize),
+    /// More than this many (the search stops there).
+    MoreThan(usize),
+    /// The spread of the differences is unknown (fewer than two shared seeds).
+    Undefined,
+}
+
+impl std::fmt::Display for SeedsNeeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SeedsNeeded::Exactly(n) => write!(f, "{n}"),
+            SeedsNeeded::MoreThan(n) => write!(f, ">{n}"),
+            SeedsNeeded::Undefined => f.write_str("n/a"),
+        }
+    }
+}
+
+/// Target half-width of the 95% paired interval, in rate units: 1.5 points of a percentage.
+pub const TARGET_HALF_WIDTH: f64 = 0.015;
+
+/// The most seeds [`seeds_needed`] searches.
+pub const MAX_SEEDS: usize = 1000;
+
+/// Seeds needed for a 95% paired-t half-width of `half_width` when the differences have sample
+/// standard deviation `sd` (taken as the true one): the smallest n ≥ 2 with
+/// t_{0.975,n−1}·sd/√n ≤ `half_width`, up to [`MAX_SEEDS`]. `None` for `sd` gives
+/// [`SeedsNeeded::Undefined`].
+pub fn seeds_needed(sd: Option<f64>, half_width: f64) -> SeedsNeeded {
+    let Some(sd) = sd else {
+        return SeedsNeeded::Undefined;
+    };
+    // The half-width decreases with n (both t and 1/√n do), so the first n that fits is the least.
+    (2..=MAX_SEEDS)
+        .find(|&n| {
+            let n = n as f64;
+            t_quantile(0.5 + CONFIDENCE / 2.0, n - 1.0) * sd / n.sqrt() <= half_width
+        })
+        .map_or(SeedsNeeded::MoreThan(MAX_SEEDS), SeedsNeeded::Exactly)
 }
 
 /// Every seed of one configuration `(group, config_id)`, with what the tables need about it.
@@ -197,11 +287,12 @@ pub fn welch_diff_ci95(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
 pub struct ConfigStats {
     pub group: String,
     pub config_id: String,
-    /// The rows of this configuration, in input order (failed ones included).
+    /// The rows of this configuration, in input order (failed and collapsed ones included).
     pub rows: Vec<SummaryRow>,
-    /// Welch's test of TAR@FAR=1e-3 against the full-FC configuration; `None` for the FC
-    /// configuration itself, when there is no FC configuration, or when the test is undefined.
-    pub p_vs_fc: Option<Welch>,
+    /// Paired comparison of TAR@FAR=1e-3 with the full-FC configuration (this − FC), its p-value
+    /// Holm-corrected within the group; `None` for the FC configuration itself, when there is no
+    /// FC configuration, or when no seed is shared.
+    pub vs_fc: Option<Paired>,
     /// Whether this is the reference full-FC configuration.
     pub is_fc_reference: bool,
 }
@@ -212,14 +303,22 @@ impl ConfigStats {
         &self.rows[0]
     }
 
-    /// Number of runs (seeds), failed ones included.
+    /// Number of runs (seeds), failed and collapsed ones included.
     pub fn runs(&self) -> usize {
         self.rows.len()
     }
 
-    /// Number of successful runs.
+    /// Number of successful runs (neither failed nor collapsed).
     pub fn ok(&self) -> usize {
         self.rows.iter().filter(|r| row_ok(r)).count()
+    }
+
+    /// Number of runs that trained but collapsed (see [`crate::ablation::references`]).
+    pub fn collapsed(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.status == RowStatus::Collapsed)
+            .count()
     }
 
     /// The values of `metric` over the successful seeds, in input order.
@@ -232,31 +331,49 @@ impl ConfigStats {
         summarize(&self.values(metric))
     }
 
+    /// The paired comparison of `metric` with `other` (this − other) over their shared seeds.
+    pub fn paired_with(&self, other: &ConfigStats, metric: Metric) -> Option<Paired> {
+        paired_comparison(&seeded(self, metric), &seeded(other, metric))
+    }
+
     /// Head-state bytes: a property of the configuration, not of the seed; the largest recorded
     /// value in case seeds disagree.
     pub fn head_state_bytes(&self) -> Option<u64> {
         self.rows.iter().filter_map(|r| r.head_state_bytes).max()
     }
 
-    /// `(run_id, status)` of every failed run.
-    pub fn failures(&self) -> Vec<(&str, &str)> {
+    /// `(run_id, status)` of every failed run (collapsed runs are not failures).
+    pub fn failures(&self) -> Vec<(&str, String)> {
         self.rows
             .iter()
-            .filter(|r| !row_ok(r))
-            .map(|r| (r.run_id.as_str(), r.status.as_str()))
+            .filter(|r| matches!(r.status, RowStatus::Failed(_)))
+            .map(|r| (r.run_id.as_str(), r.status.to_string()))
             .collect()
+    }
+
+    /// Seeds of the collapsed runs, ascending.
+    pub fn collapsed_seeds(&self) -> Vec<u64> {
+        let mut s: Vec<u64> = self
+            .rows
+            .iter()
+            .filter(|r| r.status == RowStatus::Collapsed)
+            .map(|r| r.seed)
+            .collect();
+        s.sort_unstable();
+        s
     }
 }
 
-/// The reference configuration: the first `fc` configuration of the `main` group.
+/// The reference configuration: the first full-FC configuration of the `main` group.
 pub fn fc_reference_id(rows: &[SummaryRow]) -> Option<&str> {
     rows.iter()
-        .find(|r| r.group == "main" && r.method == "fc")
+        .find(|r| r.group == "main" && r.method == Method::Fc)
         .map(|r| r.config_id.as_str())
 }
 
-/// Groups the rows into configurations, in first-seen order, and tests each against the full-FC
-/// configuration of the `main` group on TAR@FAR=1e-3.
+/// Groups the rows into configurations, in first-seen order, and compares each with the full-FC
+/// configuration of the `main` group on TAR@FAR=1e-3, paired by seed, with Holm's correction
+/// over the comparisons of each group (one table, one family).
 pub fn config_stats(rows: &[SummaryRow]) -> Vec<ConfigStats> {
     let mut out: Vec<ConfigStats> = Vec::new();
     for r in rows {
@@ -269,22 +386,34 @@ pub fn config_stats(rows: &[SummaryRow]) -> Vec<ConfigStats> {
                 group: r.group.clone(),
                 config_id: r.config_id.clone(),
                 rows: vec![r.clone()],
-                p_vs_fc: None,
+                vs_fc: None,
                 is_fc_reference: false,
             }),
         }
     }
-    let fc_values = fc_reference_id(rows).and_then(|id| {
-        out.iter()
-            .find(|c| c.group == "main" && c.config_id == id)
-            .map(|c| c.values(Metric::TarFar1e3))
-    });
-    if let Some(fc) = fc_values {
-        let fc_id = fc_reference_id(rows).unwrap_or_default().to_string();
-        for c in &mut out {
-            c.is_fc_reference = c.group == "main" && c.config_id == fc_id;
-            if !c.is_fc_reference {
-                c.p_vs_fc = welch_t_test(&c.values(Metric::TarFar1e3), &fc);
+    let Some(fc_id) = fc_reference_id(rows).map(str::to_string) else {
+        return out;
+    };
+    let fc = out
+        .iter()
+        .find(|c| c.group == "main" && c.config_id == fc_id)
+        .cloned()
+        .expect("the FC reference is one of the configurations");
+    for c in &mut out {
+        c.is_fc_reference = c.group == "main" && c.config_id == fc_id;
+        if !c.is_fc_reference {
+            c.vs_fc = c.paired_with(&fc, Metric::TarFar1e3);
+        }
+    }
+    for g in groups(rows) {
+        let idx: Vec<usize> = (0..out.len()).filter(|&i| out[i].group == g).collect();
+        let ps: Vec<Option<f64>> = idx
+            .iter()
+            .map(|&i| out[i].vs_fc.as_ref().and_then(|v| v.p))
+            .collect();
+        for (&i, adj) in idx.iter().zip(holm(&ps)) {
+            if let Some(v) = out[i].vs_fc.as_mut() {
+                v.p_holm = adj;
             }
         }
     }
@@ -340,72 +469,109 @@ mod tests {
     }
 
     #[test]
-    fn welch_with_two_degrees_of_freedom_matches_closed_form() {
-        // a = 1, 3; b = 4, 6: means 2, 5; variances 2, 2; SE = √(2/2 + 2/2) = √2; t = −3/√2.
-        // df = (1 + 1)² / (1²/1 + 1²/1) = 2. For df = 2 the t CDF is closed-form:
-        // p = 1 − |t|/√(2 + t²) = 1 − √(4.5/6.5) = 1 − 3/√13 = 0.167950.
-        let Some(Welch::Test { t, df, p }) = welch_t_test(&[1.0, 3.0], &[4.0, 6.0]) else {
-            panic!("expected a test")
+    fn paired_t_matches_students_sleep_data() {
+        // Student's sleep data (Cushny & Peebles; R's `sleep`): extra hours of sleep of 10
+        // patients under two drugs. R: t.test(extra ~ group, data = sleep, paired = TRUE) gives
+        // t = −4.0621, df = 9, p = 0.002833, 95% CI [−2.4598858, −0.7001142], mean diff −1.58.
+        let drug1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0];
+        let drug2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4];
+        let keyed = |xs: &[f64]| -> Vec<(u64, f64)> {
+            xs.iter().enumerate().map(|(i, &x)| (i as u64, x)).collect()
         };
-        assert_eq!((r6(t), r6(df), r6(p)), (-2.12132, 2.0, 0.16795));
+        // Seed order differs between the arms: matching is by seed, not by position.
+        let mut b = keyed(&drug2);
+        b.reverse();
+        let p = paired_comparison(&keyed(&drug1), &b).unwrap();
+        let (lo, hi) = p.ci95.unwrap();
+        assert_eq!(p.n(), 10);
+        assert_eq!(
+            (r6(p.mean_diff), r6(lo), r6(hi), r6(p.p.unwrap())),
+            (-1.58, -2.459886, -0.700114, 0.002833)
+        );
+        // The sd of the differences, 1.229995 (R: sd(with(sleep, extra[1:10] - extra[11:20]))).
+        assert_eq!(r6(p.sd.unwrap()), 1.229995);
     }
 
     #[test]
-    fn welch_with_fractional_df() {
-        // a = .95 .96 .97, b = .90 .93 .91 .92: means .96, .915; variances 1e-4, 1.6667e-4;
-        // s²/n: 3.3333e-5, 4.1667e-5; SE = √7.5e-5; t = .045/.0086603 = 5.196152;
-        // df = (7.5e-5)² / ((3.3333e-5)²/2 + (4.1667e-5)²/3) = 4.959184;
-        // p = 2·∫_t^∞ pdf_t(x; df) dx = 0.003562 (Simpson quadrature of the t density, Python
-        // stdlib, as in scipy.stats.ttest_ind(a, b, equal_var=False)).
-        let Some(Welch::Test { t, df, p }) =
-            welch_t_test(&[0.95, 0.96, 0.97], &[0.90, 0.93, 0.91, 0.92])
-        else {
-            panic!("expected a test")
-        };
-        assert_eq!((r6(t), r6(df), r6(p)), (5.196152, 4.959184, 0.003562));
+    fn pairing_uses_only_shared_seeds() {
+        // Seeds 1, 2, 3 against 2, 3, 4: differences at 2 and 3 only: 0.1, 0.3 → mean 0.2.
+        let a = [(1, 0.9), (2, 0.8), (3, 0.9)];
+        let b = [(2, 0.7), (3, 0.6), (4, 0.1)];
+        let p = paired_comparison(&a, &b).unwrap();
+        assert_eq!((p.seeds.clone(), r6(p.mean_diff)), (vec![2, 3], 0.2));
+        // Two differences 0.1, 0.3: sd √0.02 = 0.141421; t = 0.2/(0.141421/√2) = 2, df 1:
+        // p = 1 − (2/π)·atan 2 = 0.295167 (the Cauchy distribution).
+        assert_eq!(r6(p.p.unwrap()), 0.295167);
+        assert_eq!(paired_comparison(&a, &[(9, 0.5)]), None);
+        // One shared seed: a difference, no spread, no test.
+        let one = paired_comparison(&a, &[(1, 0.5)]).unwrap();
+        assert_eq!(
+            (r6(one.mean_diff), one.sd, one.ci95, one.p),
+            (0.4, None, None, None)
+        );
     }
 
     #[test]
-    fn welch_matches_the_textbook_example() {
-        // Welch's test example 1 of the Wikipedia article (two samples of 15):
-        // t = −2.46, df = 25.0, p = 0.021 (quadrature above: −2.455356, 24.988529, 0.021378).
-        let a = [
-            27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7,
-            21.4,
-        ];
-        let b = [
-            27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5,
-            24.4,
-        ];
-        let Some(Welch::Test { t, df, p }) = welch_t_test(&a, &b) else {
-            panic!("expected a test")
-        };
-        assert_eq!((r6(t), r6(df), r6(p)), (-2.455356, 24.988529, 0.021378));
+    fn constant_differences() {
+        // Every seed up by 0.1: zero-width interval at 0.1, p = 0; every seed equal: no test.
+        let p = paired_comparison(&[(0, 0.9), (1, 0.8)], &[(0, 0.8), (1, 0.7)]).unwrap();
+        let (lo, hi) = p.ci95.unwrap();
+        assert_eq!((r6(lo), r6(hi), p.p), (0.1, 0.1, Some(0.0)));
+        let q = paired_comparison(&[(0, 0.9), (1, 0.8)], &[(0, 0.9), (1, 0.8)]).unwrap();
+        assert_eq!(q.p, None);
     }
 
     #[test]
-    fn welch_zero_variance_cases() {
-        // Both constant, equal means: 0/0, no test.
-        assert_eq!(welch_t_test(&[0.9, 0.9], &[0.9, 0.9, 0.9]), None);
-        // Both constant, different means: separated, p = 0, exact difference as the interval.
-        let w = welch_t_test(&[0.9, 0.9], &[0.8, 0.8]).unwrap();
-        assert_eq!((w, w.p()), (Welch::Separated, 0.0));
-        let (lo, hi) = welch_diff_ci95(&[0.9, 0.9], &[0.8, 0.8]).unwrap();
-        assert_eq!((r6(lo), r6(hi)), (0.1, 0.1));
-        // One constant: df = n_other − 1 = 1; a = 2, 4 vs b = 1, 1: SE = √(2/2) = 1, t = 2,
-        // p = 1 − (2/π)·atan 2 = 0.295167 (df 1 is the Cauchy distribution).
-        let Some(Welch::Test { t, df, p }) = welch_t_test(&[2.0, 4.0], &[1.0, 1.0]) else {
-            panic!("expected a test")
-        };
-        assert_eq!((r6(t), r6(df), r6(p)), (2.0, 1.0, 0.295167));
-        // n = 1 on either side: no variance, no test.
-        assert_eq!(welch_t_test(&[0.9], &[0.8, 0.7]), None);
+    fn holm_by_hand() {
+        // p = .01 .04 .03 .005, m = 4. Sorted: .005·4 = .02; .01·3 = .03; .03·2 = .06;
+        // .04·1 = .04 → max(.06, .04) = .06. In input order: .03 .06 .06 .02.
+        let adj = holm(&[Some(0.01), Some(0.04), Some(0.03), Some(0.005)]);
+        let r: Vec<f64> = adj.iter().map(|p| r6(p.unwrap())).collect();
+        assert_eq!(r, vec![0.03, 0.06, 0.06, 0.02]);
+        // Undefined tests are not in the family and stay undefined: m = 2 here; .02·2 = .04, then
+        // .6·1 = .6. Capped at 1: .5·2 = 1.0, then max(1.0, .6·1) = 1.0.
+        assert_eq!(
+            holm(&[Some(0.6), None, Some(0.02)]),
+            vec![Some(0.6), None, Some(0.04)]
+        );
+        assert_eq!(
+            holm(&[Some(0.6), None, Some(0.5)]),
+            vec![Some(1.0), None, Some(1.0)]
+        );
+        assert_eq!(holm(&[]), vec![]);
     }
 
     #[test]
-    fn welch_difference_interval() {
-        // a = 1, 3; b = 4, 6: diff −3, SE √2, df 2: half-width 4.302653·1.414214 = 6.084870.
-        let (lo, hi) = welch_diff_ci95(&[1.0, 3.0], &[4.0, 6.0]).unwrap();
-        assert_eq!((r6(lo), r6(hi)), (-9.08487, 3.08487));
+    fn seeds_needed_by_hand() {
+        // sd = 0.02 (2 points), half-width 0.015: n = 9: t_{.975,8} = 2.306004 → 2.306004·0.02/3
+        // = 0.015373 > 0.015; n = 10: t_{.975,9} = 2.262157 → 2.262157·0.02/√10 = 0.014307 ≤
+        // 0.015 → 10.
+        assert_eq!(
+            seeds_needed(Some(0.02), TARGET_HALF_WIDTH),
+            SeedsNeeded::Exactly(10)
+        );
+        // sd = 0: any two seeds do.
+        assert_eq!(
+            seeds_needed(Some(0.0), TARGET_HALF_WIDTH),
+            SeedsNeeded::Exactly(2)
+        );
+        // sd = 1 (100 points): √n ≈ 1.96/0.015 → n ≈ 17,000 > 1000.
+        assert_eq!(
+            seeds_needed(Some(1.0), TARGET_HALF_WIDTH),
+            SeedsNeeded::MoreThan(1000)
+        );
+        assert_eq!(
+            seeds_needed(None, TARGET_HALF_WIDTH),
+            SeedsNeeded::Undefined
+        );
+        assert_eq!(
+            [
+                SeedsNeeded::Exactly(10),
+                SeedsNeeded::MoreThan(1000),
+                SeedsNeeded::Undefined
+            ]
+            .map(|s| s.to_string()),
+            ["10", ">1000", "n/a"]
+        );
     }
 }

@@ -2,8 +2,10 @@
 //! comparison (Full FC, Partial FC, F²C) and one table per ablation group.
 //!
 //! Every cell is a statistic of [`crate::report::stats`] over the successful seeds of one
-//! configuration: mean ± 95% CI half-width, in percent for the rates. Failed runs are counted in
-//! the "Runs" column ("2/3 ok") and listed under the table with their reason. Rows keep the
+//! configuration: mean ± 95% CI half-width, in percent for the rates. Failed and collapsed runs
+//! are counted in the "Runs" column ("2/3 ok, 1 collapsed") and left out of the means; failures
+//! are listed under the table with their reason. The comparison with Full FC is paired by seed,
+//! its p-value Holm-corrected within the table, with the seeds a ±1.5-point interval would need. Rows keep the
 //! first-seen order of the summary and numbers use fixed decimals, so the same summary always
 //! renders to the same bytes.
 
@@ -11,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 use crate::ablation::summary::SummaryRow;
 use crate::error::Result;
-use crate::report::stats::{config_stats, groups, ConfigStats, Metric, Summary, ALPHA};
+use crate::heads::Method;
+use crate::report::stats::{
+    config_stats, groups, seeds_needed, ConfigStats, Metric, Summary, ALPHA, TARGET_HALF_WIDTH,
+};
 
 /// Output format of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,16 +53,16 @@ pub fn short_number(x: f64) -> String {
 /// "Partial FC r=0.1", "F²C pool 10%". Non-reference pool variants are appended
 /// (", 1 row/slot", ", FIFO"). The margin is not in the summary, so it is not named.
 pub fn method_name(row: &SummaryRow) -> String {
-    match row.method.as_str() {
-        "fc" => "Full FC".into(),
-        "pfc" => match row.sample_rate {
-            Some(r) => format!("Partial FC r={}", short_number(r)),
-            None => "Partial FC".into(),
+    match row.method {
+        Method::Fc | Method::Dcq => row.method.label().into(),
+        Method::PartialFc => match row.sample_rate {
+            Some(r) => format!("{} r={}", row.method.label(), short_number(r)),
+            None => row.method.label().into(),
         },
-        "f2c" => {
+        Method::F2c => {
             let mut s = match row.pool_fraction {
-                Some(f) => format!("F²C pool {}%", short_number(f * 100.0)),
-                None => "F²C".into(),
+                Some(f) => format!("{} pool {}%", row.method.label(), short_number(f * 100.0)),
+                None => row.method.label().into(),
             };
             if row.pool_rows == Some(1) {
                 s.push_str(", 1 row/slot");
@@ -67,7 +72,6 @@ pub fn method_name(row: &SummaryRow) -> String {
             }
             s
         }
-        other => other.into(),
     }
 }
 
@@ -124,6 +128,8 @@ struct Cells {
     step_ms: Option<String>,
     rates: Vec<Option<Summary>>,
     p: PCell,
+    /// Seeds for a ±1.5-point paired interval against Full FC; `None` for the reference.
+    seeds: Option<String>,
 }
 
 /// What the p-value column shows.
@@ -133,10 +139,18 @@ enum PCell {
     Missing,
 }
 
+/// "3/3 ok", "2/3 ok", "1/3 ok, 2 collapsed".
+pub fn runs_text(c: &ConfigStats) -> String {
+    match c.collapsed() {
+        0 => format!("{}/{} ok", c.ok(), c.runs()),
+        k => format!("{}/{} ok, {k} collapsed", c.ok(), c.runs()),
+    }
+}
+
 fn cells(c: &ConfigStats, name: String) -> Cells {
     Cells {
         name,
-        runs: format!("{}/{} ok", c.ok(), c.runs()),
+        runs: runs_text(c),
         head_state: c.head_state_bytes().map(human_bytes),
         step_ms: c
             .summary(Metric::MedianStepMs)
@@ -145,11 +159,14 @@ fn cells(c: &ConfigStats, name: String) -> Cells {
         p: if c.is_fc_reference {
             PCell::Reference
         } else {
-            match c.p_vs_fc {
-                Some(w) => PCell::Value { p: w.p() },
+            match c.vs_fc.as_ref().and_then(|v| v.p_holm) {
+                Some(p) => PCell::Value { p },
                 None => PCell::Missing,
             }
         },
+        seeds: (!c.is_fc_reference).then(|| {
+            seeds_needed(c.vs_fc.as_ref().and_then(|v| v.sd), TARGET_HALF_WIDTH).to_string()
+        }),
     }
 }
 
@@ -236,21 +253,34 @@ fn notes(configs: &[(&ConfigStats, String)], has_fc: bool, format: Format) -> Ve
     });
     out.push(match (has_fc, md) {
         (true, true) => format!(
-            "p: Welch's two-sided t-test of TAR@FAR=1e-3 against Full FC of the `main` group (ref); \
-             † p < {ALPHA}; — : not computable (fewer than two successful seeds on a side, or both \
-             samples constant and equal)."
+            "p: paired two-sided t-test of TAR@FAR=1e-3 against Full FC of the `main` group (ref), over \
+             the seeds both have (a seed fixes the data and the held-out set), Holm-corrected over the \
+             rows of this table; † p < {ALPHA}; — : not computable (fewer than two shared successful \
+             seeds, or every paired difference 0). Seeds ±1.5: paired seeds a 95% interval of \
+             half-width 1.5 points would need, from the sample SD of the paired differences \
+             (n/a: fewer than two shared seeds)."
         ),
         (true, false) => format!(
             concat!(
-                r"$p$: Welch's two-sided $t$-test of TAR@FAR=$10^{{-3}}$ against Full FC of the main ",
-                r"group (ref); $^\dagger$ $p < {}$; --: not computable (fewer than two successful seeds ",
-                "on a side, or both samples constant and equal)."
+                r"$p$: paired two-sided $t$-test of TAR@FAR=$10^{{-3}}$ against Full FC of the main ",
+                r"group (ref), over the seeds both have, Holm-corrected over the rows of this table; ",
+                r"$^\dagger$ $p < {}$; --: not computable (fewer than two shared successful seeds, or ",
+                r"every paired difference 0). Seeds $\pm$1.5: paired seeds a 95\% interval of ",
+                r"half-width 1.5 points would need (n/a: fewer than two shared seeds)."
             ),
             ALPHA
         ),
         (false, true) => "p: no Full FC run in the `main` group, so no test against it.".to_string(),
         (false, false) => "$p$: no Full FC run in the main group, so no test against it.".to_string(),
     });
+    let collapsed = configs.iter().map(|(c, _)| c.collapsed()).sum::<usize>();
+    if collapsed > 0 {
+        let text = format!(
+            "Collapsed: {collapsed} run(s) at or below the untrained network's TAR@FAR=1e-3 on their \
+             seed; counted under Runs, left out of every mean and test."
+        );
+        out.push(if md { text } else { latex_escape(&text) });
+    }
     for (c, name) in configs {
         for (run_id, status) in c.failures() {
             out.push(if md {
@@ -292,7 +322,8 @@ fn render_markdown(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> 
         "Step (ms)".into(),
     ];
     header.extend(RATE_COLUMNS.iter().map(|(_, md, _)| md.to_string()));
-    header.push("p vs FC".into());
+    header.push("p vs FC (Holm)".into());
+    header.push("Seeds ±1.5".into());
     let mut s = format!("### {}\n\n", caption(group));
     s.push_str(&format!("| {} |\n", header.join(" | ")));
     let align: Vec<&str> = header
@@ -311,6 +342,7 @@ fn render_markdown(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> 
                 .map(|x| rate_text(x, Format::Markdown).unwrap_or_else(dash)),
         );
         line.push(p_text(&r.p, Format::Markdown).unwrap_or_else(dash));
+        line.push(r.seeds.clone().unwrap_or_else(dash));
         s.push_str(&format!("| {} |\n", line.join(" | ")));
     }
     s.push('\n');
@@ -329,7 +361,8 @@ fn render_latex(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> Str
         "Step (ms)".into(),
     ];
     header.extend(RATE_COLUMNS.iter().map(|(_, _, tex)| tex.to_string()));
-    header.push("$p$ vs FC".into());
+    header.push("$p$ vs FC (Holm)".into());
+    header.push(r"Seeds $\pm$1.5".into());
     let mut s = String::from("% Generated by `f2c` from the matrix summary; do not edit.\n");
     s.push_str("\\begin{table}[t]\n\\centering\n\\small\n");
     s.push_str(&format!(
@@ -354,6 +387,7 @@ fn render_latex(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> Str
                 .map(|x| rate_text(x, Format::Latex).unwrap_or_else(dash)),
         );
         line.push(p_text(&r.p, Format::Latex).unwrap_or_else(dash));
+        line.push(r.seeds.clone().unwrap_or_else(dash));
         s.push_str(&format!("{} \\\\\n", line.join(" & ")));
     }
     s.push_str("\\bottomrule\n\\end{tabular}\n\n\\footnotesize\n");

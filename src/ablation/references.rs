@@ -1,0 +1,175 @@
+//! `results/<matrix>/references.csv`: the reference points of a matrix, one row per seed and
+//! kind, evaluated on the same held-out set as the runs of that seed: `raw` (the input features
+//! themselves, evaluated exactly like a run's embeddings) and `untrained` (the probe network at
+//! its initialisation). Columns: `seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1`.
+//!
+//! Collapse rule: a trained run is *collapsed* when its TAR@FAR=1e-3 is at or below that of the
+//! untrained network of the same seed: training did not produce a better embedding than the one it
+//! started from, so its numbers say nothing about the method's accuracy. The comparison is per
+//! seed because the seed fixes the data and the held-out set; TAR@FAR=1e-3 is the metric every
+//! verdict uses. Runs of a seed without an `untrained` row are left as they are.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ablation::summary::{RowStatus, SummaryRow};
+use crate::error::{Error, Result};
+
+/// What a reference row evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ReferenceKind {
+    /// The raw input features.
+    #[serde(rename = "raw")]
+    Raw,
+    /// The probe network before training.
+    #[serde(rename = "untrained")]
+    Untrained,
+}
+
+impl ReferenceKind {
+    /// Every kind, in table order.
+    pub const ALL: [ReferenceKind; 2] = [ReferenceKind::Raw, ReferenceKind::Untrained];
+
+    /// Readable name for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReferenceKind::Raw => "Raw input features",
+            ReferenceKind::Untrained => "Untrained network",
+        }
+    }
+}
+
+/// One reference point: a kind evaluated on one seed's held-out set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceRow {
+    pub seed: u64,
+    pub kind: ReferenceKind,
+    #[serde(rename = "tar_far_1e-2")]
+    pub tar_far_1e2: f64,
+    #[serde(rename = "tar_far_1e-3")]
+    pub tar_far_1e3: f64,
+    #[serde(rename = "tar_far_1e-4")]
+    pub tar_far_1e4: f64,
+    pub rank1: f64,
+}
+
+/// File name of the reference points, next to `summary.csv`.
+pub const REFERENCES_CSV: &str = "references.csv";
+
+/// Reads `references.csv`.
+pub fn read_references(path: &Path) -> Result<Vec<ReferenceRow>> {
+    let mut r = csv::Reader::from_path(path)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    r.deserialize()
+        .map(|row| {
+            row.map_err(|e| {
+                Error::Other(format!(
+                    "{}: {e}; expected columns seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1 \
+                     with kind `raw` or `untrained`",
+                    path.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Whether a run with TAR@FAR=1e-3 `tar_1e3` is collapsed against the untrained network's
+/// `untrained_1e3` on the same seed: at or below it.
+pub fn is_collapsed(tar_1e3: f64, untrained_1e3: f64) -> bool {
+    tar_1e3 <= untrained_1e3
+}
+
+/// Marks as [`RowStatus::Collapsed`] every `ok` row whose TAR@FAR=1e-3 is at or below the
+/// untrained network's on its seed; returns how many were marked. Failed rows and seeds without
+/// an `untrained` reference are left alone.
+pub fn mark_collapsed(rows: &mut [SummaryRow], refs: &[ReferenceRow]) -> usize {
+    let mut marked = 0;
+    for r in rows.iter_mut().filter(|r| r.status == RowStatus::Ok) {
+        let untrained = refs
+            .iter()
+            .find(|x| x.seed == r.seed && x.kind == ReferenceKind::Untrained);
+        if let (Some(u), Some(tar)) = (untrained, r.tar_far_1e3) {
+            if is_collapsed(tar, u.tar_far_1e3) {
+                r.status = RowStatus::Collapsed;
+                marked += 1;
+            }
+        }
+    }
+    marked
+}
+
+/// The seeds of `rows` that have no `untrained` reference, ascending and distinct: the runs that
+/// could not be checked for collapse.
+pub fn unchecked_seeds(rows: &[SummaryRow], refs: &[ReferenceRow]) -> Vec<u64> {
+    let mut seeds: Vec<u64> = rows
+        .iter()
+        .map(|r| r.seed)
+        .filter(|s| {
+            !refs
+                .iter()
+                .any(|x| x.seed == *s && x.kind == ReferenceKind::Untrained)
+        })
+        .collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    seeds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(seed: u64, kind: ReferenceKind, tar: f64) -> ReferenceRow {
+        ReferenceRow {
+            seed,
+            kind,
+            tar_far_1e2: tar,
+            tar_far_1e3: tar,
+            tar_far_1e4: tar,
+            rank1: tar,
+        }
+    }
+
+    #[test]
+    fn reads_the_documented_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REFERENCES_CSV);
+        std::fs::write(
+            &path,
+            "seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1\n1,raw,0.5,0.3,0.1,0.4\n1,untrained,0.2,0.05,0.01,0.1\n",
+        )
+        .unwrap();
+        let rows = read_references(&path).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].kind, rows[0].tar_far_1e3),
+            (ReferenceKind::Raw, 0.3)
+        );
+        assert_eq!((rows[1].seed, rows[1].kind), (1, ReferenceKind::Untrained));
+        std::fs::write(
+            &path,
+            "seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1\n1,random,0,0,0,0\n",
+        )
+        .unwrap();
+        let err = read_references(&path).unwrap_err().to_string();
+        assert!(err.contains("kind `raw` or `untrained`"), "{err}");
+    }
+
+    #[test]
+    fn collapse_is_at_or_below_the_untrained_network_of_the_same_seed() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/summary.csv");
+        let mut rows = crate::ablation::summary::read_csv(&path).unwrap();
+        rows.truncate(3); // Full FC, seeds 0, 1, 2: TAR@1e-3 .8812 .8745 .8891
+        let refs = [
+            reference(0, ReferenceKind::Untrained, 0.8812), // equal: collapsed
+            reference(1, ReferenceKind::Untrained, 0.5),    // below: fine
+            reference(1, ReferenceKind::Raw, 0.95),         // raw does not decide collapse
+        ];
+        assert_eq!(mark_collapsed(&mut rows, &refs), 1);
+        let status: Vec<String> = rows.iter().map(|r| r.status.to_string()).collect();
+        assert_eq!(status, ["collapsed", "ok", "ok"]);
+        assert_eq!(unchecked_seeds(&rows, &refs), vec![2]);
+    }
+}
