@@ -93,6 +93,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 exp.seed = s;
             }
             f2c::device::check_available(exp.device)?;
+            let faces = f2c::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
+            eprintln!("{}", f2c::train::run::describe_plan(&exp, &faces));
+            drop(faces);
             let rec = f2c::train::run::run_experiment(
                 &exp,
                 &f2c::train::run::RunOptions { progress: !quiet },

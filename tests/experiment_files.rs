@@ -209,25 +209,22 @@ fn derived_files_resolve_their_base_and_name_bad_changes() {
 
 #[test]
 fn shipped_experiments_resolve_to_the_committed_records() {
-    // The committed single-run records were written before the experiment files became a base
-    // plus changes: the same resolved configs keep the same run ids.
-    for (file, record) in [
-        (
-            "experiments/fc.ron",
-            "results/train/fc-fc-78db081b6a6b.json",
-        ),
-        (
-            "experiments/pfc.ron",
-            "results/train/pfc-pfc-663a4c408ce2.json",
-        ),
-        (
-            "experiments/f2c.ron",
-            "results/train/f2c-f2c-319d59f6bde0.json",
-        ),
-    ] {
-        let exp = Experiment::load(Path::new(file)).unwrap();
-        let rec = f2c::results::RunRecord::read(Path::new(record)).unwrap();
-        assert_eq!(exp, rec.experiment, "{file}");
-        assert_eq!(f2c::results::record::run_id(&exp), rec.run_id, "{file}");
+    // Each method's committed single-run record (`results/train/<method>-<name>-<hash>.json`) was
+    // trained from the shipped file: the same resolved config, hence the same run id.
+    for name in ["fc", "pfc", "f2c", "dcq"] {
+        let exp = Experiment::load(Path::new(&format!("experiments/{name}.ron"))).unwrap();
+        let prefix = format!("{name}-{name}-");
+        let records: Vec<_> = std::fs::read_dir("results/train")
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with(&prefix))
+            })
+            .collect();
+        assert_eq!(records.len(), 1, "{name}: {records:?}");
+        let rec = f2c::results::RunRecord::read(&records[0]).unwrap();
+        assert_eq!(exp, rec.experiment, "{name}");
+        assert_eq!(f2c::results::record::run_id(&exp), rec.run_id, "{name}");
     }
 }

@@ -121,10 +121,13 @@ pub fn summary_text(rec: &RunRecord) -> String {
     match (&rec.status, &rec.metrics) {
         (RunStatus::Ok, Some(m)) => {
             s += &format!(
-                "  TAR@FAR=1e-2 {:.2}%  TAR@FAR=1e-3 {:.2}%  TAR@FAR=1e-4 {:.2}%\n  accuracy {:.2}% ± {:.2}  rank-1 {:.2}%\n",
+                "  TAR@FAR=1e-2 {:.2}%  TAR@FAR=1e-3 {:.2}%  TAR@FAR=1e-4 {:.2}%\n  (exact: {} genuine, {} impostor pairs; {} impostors above the 1e-4 threshold)\n  accuracy {:.2}% ± {:.2}  rank-1 {:.2}%\n",
                 100.0 * m.tar_far_1e2,
                 100.0 * m.tar_far_1e3,
                 100.0 * m.tar_far_1e4,
+                m.genuine_pairs,
+                m.impostor_pairs,
+                m.impostors_above_far_1e4,
                 100.0 * m.accuracy,
                 100.0 * m.accuracy_std,
                 100.0 * m.rank1
