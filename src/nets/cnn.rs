@@ -620,8 +620,8 @@ mod tests {
         check_param!(1.f.4.weight);
         check_param!(1.r.0.weight);
         check_param!(1.f.0.scale);
-        check_param!(2.0 .0.scale);
-        check_param!(2.0 .4.weight);
+        check_param!(2.0.0.scale);
+        check_param!(2.0.4.weight);
         check_param!(3.fc.weight);
         check_param!(3.features.scale);
     }
