@@ -33,6 +33,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A face-image data set (image folder, RecordIO pack, pairs list) is missing, malformed or
+    /// inconsistent: the file concerned and what was wrong with it.
+    #[error("{path}: {msg}")]
+    Dataset { path: PathBuf, msg: String },
     /// Anything else, with a message that stands on its own.
     #[error("{0}")]
     Other(String),
@@ -83,6 +87,14 @@ pub type FieldResult = std::result::Result<(), FieldError>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A data-set error about `path`; `msg` says what was wrong and how to fix it.
+    pub fn dataset(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Dataset {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
     /// An I/O error tagged with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
