@@ -37,6 +37,9 @@ pub enum Error {
     /// inconsistent: the file concerned and what was wrong with it.
     #[error("{path}: {msg}")]
     Dataset { path: PathBuf, msg: String },
+    /// A file that is not in the format expected (CSV, JSON), or could not be written in it.
+    #[error("{path}: {msg}")]
+    Format { path: PathBuf, msg: String },
     /// Anything else, with a message that stands on its own.
     #[error("{0}")]
     Other(String),
@@ -90,6 +93,14 @@ impl Error {
     /// A data-set error about `path`; `msg` says what was wrong and how to fix it.
     pub fn dataset(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Dataset {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// A format error of the file `path`.
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format {
             path: path.into(),
             msg: msg.into(),
         }

@@ -33,6 +33,13 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Retrain and compare with the committed record in --out instead of writing one; exits
+        /// non-zero unless the metrics are reproduced.
+        #[arg(long)]
+        verify: bool,
+        /// With --verify: largest accepted metric difference, in percentage points (0 = bit-identical).
+        #[arg(long, default_value_t = 0.0)]
+        tolerance: f64,
     },
     /// Run an ablation matrix (default ablations/default.ron), resumably, then regenerate the
     /// paper's tables and figures from its results.
@@ -55,6 +62,19 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Runs trained side by side (results do not depend on it; step times do).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Retrain the matrix (or the runs of --seeds) into target/verify/ and compare each run
+        /// with its committed record; exits non-zero unless all are reproduced.
+        #[arg(long)]
+        verify: bool,
+        /// With --verify: only the runs of these seeds, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
+        /// With --verify: largest accepted metric difference, in percentage points (0 = bit-identical).
+        #[arg(long, default_value_t = 0.0)]
+        tolerance: f64,
     },
     /// Regenerate paper/tables, paper/figures and paper/README.md from a matrix's results.
     Tables {
@@ -84,6 +104,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             out,
             quiet,
+            verify,
+            tolerance,
         } => {
             let mut exp = f2c::Experiment::load(&experiment)?;
             if let Some(d) = device {
@@ -102,6 +124,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .with_context(|| format!("training {}", experiment.display()))?;
             let path = out.join(format!("{}.json", rec.run_id));
+            if verify {
+                if !path.exists() {
+                    anyhow::bail!(
+                        "--verify: no committed record {} to compare with",
+                        path.display()
+                    );
+                }
+                let committed = f2c::results::RunRecord::read(&path)?;
+                let agreement = f2c::ablation::verify::compare(&committed, &rec, tolerance / 100.0);
+                println!("{}  {agreement}", rec.run_id);
+                if !agreement.reproduced() {
+                    anyhow::bail!("not reproduced: {}", path.display());
+                }
+                println!("REPRODUCED: {}", path.display());
+                return Ok(());
+            }
             rec.write_atomic(&path)?;
             println!("{}", f2c::results::record::summary_text(&rec));
             println!("record: {}", path.display());
@@ -117,14 +155,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             results,
             no_tables,
             quiet,
+            jobs,
+            verify,
+            seeds,
+            tolerance,
         } => {
+            if jobs == 0 {
+                anyhow::bail!("--jobs must be at least 1");
+            }
             let opts = f2c::ablation::runner::MatrixOptions {
                 results_root: results,
                 dry_run,
                 progress: !quiet,
                 retry_failed,
+                jobs,
                 run: f2c::train::run::RunOptions { progress: false },
             };
+            if verify {
+                let plan = f2c::ablation::matrix::Matrix::load(&matrix)?.expand(&matrix)?;
+                let report = f2c::ablation::verify::verify_plan(
+                    &plan,
+                    &seeds,
+                    std::path::Path::new("target/verify"),
+                    &opts,
+                    tolerance / 100.0,
+                    f2c::train::run::run_experiment,
+                )?;
+                println!("{report}");
+                if !report.reproduced() {
+                    std::process::exit(2);
+                }
+                return Ok(());
+            }
             let outcome = f2c::ablation::runner::run_matrix(&matrix, &opts)?;
             if dry_run {
                 print!("{}", outcome.listing());

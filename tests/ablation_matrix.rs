@@ -1,8 +1,8 @@
 //! Ablation matrices end to end: expansion order and ids, crossed and paired axes, the errors that
 //! name the axis, and the resumable runner with a fake trainer (no training happens here).
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use f2c::ablation::matrix::{set_field, Matrix, Plan};
 use f2c::ablation::runner::{record_path, run_matrix_with, run_plan_with, MatrixOptions, RunState};
@@ -531,18 +531,18 @@ fn a_killed_matrix_resumes_with_only_the_runs_left() {
     let root = tmp.path().join("results");
     let opts = options(&root);
     // 2 + 6 rows; pool 0.1 is the base, so 6 distinct runs.
-    let calls = Cell::new(0);
+    let calls = AtomicUsize::new(0);
     let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_matrix_with(&matrix, &opts, |exp: &Experiment, _: &RunOptions| {
-            calls.set(calls.get() + 1);
-            if calls.get() == 4 {
+            calls.fetch_add(1, SeqCst);
+            if calls.load(SeqCst) == 4 {
                 panic!("killed");
             }
             Ok(fake_ok(exp))
         })
     }));
     assert!(killed.is_err());
-    assert_eq!(calls.get(), 4);
+    assert_eq!(calls.load(SeqCst), 4);
     let runs_dir = root.join("resume").join("runs");
     // Three finished runs were recorded; the killed one left nothing, not even a temp file.
     let files: Vec<_> = std::fs::read_dir(&runs_dir)
@@ -552,13 +552,13 @@ fn a_killed_matrix_resumes_with_only_the_runs_left() {
     assert_eq!(files.len(), 3, "{files:?}");
     assert!(!root.join("resume").join("summary.csv").exists());
 
-    let seen = Cell::new(0);
+    let seen = AtomicUsize::new(0);
     let outcome = run_matrix_with(&matrix, &opts, |exp: &Experiment, _: &RunOptions| {
-        seen.set(seen.get() + 1);
+        seen.fetch_add(1, SeqCst);
         Ok(fake_ok(exp))
     })
     .unwrap();
-    assert_eq!(seen.get(), 3);
+    assert_eq!(seen.load(SeqCst), 3);
     assert_eq!(outcome.plan.runs.len(), 6);
     assert_eq!(outcome.trained(), 3);
     assert_eq!(
@@ -611,11 +611,11 @@ fn failed_runs_are_recorded_with_their_reason_and_the_matrix_goes_on() {
     let matrix = write_matrix(tmp.path(), RESUME_GROUPS);
     let root = tmp.path().join("results");
     let opts = options(&root);
-    let calls = Cell::new(0);
+    let calls = AtomicUsize::new(0);
     // Run 1 diverges (Ok with Failed), run 2 errors, the rest succeed.
     let outcome = run_matrix_with(&matrix, &opts, |exp: &Experiment, _: &RunOptions| {
-        calls.set(calls.get() + 1);
-        match calls.get() {
+        calls.fetch_add(1, SeqCst);
+        match calls.load(SeqCst) {
             2 => Ok(RunRecord {
                 status: RunStatus::Failed("loss is NaN at step 3".into()),
                 metrics: None,
@@ -626,7 +626,7 @@ fn failed_runs_are_recorded_with_their_reason_and_the_matrix_goes_on() {
         }
     })
     .unwrap();
-    assert_eq!(calls.get(), 6);
+    assert_eq!(calls.load(SeqCst), 6);
     assert_eq!(outcome.failed(), 2);
     assert_eq!(
         outcome.states[1],
@@ -648,19 +648,19 @@ fn failed_runs_are_recorded_with_their_reason_and_the_matrix_goes_on() {
     assert_eq!(rows[0].status, "ok");
 
     // Failed records are kept on a rerun unless asked to retry them.
-    let count = Cell::new(0);
+    let count = AtomicUsize::new(0);
     let counting = |exp: &Experiment, _: &RunOptions| {
-        count.set(count.get() + 1);
+        count.fetch_add(1, SeqCst);
         Ok(fake_ok(exp))
     };
     run_matrix_with(&matrix, &opts, counting).unwrap();
-    assert_eq!(count.get(), 0);
+    assert_eq!(count.load(SeqCst), 0);
     let retry = MatrixOptions {
         retry_failed: true,
         ..options(&root)
     };
     let outcome = run_matrix_with(&matrix, &retry, counting).unwrap();
-    assert_eq!((count.get(), outcome.failed()), (2, 0));
+    assert_eq!((count.load(SeqCst), outcome.failed()), (2, 0));
 }
 
 #[test]
@@ -724,4 +724,48 @@ fn a_trainer_that_changes_the_experiment_is_an_error() {
         err.to_string().contains("must not change the experiment"),
         "{err}"
     );
+}
+
+#[test]
+fn runs_side_by_side_give_the_same_records_and_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(tmp.path(), RESUME_GROUPS);
+    let summaries: Vec<String> = [1, 3]
+        .into_iter()
+        .map(|jobs| {
+            let root = tmp.path().join(format!("results-{jobs}"));
+            let opts = MatrixOptions {
+                jobs,
+                ..options(&root)
+            };
+            let calls = AtomicUsize::new(0);
+            let outcome = run_matrix_with(&matrix, &opts, |exp: &Experiment, _: &RunOptions| {
+                calls.fetch_add(1, SeqCst);
+                Ok(fake_ok(exp))
+            })
+            .unwrap();
+            assert_eq!(
+                (calls.load(SeqCst), outcome.trained()),
+                (6, 6),
+                "jobs {jobs}"
+            );
+            std::fs::read_to_string(outcome.summary.unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(summaries[0], summaries[1]);
+    // An error stops the matrix with that error, whatever the number of jobs.
+    let root = tmp.path().join("results-err");
+    let opts = MatrixOptions {
+        jobs: 2,
+        ..options(&root)
+    };
+    let err = run_matrix_with(&matrix, &opts, |exp: &Experiment, _: &RunOptions| {
+        Ok(RunRecord {
+            run_id: "someone-else".into(),
+            ..fake_ok(exp)
+        })
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("must not change the experiment"), "{err}");
 }

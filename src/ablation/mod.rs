@@ -5,3 +5,4 @@ pub mod matrix;
 pub mod references;
 pub mod runner;
 pub mod summary;
+pub mod verify;

@@ -11,10 +11,17 @@
 
 use std::path::Path;
 
+use dfdx::prelude::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::summary::{RowStatus, SummaryRow};
-use crate::error::{Error, Result};
+use crate::data::synthetic::{SyntheticFaces, INPUT_DIM};
+use crate::error::Result;
+use crate::eval::protocol::evaluate;
+use crate::eval::Metrics;
+use crate::heads::backend::Backend;
+use crate::train::{with_trainer, Trainer, TrainerTask};
+use crate::Experiment;
 
 /// What a reference row evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -59,19 +66,84 @@ pub const REFERENCES_CSV: &str = "references.csv";
 
 /// Reads `references.csv`.
 pub fn read_references(path: &Path) -> Result<Vec<ReferenceRow>> {
-    let mut r = csv::Reader::from_path(path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    r.deserialize()
-        .map(|row| {
-            row.map_err(|e| {
-                Error::Other(format!(
-                    "{}: {e}; expected columns seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1 \
-                     with kind `raw` or `untrained`",
-                    path.display()
-                ))
-            })
-        })
-        .collect()
+    crate::results::csv_rows::read_rows(
+        path,
+        "columns seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1 with kind `raw` or `untrained`",
+    )
+}
+
+impl ReferenceRow {
+    fn new(seed: u64, kind: ReferenceKind, m: &Metrics) -> Self {
+        ReferenceRow {
+            seed,
+            kind,
+            tar_far_1e2: m.tar_far_1e2,
+            tar_far_1e3: m.tar_far_1e3,
+            tar_far_1e4: m.tar_far_1e4,
+            rank1: m.rank1,
+        }
+    }
+}
+
+/// The reference rows of `base` for each of `seeds`: its held-out set evaluated as raw input
+/// features (rows L2-normalised) and through its untrained network (the evaluated network of
+/// [`Trainer::embed`] at initialisation), with the experiment's own evaluation settings.
+pub fn compute_references(base: &Experiment, seeds: &[u64]) -> Result<Vec<ReferenceRow>> {
+    let mut rows = Vec::with_capacity(2 * seeds.len());
+    for &seed in seeds {
+        let exp = Experiment {
+            seed,
+            ..base.clone()
+        };
+        let (x, labels) = SyntheticFaces::new(&exp.data, seed).eval_set();
+        let mut raw = x.clone();
+        for row in raw.chunks_mut(INPUT_DIM) {
+            let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|v| *v /= n);
+        }
+        let m = evaluate(&raw, INPUT_DIM, &labels, &exp.eval, seed);
+        rows.push(ReferenceRow::new(seed, ReferenceKind::Raw, &m));
+        let m = with_trainer(
+            &exp,
+            Untrained {
+                exp: &exp,
+                x: &x,
+                labels: &labels,
+            },
+        )?;
+        rows.push(ReferenceRow::new(seed, ReferenceKind::Untrained, &m));
+    }
+    Ok(rows)
+}
+
+/// Evaluates a freshly built trainer's network.
+struct Untrained<'a> {
+    exp: &'a Experiment,
+    x: &'a [f32],
+    labels: &'a [usize],
+}
+
+impl TrainerTask for Untrained<'_> {
+    type Output = Metrics;
+
+    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+        self,
+        trainer: Trainer<H, E, D, B>,
+    ) -> Result<Metrics> {
+        let emb = trainer.embed(self.x);
+        Ok(evaluate(
+            &emb,
+            E,
+            self.labels,
+            &self.exp.eval,
+            self.exp.seed,
+        ))
+    }
+}
+
+/// Writes `references.csv` atomically.
+pub fn write_references(path: &Path, rows: &[ReferenceRow]) -> Result<()> {
+    crate::results::csv_rows::write_rows(path, rows)
 }
 
 /// Whether a run with TAR@FAR=1e-3 `tar_1e3` is collapsed against the untrained network's

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::ablation::matrix::{Matrix, Plan};
+use crate::ablation::references::{compute_references, write_references, REFERENCES_CSV};
 use crate::ablation::summary::{write_csv, SummaryRow};
 use crate::error::{Error, Result};
 use crate::results::record::{code_revision, peak_memory_bytes};
@@ -29,6 +30,9 @@ pub struct MatrixOptions {
     /// Train again the runs whose record says failed (by default every existing record is kept,
     /// since a diverged run diverges again; use this after fixing the cause of an error).
     pub retry_failed: bool,
+    /// Runs trained side by side (1: one after another). Results do not depend on it: each run
+    /// is a pure function of its experiment; only its wall-clock fields (step times) do.
+    pub jobs: usize,
     /// Options passed unchanged to every run.
     pub run: RunOptions,
 }
@@ -40,6 +44,7 @@ impl Default for MatrixOptions {
             dry_run: false,
             progress: true,
             retry_failed: false,
+            jobs: 1,
             run: RunOptions::default(),
         }
     }
@@ -117,9 +122,18 @@ pub fn record_path(results_root: &Path, matrix_name: &str, run_id: &str) -> Path
         .join(format!("{run_id}.json"))
 }
 
-/// Runs the matrix file at `matrix_path` with the real trainer ([`run_experiment`]).
+/// Runs the matrix file at `matrix_path` with the real trainer ([`run_experiment`]), then writes
+/// its reference points (`references.csv`: raw features and the untrained network of the base
+/// experiment, per seed) beside the summary.
 pub fn run_matrix(matrix_path: &Path, opts: &MatrixOptions) -> Result<MatrixOutcome> {
-    run_matrix_with(matrix_path, opts, run_experiment)
+    let matrix = Matrix::load(matrix_path)?;
+    let outcome = run_matrix_with(matrix_path, opts, run_experiment)?;
+    if !opts.dry_run {
+        let base = matrix.base_experiment(matrix_path)?;
+        let refs = compute_references(&base, &matrix.seeds)?;
+        write_references(&outcome.dir.join(REFERENCES_CSV), &refs)?;
+    }
+    Ok(outcome)
 }
 
 /// [`run_matrix`] with the trainer given, so that tests can count and fake the runs.
@@ -129,18 +143,19 @@ pub fn run_matrix_with<F>(
     train: F,
 ) -> Result<MatrixOutcome>
 where
-    F: FnMut(&Experiment, &RunOptions) -> Result<RunRecord>,
+    F: Fn(&Experiment, &RunOptions) -> Result<RunRecord> + Sync,
 {
     let plan = Matrix::load(matrix_path)?.expand(matrix_path)?;
     run_plan_with(plan, opts, train)
 }
 
-/// Runs an expanded matrix: skips the runs already recorded, trains the rest in expansion order,
-/// then writes the summary. A trainer that returns `Err` is recorded as a failed run; a trainer
-/// that panics stops the matrix (like a kill), leaving the records written so far.
-pub fn run_plan_with<F>(plan: Plan, opts: &MatrixOptions, mut train: F) -> Result<MatrixOutcome>
+/// Runs an expanded matrix: skips the runs already recorded, trains the rest in expansion order
+/// (`opts.jobs` at a time), then writes the summary. A trainer that returns `Err` is recorded as a
+/// failed run; a trainer that panics stops the matrix (like a kill), leaving the records written
+/// so far.
+pub fn run_plan_with<F>(plan: Plan, opts: &MatrixOptions, train: F) -> Result<MatrixOutcome>
 where
-    F: FnMut(&Experiment, &RunOptions) -> Result<RunRecord>,
+    F: Fn(&Experiment, &RunOptions) -> Result<RunRecord> + Sync,
 {
     let dir = opts.results_root.join(&plan.name);
     // Records already on disk; `None` for runs still to train.
@@ -160,13 +175,13 @@ where
     let mut trained = vec![false; plan.runs.len()];
 
     if !opts.dry_run {
-        let done_before = records.iter().filter(|r| r.is_some()).count();
-        let bar = progress_bar(plan.runs.len(), done_before, opts.progress);
-        for (i, run) in plan.runs.iter().enumerate() {
-            if records[i].is_some() {
-                continue;
-            }
-            bar.set_message(run.run_id.clone());
+        let todo: Vec<usize> = (0..plan.runs.len())
+            .filter(|&i| records[i].is_none())
+            .collect();
+        let bar = progress_bar(plan.runs.len(), plan.runs.len() - todo.len(), opts.progress);
+        // Trains run `i`, writes its record and reports it.
+        let one = |i: usize| -> Result<RunRecord> {
+            let run = &plan.runs[i];
             let started = Instant::now();
             let rec = match train(&run.experiment, &opts.run) {
                 Ok(rec) if rec.run_id != run.run_id => {
@@ -202,9 +217,12 @@ where
                     )
                 });
             }
+            bar.inc(1);
+            Ok(rec)
+        };
+        for (i, rec) in run_all(&todo, opts.jobs, one)? {
             records[i] = Some(rec);
             trained[i] = true;
-            bar.inc(1);
         }
         bar.finish_and_clear();
     }
@@ -252,6 +270,54 @@ where
         states,
         summary,
     })
+}
+
+/// Calls `one` on every index of `todo`, `jobs` at a time (in order on this thread when `jobs` is
+/// 1), and returns the results by index. The first error stops the handing out of new indices and
+/// is returned once the calls under way have finished; a panic propagates.
+fn run_all<T: Send>(
+    todo: &[usize],
+    jobs: usize,
+    one: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<(usize, T)>> {
+    if jobs <= 1 {
+        return todo.iter().map(|&i| Ok((i, one(i)?))).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let done = std::sync::Mutex::new(Vec::with_capacity(todo.len()));
+    let worker = || -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        while !failed.load(SeqCst) {
+            let Some(&i) = todo.get(next.fetch_add(1, SeqCst)) else {
+                break;
+            };
+            match one(i) {
+                Ok(out) => done.lock().expect("no worker panicked").push((i, out)),
+                Err(e) => {
+                    failed.store(true, SeqCst);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    };
+    let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs.min(todo.len()))
+            .map(|_| scope.spawn(&worker))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    outcomes.into_iter().collect::<Result<()>>()?;
+    let mut done = done.into_inner().expect("no worker panicked");
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done)
 }
 
 /// The record of a run whose trainer returned an error: no metrics, the reason kept.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::heads::{HeadConfig, Method};
 use crate::results::{RunRecord, RunStatus};
 
@@ -187,24 +187,15 @@ impl SummaryRow {
 
 /// Writes the rows as CSV (header first), atomically.
 pub fn write_csv(path: &Path, rows: &[SummaryRow]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r)
-            .map_err(|e| Error::Other(format!("summary row: {e}")))?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::Other(format!("summary csv: {e}")))?;
-    crate::results::record::write_atomic(path, &bytes)
+    crate::results::csv_rows::write_rows(path, rows)
 }
 
 /// Reads a summary written by [`write_csv`].
 pub fn read_csv(path: &Path) -> Result<Vec<SummaryRow>> {
-    let mut r = csv::Reader::from_path(path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    r.deserialize()
-        .map(|row| row.map_err(|e| Error::Other(format!("{}: {e}", path.display()))))
-        .collect()
+    crate::results::csv_rows::read_rows(
+        path,
+        "the columns of a summary.csv written by `f2c ablate`",
+    )
 }
 
 #[cfg(test)]

@@ -244,9 +244,9 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
         }
         _ => Vec::new(),
     };
-    write_csv(&opts.out.join("heads.csv"), &rows)?;
+    crate::results::csv_rows::write_rows(&opts.out.join("heads.csv"), &rows)?;
     if !training.is_empty() {
-        write_csv(&opts.out.join("training.csv"), &training)?;
+        crate::results::csv_rows::write_rows(&opts.out.join("training.csv"), &training)?;
     }
     let load = load_average();
     let table =
@@ -262,20 +262,6 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
         opts.paper.join("figures/efficiency.svg").display()
     );
     Ok(rows)
-}
-
-fn write_csv<T: Serialize>(path: &std::path::Path, rows: &[T]) -> Result<()> {
-    let io = |e: std::io::Error| Error::io(path, e);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut w = csv::Writer::from_path(path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    for r in rows {
-        w.serialize(r)
-            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    }
-    w.flush().map_err(io)
 }
 
 fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
