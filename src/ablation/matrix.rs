@@ -348,8 +348,14 @@ impl Matrix {
                             "an axis without values; list at least one".into(),
                         ));
                     }
+                    // In a `Zip` a value may repeat beside different partners (the same loaders
+                    // for several methods); a point reached twice is caught at expansion.
                     let mut distinct = HashSet::new();
-                    if let Some(v) = values.iter().find(|v| !distinct.insert(v.as_str())) {
+                    let zipped = matches!(axis, Axis::Zip(_));
+                    if let Some(v) = values
+                        .iter()
+                        .find(|v| !zipped && !distinct.insert(v.as_str()))
+                    {
                         return Err(gbad(field, format!("value `{v}` is listed twice")));
                     }
                     match zip_len {
