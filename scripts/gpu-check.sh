@@ -8,7 +8,7 @@
 # does not stop the next):
 #   preflight       GPU, driver, libraries: every shared library and driver symbol the executables need
 #   nvrtc-headers   the headers at the paths baked into the binary compile a kernel with NVRTC
-#   cuda-agreement  tests/cuda_agreement --include-ignored --test-threads=1 (CPU vs GPU agreement)
+#   cuda-agreement  tests/suite cuda_agreement:: --include-ignored --test-threads=1 (CPU vs GPU agreement)
 #   train-<name>    f2c train experiments/<name>.ron --device cuda:0, for <name> in F2C_GPU_TRAIN
 #   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS
 #   ablate-gpu      f2c ablate ablations/gpu.ron
@@ -249,10 +249,10 @@ else
 fi
 
 f2c=$pack/bin/f2c
-if [[ -x $pack/tests/cuda_agreement ]]; then
-    step cuda-agreement 150 "$pack/tests/cuda_agreement" --include-ignored --test-threads=1
+if [[ -x $pack/tests/suite ]]; then
+    step cuda-agreement 150 "$pack/tests/suite" cuda_agreement:: --include-ignored --test-threads=1
 else
-    skip cuda-agreement "tests/cuda_agreement not in the pack"
+    skip cuda-agreement "tests/suite (the integration tests) not in the pack"
 fi
 for name in ${F2C_GPU_TRAIN:-fc}; do
     if [[ ! -x $f2c ]]; then

@@ -12,7 +12,7 @@
 # Usage: scripts/pack-gpu-check.sh [--out DIR] [--max-mib N] [--] [cargo args...]
 #   --out DIR     the pack folder, emptied first (default target/gpu-check, git-ignored)
 #   --max-mib N   fail when the pack is larger (default 56, leaving room for the working tree)
-# Layout: bin/f2c; tests/<integration test> (e.g. tests/cuda_agreement), tests/f2c-lib (the
+# Layout: bin/f2c; tests/suite (the integration tests, cuda_agreement:: among them), tests/f2c-lib (the
 #   library's unit tests), tests/<bin>-bin; experiments/; ablations/; gpu-check.sh; cuda-include/;
 #   dfdx-out/; baked-paths.txt; needed-symbols.txt; MANIFEST.txt.
 # Then, with the device tool: carry ["target/gpu-check"], command `bash target/gpu-check/gpu-check.sh`.

@@ -1,14 +1,13 @@
-//! Head-step efficiency benchmark (issue 5; the paper's second claim, that F²C trains faster and
+//! Head-step efficiency benchmark (the paper's second claim, that F²C trains faster and
 //! with far less memory than FC-based heads, the gap growing with the number of identities).
 //!
 //! For each identity count, one training step of each head — full FC, Partial FC (r = 0.1), F²C
 //! (pool 1% and 10% in the PyTorch peer's one-direction form, and 10% in the reference two-row
-//! symmetric form) — is timed in isolation ([`head_step`]), next to the machine's sgemm peak and
+//! symmetric form), DCQ (queue 10%) — is timed in isolation ([`head_step`]), next to the machine's sgemm peak and
 //! the step's GEMMs alone ([`sgemm_peak`]); then the whole training step of each shipped method at
 //! the largest size ([`training_step`]). Results go to `results/bench/`, `paper/tables/efficiency.md`
-//! and `paper/figures/efficiency.svg` ([`efficiency_report`]).
+//! and `paper/figures/efficiency.svg` ([`crate::report::efficiency`]).
 
-use crate::report::efficiency as efficiency_report;
 pub mod head_step;
 pub mod sgemm_peak;
 pub mod training_step;
@@ -20,6 +19,8 @@ use serde::Serialize;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend};
+use crate::report::efficiency as efficiency_report;
+use crate::results::record::memory_status;
 use head_step::{median, HeadBench, HeadCase};
 
 /// Options of `f2c bench`.
@@ -52,8 +53,8 @@ pub struct BenchOptions {
     /// Root of the paper's tables/ and figures/.
     #[arg(long, default_value = "paper")]
     pub paper: PathBuf,
-    /// The PyTorch peer's JSON lines (`python3 shared/bench/torch_heads.py > FILE` on this machine),
-    /// to compare side by side; without it the table quotes issue 5's figures.
+    /// The PyTorch peer's JSON lines (`python3 scripts/torch_heads.py --out FILE` on this machine),
+    /// to compare side by side; without it the table quotes figures measured earlier.
     #[arg(long)]
     pub peer: Option<PathBuf>,
 }
@@ -119,7 +120,7 @@ pub struct BenchRow {
     pub lower_bound_s: f64,
     /// median_step_s / lower_bound_s.
     pub bound_ratio: f64,
-    /// PyTorch 2.x CPU figure for the same step on this kind of machine (issue 5), if known.
+    /// PyTorch 2.x CPU figure for the same step on this kind of machine, if known.
     pub pytorch_s: Option<f64>,
     /// median_step_s / pytorch_s.
     pub vs_pytorch: Option<f64>,
@@ -269,18 +270,6 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
-}
-
-/// A `/proc/self/status` memory field in bytes (0 where unavailable).
-fn memory_status(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux ≥ 4.0); false if refused,

@@ -18,7 +18,7 @@ pub const HEADS_CSV: &str = "results/bench/heads.csv";
 pub const FIGURE_SVG: &str = "paper/figures/efficiency.svg";
 
 /// PyTorch 2.x on this kind of 2-core CPU machine, the peer script (now `scripts/torch_heads.py`) at B 256, D 128
-/// (issue 5): seconds per step at 10k / 100k / 1M identities.
+/// (measured before the peer script was in the repository): seconds per step at 10k / 100k / 1M identities.
 const PYTORCH: [(&str, f64, [f64; 3]); 4] = [
     ("fc", 1.0, [0.0397, 0.880, 9.50]),
     ("pfc", 0.1, [0.0059, 0.096, 1.50]),
@@ -43,7 +43,7 @@ pub fn pytorch_seconds(case: &HeadCase, classes: usize, dim: usize, batch: usize
 
 /// The PyTorch peer's step times: measured on this machine (the JSON lines that
 /// `scripts/torch_heads.py` prints, passed with `f2c bench --peer FILE`), else the figures
-/// quoted in issue 5.
+/// quoted from that earlier measurement.
 #[derive(Debug, Clone, Default)]
 pub struct Peer {
     measured: Option<std::collections::HashMap<(String, usize, usize, usize), f64>>,
@@ -126,7 +126,7 @@ impl Peer {
     pub fn source(&self) -> &'static str {
         match self.measured {
             Some(_) => "measured side by side on this machine (`scripts/torch_heads.py`, `f2c bench --peer`)",
-            None => "the figures quoted in issue 5 (`scripts/torch_heads.py`, PyTorch 2.x CPU, same kind of machine)",
+            None => "figures measured earlier with the PyTorch peer (PyTorch 2.x CPU, same kind of machine; `python3 scripts/torch_heads.py` measures them side by side)",
         }
     }
 }

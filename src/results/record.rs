@@ -95,17 +95,19 @@ pub fn code_revision() -> String {
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), 0 elsewhere.
 pub fn peak_memory_bytes() -> u64 {
+    memory_status("VmHWM:")
+}
+
+/// A `/proc/self/status` memory field (`VmRSS:`, `VmHWM:`) in bytes; 0 where unavailable.
+pub fn memory_status(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<u64>().ok())
-            })
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// A short human-readable report of a record.
