@@ -1,4 +1,5 @@
-//! SGD settings and the learning-rate schedule (linear warm-up, then step decay as in the authors'
+//! SGD settings and the learning-rate schedule: an optional linear warm-up (the authors use none),
+//! then step decay at fractions of training (the authors' script: ×0.1 at epochs 8, 14 and 17 of 19,
 //! script: ×0.1 at fixed fractions of training).
 
 use serde::{Deserialize, Serialize};

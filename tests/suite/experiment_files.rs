@@ -58,8 +58,8 @@ fn out_of_range_values_name_the_field() {
         ("lr: 0.1,", "lr: -0.1,", "train.lr"),
         ("momentum: 0.9,", "momentum: 1.5,", "train.momentum"),
         (
-            "milestones: [0.6, 0.85]",
-            "milestones: [0.85, 0.6]",
+            "milestones: [0.421, 0.737, 0.895]",
+            "milestones: [0.737, 0.421, 0.895]",
             "train.milestones",
         ),
         ("scale: 32.0,", "scale: 0.0,", "head.scale"),
@@ -90,12 +90,12 @@ fn f2c_specific_checks() {
     assert!(msg.contains("head.ema_momentum"), "{msg}");
     let msg = error_of(&f2c.replace("capacity: Fraction(0.1),", "capacity: Fraction(0.0),"));
     assert!(msg.contains("head.pool.capacity"), "{msg}");
-    let msg = error_of(&f2c.replace("capacity: Fraction(0.1),", "capacity: Count(50),"));
+    let msg = error_of(&f2c.replace("capacity: Fraction(0.1),", "capacity: Count(40),"));
     assert!(
         msg.contains("head.pool.capacity") && msg.contains("evict its own identities"),
         "{msg}"
     );
-    let msg = error_of(&f2c.replace("instances: 64,", "instances: 63,"));
+    let msg = error_of(&f2c.replace("instances: 32,", "instances: 31,"));
     assert!(msg.contains("train.loaders.instances"), "{msg}");
 }
 
