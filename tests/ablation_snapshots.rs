@@ -45,7 +45,7 @@ fn tiny_matrix_end_to_end_metrics() {
         dry_run: false,
         progress: false,
         retry_failed: false,
-        run: RunOptions { progress: false },
+        run: RunOptions::default(),
     };
     let outcome = run_matrix(Path::new("ablations/tiny.ron"), &opts).unwrap();
     assert_eq!(outcome.failed(), 0);
