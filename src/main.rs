@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train one experiment, evaluate it open-set and write its record under results/.
+    /// Train one experiment, evaluate it open-set and write its record under results/. The run
+    /// checkpoints to <out>/<run_id>.ckpt and, started again after an interruption, resumes there.
     Train {
         /// Experiment file (RON), e.g. experiments/fc.ron.
         experiment: PathBuf,
@@ -40,6 +41,15 @@ enum Command {
         /// With --verify: largest accepted metric difference, in percentage points (0 = bit-identical).
         #[arg(long, default_value_t = 0.0)]
         tolerance: f64,
+        /// Start from step 0 even if a checkpoint of this run exists (it is overwritten).
+        #[arg(long)]
+        fresh: bool,
+        /// Wall seconds between checkpoints.
+        #[arg(long, default_value_t = 300)]
+        checkpoint_every: u64,
+        /// Also write the trained probe network as safetensors to this file.
+        #[arg(long, value_name = "FILE.safetensors")]
+        export_probe: Option<PathBuf>,
     },
     /// Run an ablation matrix (default ablations/default.ron), resumably, then regenerate the
     /// paper's tables and figures from its results.
@@ -106,6 +116,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
             verify,
             tolerance,
+            fresh,
+            checkpoint_every,
+            export_probe,
         } => {
             let mut exp = f2c::Experiment::load(&experiment)?;
             if let Some(d) = device {
@@ -118,11 +131,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let faces = f2c::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
             eprintln!("{}", f2c::train::run::describe_plan(&exp, &faces));
             drop(faces);
-            let rec = f2c::train::run::run_experiment(
-                &exp,
-                &f2c::train::run::RunOptions { progress: !quiet },
-            )
-            .with_context(|| format!("training {}", experiment.display()))?;
+            let opts = f2c::train::run::RunOptions {
+                progress: !quiet,
+                // A verification trains from scratch and leaves no checkpoint behind.
+                checkpoint: (!verify).then(|| f2c::train::run::CheckpointOptions {
+                    every: std::time::Duration::from_secs(checkpoint_every),
+                    resume: !fresh,
+                    ..f2c::train::run::CheckpointOptions::new(&out)
+                }),
+                stop_after: None,
+                export_probe: export_probe.clone(),
+            };
+            let rec = f2c::train::run::run_experiment(&exp, &opts)
+                .with_context(|| format!("training {}", experiment.display()))?;
+            if let Some(path) = export_probe {
+                println!("probe network: {}", path.display());
+            }
             let path = out.join(format!("{}.json", rec.run_id));
             if verify {
                 if !path.exists() {
@@ -169,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress: !quiet,
                 retry_failed,
                 jobs,
-                run: f2c::train::run::RunOptions { progress: false },
+                run: f2c::train::run::RunOptions::default(),
             };
             if verify {
                 let plan = f2c::ablation::matrix::Matrix::load(&matrix)?.expand(&matrix)?;

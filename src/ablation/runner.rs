@@ -15,7 +15,7 @@ use crate::ablation::summary::{write_csv, SummaryRow};
 use crate::error::{Error, Result};
 use crate::results::record::{code_revision, peak_memory_bytes};
 use crate::results::{RunRecord, RunStatus};
-use crate::train::run::{run_experiment, RunOptions};
+use crate::train::run::{run_experiment, CheckpointOptions, RunOptions};
 use crate::Experiment;
 
 /// How to run a matrix; none of it changes a run's numbers.
@@ -125,8 +125,17 @@ pub fn record_path(results_root: &Path, matrix_name: &str, run_id: &str) -> Path
 /// Runs the matrix file at `matrix_path` with the real trainer ([`run_experiment`]), then writes
 /// its reference points (`references.csv`: raw features and the untrained network of the base
 /// experiment, per seed) beside the summary.
+///
+/// Runs checkpoint into `<matrix folder>/checkpoints/` (unless `opts.run` says otherwise), so an
+/// interrupted matrix resumes its unfinished runs mid-way; a finished run removes its checkpoint.
 pub fn run_matrix(matrix_path: &Path, opts: &MatrixOptions) -> Result<MatrixOutcome> {
     let matrix = Matrix::load(matrix_path)?;
+    let mut opts = opts.clone();
+    if opts.run.checkpoint.is_none() {
+        let dir = opts.results_root.join(&matrix.name).join("checkpoints");
+        opts.run.checkpoint = Some(CheckpointOptions::new(&dir));
+    }
+    let opts = &opts;
     let outcome = run_matrix_with(matrix_path, opts, run_experiment)?;
     if !opts.dry_run {
         let base = matrix.base_experiment(matrix_path)?;

@@ -258,6 +258,14 @@ impl InstanceLoader {
     }
 }
 
+/// Where the two loaders of a [`DualLoader`] stand: (pass, position within the pass) of the
+/// identity loader and, if there is one, of the instance loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoaderState {
+    pub identity: (u64, u64),
+    pub instance: Option<(u64, u64)>,
+}
+
 /// F²C's Dual Loaders: each step takes `cfg.identities` items from the identity loader and
 /// `cfg.instances` samples from the instance loader. The two run independently, each starting a
 /// new shuffled pass when it runs out (the reference restarts its identity iterator whenever it is
@@ -299,6 +307,44 @@ impl DualLoader {
     /// counted when the next pass begins.
     pub fn instance_passes(&self) -> u64 {
         self.instance.as_ref().map_or(0, |l| l.pass)
+    }
+
+    /// Where both loaders stand, to be saved: the rest (seed, shuffles, instance index) follows
+    /// from the data and the seed the loader is built with, each pass's order being recomputed
+    /// from the seed and the pass number.
+    pub fn state(&self) -> LoaderState {
+        LoaderState {
+            identity: (self.identity.pass, self.identity.position as u64),
+            instance: self.instance.as_ref().map(|l| (l.pass, l.position)),
+        }
+    }
+
+    /// Moves a loader built like the saved one to where [`DualLoader::state`] found it.
+    pub fn restore(&mut self, state: &LoaderState) -> crate::Result<()> {
+        let bad = |what: &str| {
+            crate::error::Error::Other(format!(
+                "loader state: {what}; was it saved for another experiment?"
+            ))
+        };
+        let (pass, position) = state.identity;
+        if position > self.identity.identities as u64 {
+            return Err(bad("the identity loader's position is beyond its pass"));
+        }
+        let instance = match (self.instance.as_mut(), state.instance) {
+            (Some(l), Some((pass, position))) if position <= l.total => Some((l, pass, position)),
+            (None, None) => None,
+            _ => return Err(bad("the instance loader does not match")),
+        };
+        let id = &mut self.identity;
+        id.pass = pass;
+        id.position = position as usize;
+        id.order = IdentityLoader::order(id.identities, id.seed, pass);
+        if let Some((l, pass, position)) = instance {
+            l.pass = pass;
+            l.position = position;
+            l.order = InstanceLoader::order(l.total, l.seed, pass);
+        }
+        Ok(())
     }
 
     /// Fills `out` with the next step's `cfg.batch_size()` rows in the documented order (see
@@ -582,6 +628,39 @@ mod tests {
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
+    }
+
+    #[test]
+    fn restored_loader_continues_alike() {
+        let f = faces(60, 2);
+        let cfg = LoaderConfig {
+            identities: 7,
+            instances: 9,
+        };
+        let mut a = DualLoader::new(&f, cfg, 3);
+        let mut batch = Batch::default();
+        // Past a pass of each loader, then mid-pass.
+        for _ in 0..23 {
+            a.next_batch(&f, &mut batch);
+        }
+        let mut b = DualLoader::new(&f, cfg, 3);
+        b.restore(&a.state()).unwrap();
+        assert_eq!(b.state(), a.state());
+        let mut other = Batch::default();
+        for _ in 0..30 {
+            a.next_batch(&f, &mut batch);
+            b.next_batch(&f, &mut other);
+            assert_eq!(batch, other);
+        }
+        let no_instances = DualLoader::new(
+            &f,
+            LoaderConfig {
+                identities: 7,
+                instances: 0,
+            },
+            3,
+        );
+        assert!(b.restore(&no_instances.state()).is_err());
     }
 
     #[test]

@@ -126,6 +126,18 @@ pub struct SlotMap {
     undo_log: Vec<Undo>,
 }
 
+/// A [`SlotMap`]'s state between steps as plain arrays (a checkpoint's part of F²C's pool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotMapState {
+    /// Slot → its identity, for the slots handed out so far.
+    pub identity_of: Vec<usize>,
+    /// Per slot (all Q), the row its next write of a resident identity uses.
+    pub next_row: Vec<u8>,
+    /// The handed-out slots from the most recently written (Lru) / inserted (Fifo) to the one
+    /// evicted next.
+    pub recency: Vec<usize>,
+}
+
 /// A slot's neighbours in the recency list before a move, so that the move can be undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Place {
@@ -374,6 +386,72 @@ impl SlotMap {
             }
         }
         self.in_trial = false;
+    }
+
+    /// The map's state, to be saved (between steps: no trial may be open).
+    ///
+    /// # Panics
+    /// If a trial is open: its undo log is not part of the state.
+    pub fn state(&self) -> SlotMapState {
+        assert!(
+            !self.in_trial,
+            "class pool: state taken while a trial is open; commit or roll back first"
+        );
+        SlotMapState {
+            identity_of: self.identity_of.clone(),
+            next_row: self.next_row.clone(),
+            recency: self.residents().map(|(_, slot)| slot).collect(),
+        }
+    }
+
+    /// The map of `capacity` slots that [`SlotMap::state`] described, or what is inconsistent
+    /// about `state`.
+    pub fn from_state(
+        capacity: usize,
+        rows: Rows,
+        eviction: Eviction,
+        state: &SlotMapState,
+    ) -> Result<Self, String> {
+        let mut map = SlotMap::new(capacity, rows, eviction);
+        let n = state.identity_of.len();
+        if n > capacity || state.next_row.len() != capacity {
+            return Err(format!(
+                "{n} slots handed out and {} next rows for a pool of {capacity} slots",
+                state.next_row.len()
+            ));
+        }
+        let max_row = match rows {
+            Rows::One => 0,
+            Rows::Two => 1,
+        };
+        if let Some(r) = state.next_row.iter().find(|&&r| r > max_row) {
+            return Err(format!("next row {r} in a pool of {rows:?} rows"));
+        }
+        let mut seen = vec![false; n];
+        for &slot in &state.recency {
+            if slot >= n || std::mem::replace(&mut seen[slot], true) {
+                return Err(format!(
+                    "the recency order lists slot {slot} twice or beyond the {n} handed out"
+                ));
+            }
+        }
+        if state.recency.len() != n {
+            return Err(format!(
+                "the recency order lists {} of the {n} handed-out slots",
+                state.recency.len()
+            ));
+        }
+        for (slot, &identity) in state.identity_of.iter().enumerate() {
+            if map.slot_of.insert(identity, slot).is_some() {
+                return Err(format!("identity {identity} is resident twice"));
+            }
+        }
+        map.identity_of.clone_from(&state.identity_of);
+        map.next_row.clone_from(&state.next_row);
+        for &slot in state.recency.iter().rev() {
+            map.link_newest(slot);
+        }
+        Ok(map)
     }
 
     fn log(&mut self, undo: Undo) {
@@ -714,6 +792,49 @@ mod tests {
             map.slot_of.capacity()
         );
         check_invariants(&map);
+    }
+
+    #[test]
+    fn state_round_trips_and_continues_alike() {
+        let mut rng = StdRng::seed_from_u64(21);
+        for (rows, eviction) in [(Rows::Two, Eviction::Lru), (Rows::One, Eviction::Fifo)] {
+            let mut map = SlotMap::new(7, rows, eviction);
+            for round in 0..40 {
+                let ids: Vec<usize> = (0..3).map(|_| rng.gen_range(0..12)).collect();
+                if round % 3 == 0 {
+                    map.begin_trial();
+                    for &i in &ids {
+                        map.write(i);
+                    }
+                    map.rollback();
+                }
+                for &i in &ids {
+                    map.write(i);
+                }
+                let mut copy = SlotMap::from_state(7, rows, eviction, &map.state()).unwrap();
+                assert_eq!(copy, map, "round {round}");
+                for i in 0..12 {
+                    assert_eq!(copy.write(i), map.write(i));
+                }
+                check_invariants(&map);
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_state_is_rejected() {
+        let mut map = SlotMap::new(3, Rows::Two, Eviction::Lru);
+        map.write(4);
+        map.write(5);
+        let good = map.state();
+        let mut bad = good.clone();
+        bad.recency = vec![0, 0];
+        assert!(SlotMap::from_state(3, Rows::Two, Eviction::Lru, &bad).is_err());
+        let mut bad = good.clone();
+        bad.identity_of = vec![4, 4];
+        assert!(SlotMap::from_state(3, Rows::Two, Eviction::Lru, &bad).is_err());
+        assert!(SlotMap::from_state(2, Rows::Two, Eviction::Lru, &good).is_err());
+        assert!(SlotMap::from_state(3, Rows::One, Eviction::Lru, &good).is_err());
     }
 
     #[test]

@@ -22,7 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, LossSpec};
 use super::class_pool::Capacity;
-use super::{ClassifierHead, HeadContext, HeadStats, Margin, StepInput, StepOutput};
+use super::{
+    check_len, ClassifierHead, HeadContext, HeadState, HeadStats, Margin, Method, StepInput,
+    StepOutput,
+};
 use crate::error::{Error, FieldError, FieldResult, Result};
 
 /// The cosine written over masked logits (the authors' −1e9): after scaling, its exponential is 0.
@@ -269,6 +272,40 @@ impl<B: Backend> ClassifierHead<B> for DcqHead<B> {
     /// The queue's features and labels.
     fn state_bytes(&self) -> u64 {
         (self.len * (self.dim * 4 + 8)) as u64
+    }
+
+    fn save_state(&self) -> Result<HeadState> {
+        let (queue, labels) = self.queue()?;
+        Ok(HeadState::Dcq {
+            queue,
+            labels,
+            pointer: self.ptr,
+        })
+    }
+
+    fn load_state(&mut self, state: &HeadState) -> Result<()> {
+        let HeadState::Dcq {
+            queue,
+            labels,
+            pointer,
+        } = state
+        else {
+            return Err(state.wrong_method(Method::Dcq));
+        };
+        check_len("the queue", queue.len(), self.len * self.dim)?;
+        check_len("the queue's labels", labels.len(), self.len)?;
+        if *pointer >= self.len {
+            return Err(Error::Other(format!(
+                "head state: queue pointer {pointer} beyond the queue of {}",
+                self.len
+            )));
+        }
+        // The room after the queue is rewritten by every step before it is read.
+        self.bank = self.be.upload(queue)?;
+        self.room = 0;
+        self.labels.clone_from(labels);
+        self.ptr = *pointer;
+        Ok(())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -53,9 +53,11 @@ crate::sweepable!(F2cConfig {
 } nested { pool });
 
 use super::backend::{Backend, LossParts};
-use super::class_pool::FeaturePool;
+use super::class_pool::{FeaturePool, SlotMap};
 use super::pool_loss::{pool_loss_with, PoolLossSpec, PoolLossWork};
-use super::{ClassifierHead, HeadContext, HeadStats, StepInput, StepOutput};
+use super::{
+    check_len, ClassifierHead, HeadContext, HeadState, HeadStats, Method, StepInput, StepOutput,
+};
 use crate::error::{FieldError, FieldResult, Result};
 
 impl F2cConfig {
@@ -269,6 +271,39 @@ impl<B: Backend> ClassifierHead<B> for F2cHead<B> {
 
     fn state_bytes(&self) -> u64 {
         self.pool_bytes()
+    }
+
+    fn save_state(&self) -> Result<HeadState> {
+        let features = self
+            .pool
+            .features
+            .iter()
+            .map(|f| self.be.download(f))
+            .collect::<Result<_>>()?;
+        Ok(HeadState::F2c {
+            features,
+            map: self.pool.map.state(),
+        })
+    }
+
+    fn load_state(&mut self, state: &HeadState) -> Result<()> {
+        let HeadState::F2c { features, map } = state else {
+            return Err(state.wrong_method(Method::F2c));
+        };
+        let old = &self.pool.map;
+        let (q, d) = (old.capacity(), self.pool.dim);
+        check_len("the pool's rows", features.len(), self.pool.features.len())?;
+        for f in features {
+            check_len("a pool row", f.len(), q * d)?;
+        }
+        let map = SlotMap::from_state(q, old.rows(), old.eviction(), map)
+            .map_err(|e| crate::error::Error::Other(format!("head state: slot map: {e}")))?;
+        self.pool.features = features
+            .iter()
+            .map(|f| self.be.upload(f))
+            .collect::<Result<_>>()?;
+        self.pool.map = map;
+        Ok(())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

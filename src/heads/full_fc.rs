@@ -7,7 +7,9 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use super::backend::{Backend, LossSpec, SgdParams};
-use super::{ClassifierHead, HeadStats, Margin, StepInput, StepOutput};
+use super::{
+    check_len, ClassifierHead, HeadState, HeadStats, Margin, Method, StepInput, StepOutput,
+};
 use crate::error::Result;
 
 /// Class centres with their momentum, plus the work buffers of a step (kept between steps so
@@ -164,6 +166,24 @@ impl<B: Backend> FullFc<B> {
     pub fn weights(&self) -> Result<Vec<f32>> {
         self.be.download(&self.weight)
     }
+
+    /// The centres and their momentum, each (N, D), on the host.
+    pub fn centres_state(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            self.be.download(&self.weight)?,
+            self.be.download(&self.velocity)?,
+        ))
+    }
+
+    /// Puts back centres and momentum that [`FullFc::centres_state`] gave.
+    pub fn load_centres(&mut self, weight: &[f32], velocity: &[f32]) -> Result<()> {
+        let n = self.num_classes * self.dim;
+        check_len("the centres", weight.len(), n)?;
+        check_len("the centres' momentum", velocity.len(), n)?;
+        self.weight = self.be.upload(weight)?;
+        self.velocity = self.be.upload(velocity)?;
+        Ok(())
+    }
 }
 
 impl<B: Backend> ClassifierHead<B> for FullFc<B> {
@@ -173,6 +193,18 @@ impl<B: Backend> ClassifierHead<B> for FullFc<B> {
 
     fn state_bytes(&self) -> u64 {
         FullFc::state_bytes(self)
+    }
+
+    fn save_state(&self) -> Result<HeadState> {
+        let (weight, velocity) = self.centres_state()?;
+        Ok(HeadState::Fc { weight, velocity })
+    }
+
+    fn load_state(&mut self, state: &HeadState) -> Result<()> {
+        match state {
+            HeadState::Fc { weight, velocity } => self.load_centres(weight, velocity),
+            other => Err(other.wrong_method(Method::Fc)),
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -424,11 +424,81 @@ pub trait ClassifierHead<B: Backend>: Send {
     /// network is counted by the trainer that holds it.
     fn state_bytes(&self) -> u64;
 
+    /// The head's state between steps, on the host (for a checkpoint).
+    fn save_state(&self) -> Result<HeadState>;
+
+    /// Puts back a state [`save_state`](Self::save_state) gave, of a head built from the same
+    /// config; the head then continues exactly as the saved one would. A state of another method
+    /// or of other sizes is an error, and leaves the head unchanged.
+    fn load_state(&mut self, state: &HeadState) -> Result<()>;
+
     /// The concrete head, to reach its state (e.g. the pool of an F²C head).
     fn as_any(&self) -> &dyn Any;
 
     /// The concrete head, mutably.
     fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// A head's state between steps, on the host: everything its later steps depend on (scratch
+/// buffers excepted).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadState {
+    /// Full FC: the (N, D) centres and their SGD momentum.
+    Fc {
+        weight: Vec<f32>,
+        velocity: Vec<f32>,
+    },
+    /// Partial FC: the centres as for FC, and where the class sampler's generator stands.
+    PartialFc {
+        weight: Vec<f32>,
+        velocity: Vec<f32>,
+        sampler: partial_fc::SamplerState,
+    },
+    /// F²C: the pool's feature rows, each (Q, D), and its slot map.
+    F2c {
+        features: Vec<Vec<f32>>,
+        map: class_pool::SlotMapState,
+    },
+    /// DCQ: the queue's (K, D) key features, their labels (`None` for the random initial rows)
+    /// and the next row to overwrite.
+    Dcq {
+        queue: Vec<f32>,
+        labels: Vec<Option<usize>>,
+        pointer: usize,
+    },
+}
+
+impl HeadState {
+    /// The method whose head this state is.
+    pub fn method(&self) -> Method {
+        match self {
+            HeadState::Fc { .. } => Method::Fc,
+            HeadState::PartialFc { .. } => Method::PartialFc,
+            HeadState::F2c { .. } => Method::F2c,
+            HeadState::Dcq { .. } => Method::Dcq,
+        }
+    }
+
+    /// The error of loading this state into a head of `method`.
+    pub(crate) fn wrong_method(&self, method: Method) -> crate::error::Error {
+        crate::error::Error::Other(format!(
+            "head state: it belongs to a {} head, this head is {}",
+            self.method().label(),
+            method.label()
+        ))
+    }
+}
+
+/// Checks that a saved buffer has the length the head expects.
+pub(crate) fn check_len(what: &str, got: usize, expected: usize) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Other(format!(
+            "head state: {what} has {got} values, this head expects {expected}; was it saved for \
+             another experiment?"
+        )))
+    }
 }
 
 impl Capacity {

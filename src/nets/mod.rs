@@ -1,5 +1,6 @@
-//! Networks: the probe net (trained by gradient descent; an MLP, or a CNN for real faces) and the EMA gallery net (F²C).
+//! Networks: the probe net (trained by gradient descent; an MLP, or a CNN for real faces), the EMA gallery net (F²C), and their parameters as host arrays.
 
 pub mod cnn;
 pub mod gallery;
+pub mod params;
 pub mod probe;

@@ -1,8 +1,10 @@
 //! Training: optimiser settings and learning-rate schedule, the training step of each method, and
 //! the run that trains, evaluates and records one experiment.
 
+pub mod checkpoint;
 pub mod run;
 pub mod schedule;
+pub mod sgd;
 pub mod step;
 
-pub use step::{with_trainer, StepReport, Trainer, TrainerTask};
+pub use step::{with_trainer, StepReport, Trainer, TrainerState, TrainerTask};

@@ -1,16 +1,23 @@
 //! One experiment end to end: build the data and the [`Trainer`]; train on the dual loaders with
 //! a progress bar; evaluate open-set on the held-out identities; return the record.
+//!
+//! Runs of hours survive interruption: with [`RunOptions::checkpoint`] set, the run writes a
+//! [`Checkpoint`] every few minutes of wall time, continues from it when started again (the
+//! resumed run's record equals the uninterrupted one's apart from wall-clock fields), and deletes
+//! it once the record exists.
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use dfdx::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::checkpoint::{checkpoint_path, Checkpoint};
 use super::step::{with_trainer, Trainer, TrainerTask};
 use crate::data::loaders::{Batch, DualLoader};
 use crate::data::synthetic::SyntheticFaces;
 use crate::device::DeviceChoice;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::protocol::evaluate;
 use crate::heads::backend::Backend;
 use crate::heads::HeadConfig;
@@ -21,14 +28,74 @@ use crate::Experiment;
 /// Options of a run that are not part of the experiment (they do not change its numbers).
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Show a progress bar on stderr.
+    /// Show a progress bar (and a line when resuming) on stderr.
     pub progress: bool,
+    /// Checkpoints of the run; `None`: none are read or written.
+    pub checkpoint: Option<CheckpointOptions>,
+    /// Stop after this many steps (counted from step 0, a resumed run included), writing a
+    /// checkpoint, instead of finishing: interruption made deterministic, for tests.
+    pub stop_after: Option<usize>,
+    /// Write the trained probe network as safetensors to this file (see
+    /// [`Trainer::export_probe`]).
+    pub export_probe: Option<PathBuf>,
+}
+
+/// Where and how often a run checkpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointOptions {
+    /// Folder of the checkpoint, `<dir>/<run_id>.ckpt` (the train command uses results/train).
+    pub dir: PathBuf,
+    /// Wall time between checkpoints. Each costs about the head's state and three copies of the
+    /// probe's parameters in bytes of writing.
+    pub every: Duration,
+    /// Continue from the run's checkpoint when there is one; `false` starts afresh (and
+    /// overwrites it).
+    pub resume: bool,
+}
+
+impl CheckpointOptions {
+    /// Checkpoints in `dir` every 5 minutes, resuming from an existing one.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        CheckpointOptions {
+            dir: dir.into(),
+            every: Duration::from_secs(300),
+            resume: true,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// Trained and evaluated (or diverged): the record.
+    Finished(RunRecord),
+    /// Stopped after `step` steps as [`RunOptions::stop_after`] asked, its state in `checkpoint`.
+    Stopped { step: usize, checkpoint: PathBuf },
 }
 
 /// Trains, evaluates and returns the record of `exp`. A diverged run (non-finite loss) is
 /// returned as `Ok` with `RunStatus::Failed`; `Err` is for problems that are not the run's result
-/// (unavailable device, I/O).
+/// (unavailable device, I/O, an unusable checkpoint) and for a stop that
+/// [`RunOptions::stop_after`] asked for (use [`run_until`] to take that as an outcome).
 pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<RunRecord> {
+    match run_until(exp, opts)? {
+        RunOutcome::Finished(record) => Ok(record),
+        RunOutcome::Stopped { step, checkpoint } => Err(Error::Other(format!(
+            "stopped after step {step} as asked (stop_after); resume from {}",
+            checkpoint.display()
+        ))),
+    }
+}
+
+/// [`run_experiment`], with a requested stop as an outcome.
+pub fn run_until(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
+    if opts.stop_after.is_some() && opts.checkpoint.is_none() {
+        return Err(Error::Other(
+            "stop_after needs RunOptions::checkpoint: a stopped run is only of use if it can \
+             resume"
+                .into(),
+        ));
+    }
     with_trainer(exp, Run { exp, opts })
 }
 
@@ -147,17 +214,60 @@ struct Run<'a> {
 }
 
 impl TrainerTask for Run<'_> {
-    type Output = RunRecord;
+    type Output = RunOutcome;
 
     fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
         self,
         mut trainer: Trainer<H, E, D, B>,
-    ) -> Result<RunRecord> {
+    ) -> Result<RunOutcome> {
         let (exp, opts) = (self.exp, self.opts);
         let start = Instant::now();
+        let id = run_id(exp);
         let mut data = Data::new(exp);
         let steps = exp.train.steps;
         let samples_per_step = exp.train.loaders.batch_size();
+        let ckpt_path = opts
+            .checkpoint
+            .as_ref()
+            .map(|c| checkpoint_path(&c.dir, &id));
+        let mut step_times = Vec::with_capacity(steps);
+        let mut losses = Vec::with_capacity(steps);
+        let mut earlier_s = 0.0; // wall seconds before the checkpoint resumed from
+        let mut first = 0;
+        if let (Some(path), Some(c)) = (&ckpt_path, &opts.checkpoint) {
+            if c.resume && path.exists() {
+                let ckpt = Checkpoint::read_for(path, &id)?;
+                trainer.load_state(&ckpt.trainer)?;
+                data.loader.restore(&ckpt.loader)?;
+                (first, earlier_s) = (ckpt.step, ckpt.elapsed_s);
+                (losses, step_times) = (ckpt.losses, ckpt.step_times);
+                if opts.progress {
+                    eprintln!(
+                        "{id}: resumed at step {first} of {steps} from {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        let save = |trainer: &Trainer<H, E, D, B>,
+                    data: &Data,
+                    step: usize,
+                    losses: &[f64],
+                    step_times: &[f64]|
+         -> Result<PathBuf> {
+            let path = ckpt_path.clone().expect("checkpoint options are set");
+            Checkpoint {
+                run_id: id.clone(),
+                step,
+                elapsed_s: earlier_s + start.elapsed().as_secs_f64(),
+                losses: losses.to_vec(),
+                step_times: step_times.to_vec(),
+                loader: data.loader.state(),
+                trainer: trainer.save_state()?,
+            }
+            .write_atomic(&path)?;
+            Ok(path)
+        };
         let bar = if opts.progress {
             ProgressBar::new(steps as u64)
         } else {
@@ -169,10 +279,15 @@ impl TrainerTask for Run<'_> {
                 .progress_chars("=> "),
         );
         bar.set_prefix(exp.name.clone());
-        let mut step_times = Vec::with_capacity(steps);
-        let mut losses = Vec::with_capacity(steps);
+        bar.set_position(first as u64);
+        let mut last_save = Instant::now();
         let mut failure = None;
-        for step in 0..steps {
+        for step in first..steps {
+            if opts.stop_after == Some(step) {
+                bar.finish_and_clear();
+                let checkpoint = save(&trainer, &data, step, &losses, &step_times)?;
+                return Ok(RunOutcome::Stopped { step, checkpoint });
+            }
             let t0 = Instant::now();
             let report = trainer.step(data.next(), exp.train.lr_at(step))?;
             step_times.push(t0.elapsed().as_secs_f64());
@@ -189,8 +304,17 @@ impl TrainerTask for Run<'_> {
                 bar.set_message(format!("loss {loss:.4}  {rate:.0} samples/s"));
             }
             bar.inc(1);
+            if let Some(c) = &opts.checkpoint {
+                if last_save.elapsed() >= c.every && step + 1 < steps {
+                    save(&trainer, &data, step + 1, &losses, &step_times)?;
+                    last_save = Instant::now();
+                }
+            }
         }
         bar.finish_and_clear();
+        if let Some(path) = &opts.export_probe {
+            trainer.export_probe(path)?;
+        }
         let train_time: f64 = step_times.iter().sum();
         let median_step_ms = median(&mut step_times.clone()) * 1e3;
         let tail = &losses[losses.len() - (losses.len() / 10).max(1).min(losses.len())..];
@@ -210,12 +334,12 @@ impl TrainerTask for Run<'_> {
                 )
             }
         };
-        Ok(RunRecord {
-            run_id: run_id(exp),
+        let record = RunRecord {
+            run_id: id,
             experiment: exp.clone(),
             status,
             metrics,
-            wall_time_s: start.elapsed().as_secs_f64(),
+            wall_time_s: earlier_s + start.elapsed().as_secs_f64(),
             median_step_ms,
             samples_per_s: samples_per_step as f64 * step_times.len() as f64
                 / train_time.max(1e-12),
@@ -224,7 +348,17 @@ impl TrainerTask for Run<'_> {
             final_loss,
             code_revision: code_revision(),
             machine: machine_description(exp.device),
-        })
+        };
+        // The run has its result (a diverged run would diverge again): the checkpoint has served.
+        if let Some(path) = &ckpt_path {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(path, e))
+                }
+                _ => {}
+            }
+        }
+        Ok(RunOutcome::Finished(record))
     }
 }
 

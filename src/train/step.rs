@@ -12,17 +12,18 @@
 //! experiment implements [`TrainerTask`] and calls [`with_trainer`], which picks the types once
 //! for every caller (the run, the benchmark).
 
-use dfdx::optim::{Momentum, Sgd, SgdConfig, WeightDecay};
 use dfdx::prelude::*;
 
 use crate::data::loaders::{split_probe_gallery, Batch};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend, LossParts, SgdParams};
-use crate::heads::{ClassifierHead, Halves, HeadStats, StepInput};
+use crate::heads::{ClassifierHead, Halves, HeadState, HeadStats, StepInput};
 use crate::nets::gallery::Gallery;
+use crate::nets::params::{export_params, import_params, ParamTensor};
 use crate::nets::probe::{embed, inputs, l2_normalize, Backbone, Inputs, Net};
 use crate::train::schedule::TrainConfig;
+use crate::train::sgd::{MomentumSgd, SgdRule};
 use crate::Experiment;
 
 /// What one training step reports.
@@ -34,6 +35,19 @@ pub struct StepReport {
     pub stats: HeadStats,
 }
 
+/// What a trainer carries from one step to the next, on the host: enough to continue exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerState {
+    /// The probe net's parameters.
+    pub probe: Vec<ParamTensor>,
+    /// The optimiser's velocity, one tensor per probe parameter.
+    pub velocity: Vec<ParamTensor>,
+    /// The second network's parameters, when the head has one.
+    pub second: Option<Vec<ParamTensor>>,
+    /// The head's state.
+    pub head: HeadState,
+}
+
 /// The networks, head and optimiser of one experiment.
 pub struct Trainer<const H: usize, const E: usize, D: Device<f32>, B: Backend> {
     dev: D,
@@ -42,7 +56,7 @@ pub struct Trainer<const H: usize, const E: usize, D: Device<f32>, B: Backend> {
     second: Option<Gallery<Net<H, E, D>>>,
     evaluate_second: bool,
     head: Box<dyn ClassifierHead<B>>,
-    opt: Sgd<Net<H, E, D>, f32, D>,
+    opt: MomentumSgd<Net<H, E, D>>,
     grads: Option<Gradients<f32, D>>,
 }
 
@@ -71,16 +85,12 @@ impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D
         head: Box<dyn ClassifierHead<B>>,
     ) -> Self {
         let t = &exp.train;
-        let opt = Sgd::new(
+        let opt = MomentumSgd::new(
             &probe,
-            SgdConfig {
-                lr: t.lr as f64,
-                momentum: Some(if t.nesterov {
-                    Momentum::Nesterov(t.momentum as f64)
-                } else {
-                    Momentum::Classic(t.momentum as f64)
-                }),
-                weight_decay: Some(WeightDecay::L2(t.weight_decay as f64)),
+            SgdRule {
+                momentum: t.momentum,
+                nesterov: t.nesterov,
+                weight_decay: t.weight_decay,
             },
         );
         let second = exp.head.second_net();
@@ -107,7 +117,6 @@ impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D
             weight_decay: t.weight_decay,
             nesterov: t.nesterov,
         };
-        self.opt.cfg.lr = lr as f64;
         let halves = if self.second.is_some() {
             let (a, b) = split_probe_gallery(batch);
             Halves { a, b }
@@ -145,9 +154,7 @@ impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D
         // Back-propagate the head's gradient through the probe net: d(Σ emb ⊙ g)/d(emb) = g.
         let g = self.dev.tensor_from_vec(out.grad, (b, Const::<E>));
         let mut grads = (emb * g).sum().backward();
-        self.opt
-            .update(&mut self.probe, &grads)
-            .map_err(|e| Error::Other(format!("optimiser: {e:?}")))?;
+        self.opt.update(&mut self.probe, &grads, lr)?;
         self.probe.zero_grads(&mut grads);
         self.grads = Some(grads);
         Ok(StepReport {
@@ -198,6 +205,51 @@ impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D
     /// The device the networks live on.
     pub fn device(&self) -> &D {
         &self.dev
+    }
+
+    /// The state between steps (see [`TrainerState`]).
+    pub fn save_state(&self) -> Result<TrainerState> {
+        Ok(TrainerState {
+            probe: export_params(&self.probe),
+            velocity: export_params(self.opt.velocity()),
+            second: self.second.as_ref().map(|g| export_params(&g.net)),
+            head: self.head.save_state()?,
+        })
+    }
+
+    /// Puts back a state [`Trainer::save_state`] gave, of a trainer of the same experiment.
+    pub fn load_state(&mut self, state: &TrainerState) -> Result<()> {
+        match (&mut self.second, &state.second) {
+            (Some(g), Some(params)) => import_params(&mut g.net, params)?,
+            (None, None) => {}
+            (mine, _) => {
+                return Err(Error::Other(format!(
+                    "trainer state: {} a second network, this trainer {}",
+                    if state.second.is_some() {
+                        "it has"
+                    } else {
+                        "it lacks"
+                    },
+                    if mine.is_some() {
+                        "has one"
+                    } else {
+                        "has none"
+                    }
+                )))
+            }
+        }
+        import_params(&mut self.probe, &state.probe)?;
+        import_params(self.opt.velocity_mut(), &state.velocity)?;
+        self.head.load_state(&state.head)
+    }
+
+    /// Writes the probe network as safetensors, tensors named by dfdx's field paths
+    /// (`0.weight` (H, INPUT_DIM), `0.bias` (H), `2.weight`, `2.bias`, `4.weight` (E, H),
+    /// `4.bias` (E)), f32 little-endian.
+    pub fn export_probe(&self, path: &std::path::Path) -> Result<()> {
+        self.probe
+            .save_safetensors(path)
+            .map_err(|e| Error::Other(format!("{}: writing safetensors: {e}", path.display())))
     }
 
     /// Bytes of method state beside the probe: the head's, plus the second network's parameters.

@@ -46,7 +46,7 @@ fn tiny_matrix_end_to_end_metrics() {
         progress: false,
         retry_failed: false,
         jobs: 2,
-        run: RunOptions { progress: false },
+        run: RunOptions::default(),
     };
     let outcome = run_matrix(Path::new("ablations/tiny.ron"), &opts).unwrap();
     // The reference points are written beside the summary: per seed, raw features and the

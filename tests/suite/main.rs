@@ -1,12 +1,13 @@
 //! The integration tests, one binary with a module per area (each module links the library once
 //! between them all): matrices and their runner, snapshots of expansions and of a tiny matrix's
-//! metrics, the centre heads, CPU/GPU agreement (skipped without a GPU), end-to-end training,
+//! metrics, the centre heads, checkpoints and resumed runs, CPU/GPU agreement (skipped without a GPU), end-to-end training,
 //! experiment files, the F²C head against the reference, `paper/` against `results/`, and the
 //! report's tables.
 
 mod ablation_matrix;
 mod ablation_snapshots;
 mod centre_heads;
+mod checkpoint_resume;
 mod cuda_agreement;
 mod end_to_end;
 mod experiment_files;
