@@ -2,6 +2,7 @@
 //! matrix's `summary.csv` (and its `references.csv` when present), so every number in `paper/` can
 //! be regenerated without retraining.
 
+pub mod deviations;
 pub mod efficiency;
 pub mod figures;
 pub mod reproduction;

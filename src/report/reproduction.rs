@@ -797,6 +797,8 @@ pub fn render_report(
             r.run_id, r.group, r.label, r.status
         ));
     }
+    s.push('\n');
+    s.push_str(&crate::report::deviations::markdown());
     s.push_str(
         "\n## Tables and figures\n\nEvery group's full table (all TAR@FAR levels, rank-1, step time, head \
          state, paired Holm-corrected p-values against Full FC, seeds needed) is in \
