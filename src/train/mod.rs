@@ -1,6 +1,7 @@
 //! Training: optimiser settings and learning-rate schedule, the training step of each method, and
-//! the run that trains, evaluates and records one experiment.
+//! the run that trains, evaluates and records one experiment, and its learning curve.
 
+pub mod curve;
 pub mod run;
 pub mod schedule;
 pub mod step;
