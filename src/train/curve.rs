@@ -273,6 +273,18 @@ pub fn summary_line(name: &str, rows: &[CurveRow]) -> String {
 /// Size of the figure, pixels.
 const SIZE: (u32, u32) = (640, 420);
 
+/// Line colours, in the order of the curves: the Okabe–Ito palette, distinguishable with the
+/// common colour-vision deficiencies and legible on white.
+const LINE_COLORS: [RGBColor; 7] = [
+    RGBColor(213, 94, 0),
+    RGBColor(0, 114, 178),
+    RGBColor(0, 158, 115),
+    RGBColor(0, 0, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+];
+
 /// Draws TAR@FAR=1e-3 (%) against epochs, one line per `(name, curve)`, to an SVG at `path`.
 pub fn plot(curves: &[(String, Vec<CurveRow>)], path: &Path) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| {
@@ -313,7 +325,7 @@ pub fn plot(curves: &[(String, Vec<CurveRow>)], path: &Path) -> Result<()> {
         .draw()
         .map_err(|e| err(&e))?;
     for (k, (name, rows)) in curves.iter().enumerate() {
-        let color = Palette99::pick(k).to_rgba();
+        let color = LINE_COLORS[k % LINE_COLORS.len()];
         let line = rows.iter().map(|r| (r.epoch, 100.0 * r.tar_far_1e3));
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
