@@ -94,6 +94,34 @@ enum Command {
     },
     /// Time one training step of each head (FC, Partial FC, F²C) at growing identity counts.
     Bench(f2c::bench::BenchOptions),
+    /// Train an experiment and write its learning curve (CSV), scored every K steps on the
+    /// validation identities; or, with --plot, draw TAR@FAR=1e-3 against epochs of curves.
+    Curve {
+        /// An experiment file (RON); with --plot, the curve CSVs to draw (one line each).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Evaluate after every K training steps (required unless --plot).
+        #[arg(long, value_name = "K")]
+        every: Option<usize>,
+        /// Override the experiment's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the experiment's device: `cpu`, `cuda` or `cuda:N`.
+        #[arg(long)]
+        device: Option<String>,
+        /// Identities to score on.
+        #[arg(long, value_enum, default_value_t = f2c::train::curve::Split::Validation)]
+        split: f2c::train::curve::Split,
+        /// Where to write the curve (default results/curves/<experiment name>.csv).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Draw the given CSVs into this SVG instead of training.
+        #[arg(long, value_name = "OUT.svg")]
+        plot: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn main() {
@@ -239,6 +267,70 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(opts) => {
             f2c::bench::run_bench(&opts)?;
+            Ok(())
+        }
+        Command::Curve {
+            inputs,
+            every,
+            seed,
+            device,
+            split,
+            out,
+            plot,
+            quiet,
+        } => {
+            use f2c::train::curve;
+            if let Some(svg) = plot {
+                let mut curves = Vec::new();
+                for path in &inputs {
+                    let name = path.file_stem().map_or_else(
+                        || path.display().to_string(),
+                        |s| s.to_string_lossy().into_owned(),
+                    );
+                    curves.push((name, curve::read_csv(path)?));
+                }
+                curve::plot(&curves, &svg)?;
+                for (name, rows) in &curves {
+                    println!("{}", curve::summary_line(name, rows));
+                }
+                println!("wrote {}", svg.display());
+                return Ok(());
+            }
+            let [experiment] = inputs.as_slice() else {
+                anyhow::bail!(
+                    "curve: give one experiment file to train ({} given), or --plot OUT.svg with CSVs",
+                    inputs.len()
+                );
+            };
+            let Some(every) = every else {
+                anyhow::bail!(
+                    "curve: --every K is required to train a curve (evaluate every K steps)"
+                );
+            };
+            let mut exp = f2c::Experiment::load(experiment)?;
+            if let Some(d) = device {
+                exp.device = d.parse()?;
+            }
+            if let Some(s) = seed {
+                exp.seed = s;
+            }
+            f2c::device::check_available(exp.device)?;
+            let faces = f2c::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
+            eprintln!("{}", f2c::train::run::describe_plan(&exp, &faces));
+            drop(faces);
+            let opts = curve::CurveOptions {
+                every,
+                split,
+                progress: !quiet,
+            };
+            let rows = curve::learning_curve(&exp, &opts)
+                .with_context(|| format!("learning curve of {}", experiment.display()))?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("results/curves").join(format!("{}.csv", exp.name))
+            });
+            curve::write_csv(&rows, &out)?;
+            println!("{}", curve::summary_line(&exp.name, &rows));
+            println!("curve: {}", out.display());
             Ok(())
         }
     }

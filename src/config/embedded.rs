@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::Experiment;
 
 /// (path relative to the repository root, text) of every shipped experiment file.
-pub const EXPERIMENTS: [(&str, &str); 8] = [
+pub const EXPERIMENTS: [(&str, &str); 12] = [
     (
         "experiments/base.ron",
         include_str!("../../experiments/base.ron"),
@@ -40,6 +40,22 @@ pub const EXPERIMENTS: [(&str, &str); 8] = [
     (
         "experiments/tiny.ron",
         include_str!("../../experiments/tiny.ron"),
+    ),
+    (
+        "experiments/curve-fc.ron",
+        include_str!("../../experiments/curve-fc.ron"),
+    ),
+    (
+        "experiments/curve-pfc.ron",
+        include_str!("../../experiments/curve-pfc.ron"),
+    ),
+    (
+        "experiments/curve-f2c.ron",
+        include_str!("../../experiments/curve-f2c.ron"),
+    ),
+    (
+        "experiments/curve-dcq.ron",
+        include_str!("../../experiments/curve-dcq.ron"),
     ),
 ];
 

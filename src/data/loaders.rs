@@ -437,6 +437,8 @@ mod tests {
             nuisance_scale: 1.0,
             noise: 0.3,
             label_noise: 0.1,
+            families: Default::default(),
+            validation_identities: 0,
         };
         SyntheticFaces::new(&cfg, seed)
     }

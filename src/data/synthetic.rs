@@ -37,12 +37,94 @@ pub struct SyntheticConfig {
     pub noise: f32,
     /// Fraction of training instances whose label is replaced by a random other identity.
     pub label_noise: f64,
+    /// Families of look-alike identities (hard negatives); the default, families of one, draws
+    /// every code independently. Left out of the serialised config when default, so the resolved
+    /// configs (and run ids) of experiments that do not set it are unchanged.
+    #[serde(default, skip_serializing_if = "Families::is_default")]
+    pub families: Families,
+    /// Identities of the training population held out for choosing hyperparameters: never
+    /// trained on, rendered like the evaluation set ([`SyntheticFaces::validation_set`]). They
+    /// come in addition to the `train_identities` the heads classify. 0 = no validation set;
+    /// left out of the serialised config when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub validation_identities: usize,
 }
 
 crate::sweepable!(SyntheticConfig {
     train_identities, eval_identities, min_instances, max_instances, tail_exponent,
     eval_instances, identity_dim, nuisance_dim, nuisance_scale, noise, label_noise,
-} nested {});
+    validation_identities,
+} nested { families });
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Identities in families of look-alikes: consecutive identities `size·f .. size·(f+1)` share a
+/// parent code `p_f`, and each one's code is `(p_f + spread·e_c) / √(1 + spread²)` with its own
+/// `e_c ~ N(0, I)`. The division keeps every code `N(0, I)` whatever the spread, as independent
+/// codes are, so the renderer's calibration and the difficulty of telling a stranger apart are
+/// unchanged; only siblings are closer. Two siblings' codes correlate by `1 / (1 + spread²)` per
+/// coordinate (0.8 at spread 0.5), codes of different families not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Families {
+    /// Identities per family; 1 = independent codes (today's benchmark, bit for bit).
+    pub size: usize,
+    /// Std of a member's own part relative to the parent's (> 0); unused when `size` is 1.
+    pub spread: f32,
+}
+
+crate::sweepable!(Families { size, spread } nested {});
+
+impl Default for Families {
+    /// Families of one: every identity's code is drawn independently.
+    fn default() -> Self {
+        Families {
+            size: 1,
+            spread: 0.5,
+        }
+    }
+}
+
+impl Families {
+    fn is_default(&self) -> bool {
+        *self == Families::default()
+    }
+
+    /// Expected per-coordinate correlation of two siblings' codes, `1 / (1 + spread²)`; 0 for
+    /// families of one (an identity has no sibling).
+    pub fn sibling_correlation(&self) -> f32 {
+        if self.size > 1 {
+            1.0 / (1.0 + self.spread * self.spread)
+        } else {
+            0.0
+        }
+    }
+
+    /// Range checks (field paths relative to this config).
+    pub fn validate(&self) -> FieldResult {
+        if self.size == 0 || self.size > 1_000_000 {
+            return Err(FieldError::new(
+                "size",
+                format!(
+                    "expected 1 ..= 1000000 identities per family (1 = independent codes), got {}",
+                    self.size
+                ),
+            ));
+        }
+        if !(self.spread > 0.0 && self.spread <= 10.0) {
+            return Err(FieldError::new(
+                "spread",
+                format!(
+                    "expected 0.0 <.. 10.0 (0 would make siblings identical), got {}",
+                    self.spread
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl SyntheticConfig {
     /// Range checks (field paths relative to this config).
@@ -120,6 +202,17 @@ impl SyntheticConfig {
                 format!("expected 0.0 ..< 0.5, got {}", self.label_noise),
             );
         }
+        self.families.validate().map_err(|e| e.within("families"))?;
+        if self.validation_identities == 1 || self.validation_identities > 100_000_000 {
+            return bad(
+                "validation_identities",
+                format!(
+                    "expected 0 (no validation set) or 2 ..= 100000000 (impostor pairs need two \
+                     identities), got {}",
+                    self.validation_identities
+                ),
+            );
+        }
         Ok(())
     }
 }
@@ -158,7 +251,29 @@ mod stream {
     pub const LABEL_NOISE: u64 = 6;
     pub const EVAL_CODE: u64 = 7;
     pub const EVAL_INSTANCE: u64 = 8;
+    pub const TRAIN_PARENT: u64 = 9;
+    pub const EVAL_PARENT: u64 = 10;
+    pub const VALIDATION_INSTANCE: u64 = 11;
 }
+
+/// Where a code comes from: the population's own code stream and the stream of its family
+/// parents. Training and validation identities share the training population; evaluation
+/// identities are a population of their own.
+#[derive(Debug, Clone, Copy)]
+struct Population {
+    code: u64,
+    parent: u64,
+}
+
+const TRAIN_POPULATION: Population = Population {
+    code: stream::TRAIN_CODE,
+    parent: stream::TRAIN_PARENT,
+};
+
+const EVAL_POPULATION: Population = Population {
+    code: stream::EVAL_CODE,
+    parent: stream::EVAL_PARENT,
+};
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -256,7 +371,11 @@ fn soft_tanh(x: f32) -> f32 {
 ///
 /// Training identities are `0..train_identities`, each with `instances_of(c)` instances
 /// (long-tailed). Evaluation identities have their own code stream, so they are disjoint from
-/// training ones (different codes, not just different numbers).
+/// training ones (different codes, not just different numbers). Validation identities are drawn
+/// from the training population, as a held-out split of a training set would be: they are the
+/// codes that follow the training identities' in the training code stream, starting at a family
+/// boundary so that they form whole families of their own (like evaluation identities, none has
+/// a look-alike among the training identities). Adding them changes no training sample.
 ///
 /// Label noise is modelled as in real web-crawled sets, where an image is filed under the wrong
 /// person: a fraction `label_noise` of training instances of identity `c` are *rendered* from
@@ -506,7 +625,7 @@ impl SyntheticFaces {
             identity as u64,
             instance as u64,
         ));
-        self.render(stream::TRAIN_CODE, content, &mut rng, out);
+        self.render(TRAIN_POPULATION, content, &mut rng, out);
     }
 
     /// The held-out evaluation set: `eval_identities × eval_instances` rows of [`INPUT_DIM`]
@@ -515,35 +634,81 @@ impl SyntheticFaces {
     /// training identities. Rows are rendered in parallel, each from its own stream, so the result
     /// does not depend on the thread count.
     pub fn eval_set(&self) -> (Vec<f32>, Vec<usize>) {
+        self.held_out_set(
+            EVAL_POPULATION,
+            0,
+            self.cfg.eval_identities,
+            stream::EVAL_INSTANCE,
+        )
+    }
+
+    /// The validation set: `validation_identities × eval_instances` rows laid out as
+    /// [`eval_set`](Self::eval_set)'s, labels `0..validation_identities`; empty when the config
+    /// holds out none. Its identities come from the training population but are never trained
+    /// on (see the type's docs), so hyperparameters can be chosen on it without looking at the
+    /// evaluation identities.
+    pub fn validation_set(&self) -> (Vec<f32>, Vec<usize>) {
+        self.held_out_set(
+            TRAIN_POPULATION,
+            self.first_validation_code(),
+            self.cfg.validation_identities,
+            stream::VALIDATION_INSTANCE,
+        )
+    }
+
+    /// Index in the training code stream of the first validation identity: the first family
+    /// boundary at or after the training identities.
+    fn first_validation_code(&self) -> usize {
+        let size = self.cfg.families.size;
+        self.cfg.train_identities.div_ceil(size) * size
+    }
+
+    /// `count × eval_instances` rows of the identities `first .. first + count` of `population`,
+    /// identity-major; each row rendered in parallel from its own stream `(instance_stream,
+    /// label, instance)`, so the result does not depend on the thread count.
+    fn held_out_set(
+        &self,
+        population: Population,
+        first: usize,
+        count: usize,
+        instance_stream: u64,
+    ) -> (Vec<f32>, Vec<usize>) {
         use rayon::prelude::*;
         let per = self.cfg.eval_instances;
-        let n = self.cfg.eval_identities * per;
+        let n = count * per;
         let mut inputs = vec![0f32; n * INPUT_DIM]; // (n, INPUT_DIM)
         inputs
             .par_chunks_mut(INPUT_DIM)
             .enumerate()
             .for_each(|(row, out)| {
                 let (e, j) = (row / per, row % per);
-                let mut rng = CounterRng::new(stream_key(
-                    self.seed,
-                    stream::EVAL_INSTANCE,
-                    e as u64,
-                    j as u64,
-                ));
-                self.render(stream::EVAL_CODE, e, &mut rng, out);
+                let mut rng =
+                    CounterRng::new(stream_key(self.seed, instance_stream, e as u64, j as u64));
+                self.render(population, first + e, &mut rng, out);
             });
         let labels = (0..n).map(|row| row / per).collect();
         (inputs, labels)
     }
 
-    /// The latent code of identity `identity` in code stream `code_stream` into `z`.
-    fn code(&self, code_stream: u64, identity: usize, z: &mut [f32]) {
-        let mut rng = CounterRng::new(stream_key(self.seed, code_stream, identity as u64, 0));
+    /// The latent code of the identity at `index` of `population` into `z`. With families, the
+    /// identity's own draw is its part around the family's parent; families of one use it as
+    /// the code itself and draw nothing else, which keeps today's codes bit for bit.
+    fn code(&self, population: Population, index: usize, z: &mut [f32]) {
+        let mut rng = CounterRng::new(stream_key(self.seed, population.code, index as u64, 0));
         z.iter_mut().for_each(|x| *x = rng.normal());
+        let Families { size, spread } = self.cfg.families;
+        if size > 1 {
+            let family = (index / size) as u64;
+            let mut parent = CounterRng::new(stream_key(self.seed, population.parent, family, 0));
+            let norm = 1.0 / (1.0 + spread * spread).sqrt();
+            z.iter_mut()
+                .for_each(|x| *x = (parent.normal() + spread * *x) * norm);
+        }
     }
 
-    /// One standardised, noisy sample of `identity`'s code; nuisance and noise come from `rng`.
-    fn render(&self, code_stream: u64, identity: usize, rng: &mut CounterRng, out: &mut [f32]) {
+    /// One standardised, noisy sample of the code at `index` of `population`; nuisance and noise
+    /// come from `rng`.
+    fn render(&self, population: Population, index: usize, rng: &mut CounterRng, out: &mut [f32]) {
         assert_eq!(
             out.len(),
             INPUT_DIM,
@@ -551,7 +716,7 @@ impl SyntheticFaces {
         );
         let mut z = [0f32; 64];
         let z = &mut z[..self.cfg.identity_dim];
-        self.code(code_stream, identity, z);
+        self.code(population, index, z);
         self.render_raw(z, rng, out);
         let noise = self.cfg.noise;
         for ((o, mean), inv_std) in out.iter_mut().zip(&self.out_mean).zip(&self.out_inv_std) {
@@ -619,6 +784,8 @@ mod tests {
             nuisance_scale: 1.0,
             noise: 0.3,
             label_noise: 0.0,
+            families: Families::default(),
+            validation_identities: 0,
         }
     }
 
@@ -635,6 +802,207 @@ mod tests {
     fn cosine(a: &[f32], b: &[f32]) -> f32 {
         let d = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
         d(a, b) / (d(a, a) * d(b, b)).sqrt()
+    }
+
+    /// A 64-bit fingerprint of everything the benchmark draws at `cfg`, seed 5: instance counts
+    /// and label-noise targets of the first 300 training identities, a few rendered training
+    /// samples, and the whole evaluation set.
+    fn fingerprint(cfg: &SyntheticConfig) -> u64 {
+        let f = SyntheticFaces::new(cfg, 5);
+        let mut h = 0u64;
+        let mut eat = |w: u64| h = mix64(h.wrapping_add(GOLDEN) ^ w);
+        for c in 0..300 {
+            eat(f.instances_of(c) as u64);
+            eat(f.content_identity(c, 1) as u64);
+        }
+        for (c, i) in [(0, 0), (1, 1), (17, 0), (1999, 1), (640, 0)] {
+            render(&f, c, i)
+                .iter()
+                .for_each(|v| eat(v.to_bits() as u64));
+        }
+        let (x, labels) = f.eval_set();
+        x.iter().for_each(|v| eat(v.to_bits() as u64));
+        labels.iter().for_each(|&l| eat(l as u64));
+        h
+    }
+
+    /// Today's data, bit for bit: the fingerprint was recorded before families and the validation
+    /// split existed, so their defaults must leave every draw unchanged.
+    #[test]
+    fn default_data_is_unchanged() {
+        let cfg = SyntheticConfig {
+            label_noise: 0.2,
+            ..probe_config()
+        };
+        assert_eq!(
+            fingerprint(&cfg),
+            GOLDEN_FINGERPRINT,
+            "{:#x}",
+            fingerprint(&cfg)
+        );
+    }
+
+    const GOLDEN_FINGERPRINT: u64 = 0xAC75_B734_2541_8119;
+
+    /// A validation split changes no draw of the training or evaluation data.
+    #[test]
+    fn validation_split_leaves_training_and_evaluation_unchanged() {
+        let cfg = SyntheticConfig {
+            label_noise: 0.2,
+            validation_identities: 50,
+            ..probe_config()
+        };
+        assert_eq!(fingerprint(&cfg), GOLDEN_FINGERPRINT);
+    }
+
+    fn codes(f: &SyntheticFaces, p: Population, indices: std::ops::Range<usize>) -> Vec<Vec<f32>> {
+        indices
+            .map(|c| {
+                let mut z = vec![0f32; f.cfg.identity_dim];
+                f.code(p, c, &mut z);
+                z
+            })
+            .collect()
+    }
+
+    /// Mean cosine of the code pairs (a, b) with a < b that `keep` selects.
+    fn mean_cosine(z: &[Vec<f32>], keep: impl Fn(usize, usize) -> bool) -> f64 {
+        let (mut sum, mut n) = (0.0, 0usize);
+        for a in 0..z.len() {
+            for b in a + 1..z.len() {
+                if keep(a, b) {
+                    sum += cosine(&z[a], &z[b]) as f64;
+                    n += 1;
+                }
+            }
+        }
+        sum / n as f64
+    }
+
+    /// Siblings' codes correlate by 1/(1 + spread²) per coordinate; strangers' not at all. The
+    /// mean cosine of two 16-d Gaussian vectors with correlation ρ is a little below ρ (about
+    /// ρ(1 − (1 − ρ²)/(2·16)), Jensen's gap of the norms): 0.791 for ρ = 0.8, 0.488 for ρ = 0.5.
+    /// Over 2,000 codes (400 families of 5: 4,000 sibling pairs) the standard error of the
+    /// sibling mean is below 0.005 and of the stranger mean below 0.001.
+    #[test]
+    fn siblings_are_look_alikes_by_the_expected_amount() {
+        for (spread, expected) in [(0.5f32, 0.791), (1.0, 0.488)] {
+            let cfg = SyntheticConfig {
+                families: Families { size: 5, spread },
+                ..probe_config()
+            };
+            let f = SyntheticFaces::new(&cfg, 3);
+            for p in [TRAIN_POPULATION, EVAL_POPULATION] {
+                let z = codes(&f, p, 0..2000);
+                let within = mean_cosine(&z, |a, b| a / 5 == b / 5);
+                let across = mean_cosine(&z, |a, b| a / 5 != b / 5);
+                assert!(
+                    (within - expected).abs() < 0.03,
+                    "spread {spread}: sibling cosine {within}, expected {expected}"
+                );
+                assert!(
+                    across.abs() < 0.01,
+                    "spread {spread}: stranger cosine {across}"
+                );
+                // Codes stay N(0, I): mean squared norm identity_dim = 16 (std of the mean 0.13).
+                let sq = z
+                    .iter()
+                    .map(|z| z.iter().map(|x| x * x).sum::<f32>() as f64);
+                let mean_sq = sq.sum::<f64>() / z.len() as f64;
+                assert!((mean_sq - 16.0).abs() < 0.7, "mean squared norm {mean_sq}");
+            }
+        }
+    }
+
+    /// The validation set is laid out as the evaluation set, comes from training-population codes
+    /// the training identities do not use, and starts at a family boundary, so that no
+    /// validation identity has a sibling among the training identities.
+    #[test]
+    fn validation_set_is_held_out_training_population() {
+        let cfg = SyntheticConfig {
+            train_identities: 1998,
+            validation_identities: 40,
+            families: Families {
+                size: 4,
+                spread: 0.5,
+            },
+            ..probe_config()
+        };
+        let f = SyntheticFaces::new(&cfg, 9);
+        assert_eq!(f.num_train_identities(), 1998);
+        assert_eq!(f.first_validation_code(), 2000);
+        let (x, labels) = f.validation_set();
+        assert_eq!(labels.len(), 40 * 6);
+        assert_eq!(x.len(), labels.len() * INPUT_DIM);
+        assert!(labels.iter().enumerate().all(|(row, &l)| l == row / 6));
+        // Row 7 is validation identity 1, instance 1: code 2001 of the training population.
+        let mut row = vec![0f32; INPUT_DIM];
+        let mut rng = CounterRng::new(stream_key(9, stream::VALIDATION_INSTANCE, 1, 1));
+        f.render(TRAIN_POPULATION, 2001, &mut rng, &mut row);
+        assert_eq!(bits(&row), bits(&x[7 * INPUT_DIM..8 * INPUT_DIM]));
+        // Distinct from the evaluation set, and deterministic.
+        assert_ne!(bits(&x[..INPUT_DIM]), bits(&f.eval_set().0[..INPUT_DIM]));
+        assert_eq!(
+            bits(&x),
+            bits(&SyntheticFaces::new(&cfg, 9).validation_set().0)
+        );
+        // Whole families: validation codes look alike among themselves, not like training ones.
+        let z = codes(&f, TRAIN_POPULATION, 1996..2040);
+        let family = |k: usize| (1996 + k) / 4;
+        let within_validation = mean_cosine(&z, |a, b| a >= 4 && family(a) == family(b));
+        let validation_training = mean_cosine(&z, |a, b| a < 2 && b >= 4);
+        assert!(within_validation > 0.6, "{within_validation}");
+        assert!(validation_training.abs() < 0.2, "{validation_training}");
+        // Without a split the set is empty.
+        assert!(SyntheticFaces::new(&probe_config(), 9)
+            .validation_set()
+            .1
+            .is_empty());
+    }
+
+    #[test]
+    fn validate_names_the_new_fields() {
+        let field = |cfg: SyntheticConfig| cfg.validate().unwrap_err().field;
+        let families = |size, spread| SyntheticConfig {
+            families: Families { size, spread },
+            ..probe_config()
+        };
+        assert_eq!(field(families(0, 0.5)), "families.size");
+        assert_eq!(field(families(3, 0.0)), "families.spread");
+        assert_eq!(field(families(3, f32::NAN)), "families.spread");
+        let split = SyntheticConfig {
+            validation_identities: 1,
+            ..probe_config()
+        };
+        assert_eq!(field(split), "validation_identities");
+        assert!(families(3, 0.5).validate().is_ok());
+    }
+
+    /// Defaults are left out of the serialised config (run ids of existing experiments keep
+    /// their value) and read back when absent; set values round-trip.
+    #[test]
+    fn defaults_are_not_serialised() {
+        let text = ron::to_string(&probe_config()).expect("serialises");
+        assert!(
+            !text.contains("families") && !text.contains("validation"),
+            "{text}"
+        );
+        assert_eq!(
+            ron::from_str::<SyntheticConfig>(&text).unwrap(),
+            probe_config()
+        );
+        let set = SyntheticConfig {
+            families: Families {
+                size: 3,
+                spread: 0.25,
+            },
+            validation_identities: 100,
+            ..probe_config()
+        };
+        let text = ron::to_string(&set).expect("serialises");
+        assert!(text.contains("families:(size:3,spread:0.25)"), "{text}");
+        assert!(text.contains("validation_identities:100"), "{text}");
+        assert_eq!(ron::from_str::<SyntheticConfig>(&text).unwrap(), set);
     }
 
     #[test]
@@ -772,17 +1140,14 @@ mod tests {
     fn eval_identities_are_disjoint_from_training() {
         let f = SyntheticFaces::new(&probe_config(), 9);
         let d = f.cfg.identity_dim;
-        let codes = |s: u64, n: usize| {
+        let codes = |p: Population, n: usize| {
             let mut z = vec![0f32; n * d];
             z.chunks_mut(d)
                 .enumerate()
-                .for_each(|(c, z)| f.code(s, c, z));
+                .for_each(|(c, z)| f.code(p, c, z));
             z
         };
-        let (train, eval) = (
-            codes(stream::TRAIN_CODE, 2000),
-            codes(stream::EVAL_CODE, 300),
-        );
+        let (train, eval) = (codes(TRAIN_POPULATION, 2000), codes(EVAL_POPULATION, 300));
         // Independent 16-d Gaussian codes are √32 ≈ 5.7 apart on average; the closest of the
         // 600,000 pairs is still far from 0, where a shared identity would sit.
         let closest = eval

@@ -1,7 +1,8 @@
 //! Training: optimiser settings and learning-rate schedule, the training step of each method, and
-//! the run that trains, evaluates and records one experiment.
+//! the run that trains, evaluates and records one experiment, and its learning curve.
 
 pub mod checkpoint;
+pub mod curve;
 pub mod run;
 pub mod schedule;
 pub mod sgd;
