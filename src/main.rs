@@ -28,6 +28,9 @@ enum Command {
         /// Override the experiment's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Set a field, as a matrix axis would: `--set train.steps=5800` (repeatable).
+        #[arg(long = "set", value_name = "PATH=RON")]
+        sets: Vec<String>,
         /// Directory for the record (default results/train).
         #[arg(long, default_value = "results/train")]
         out: PathBuf,
@@ -109,6 +112,9 @@ enum Command {
         /// Override the experiment's device: `cpu`, `cuda` or `cuda:N`.
         #[arg(long)]
         device: Option<String>,
+        /// Set a field, as a matrix axis would: `--set train.steps=5800` (repeatable).
+        #[arg(long = "set", value_name = "PATH=RON")]
+        sets: Vec<String>,
         /// Identities to score on.
         #[arg(long, value_enum, default_value_t = f2c::train::curve::Split::Validation)]
         split: f2c::train::curve::Split,
@@ -134,12 +140,31 @@ fn main() {
     }
 }
 
+/// Applies `--set PATH=RON` overrides, then validates the experiment again.
+fn apply_sets(
+    exp: &mut f2c::Experiment,
+    sets: &[String],
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use f2c::config::sweep::Sweep;
+    for set in sets {
+        let Some((path, value)) = set.split_once('=') else {
+            anyhow::bail!("--set `{set}`: expected PATH=VALUE, e.g. --set train.steps=5800");
+        };
+        exp.set_path(path.trim(), value.trim())
+            .map_err(|e| anyhow::anyhow!("--set `{set}`: field `{}`: {}", e.field, e.msg))?;
+    }
+    exp.validate(file)?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train {
             experiment,
             device,
             seed,
+            sets,
             out,
             quiet,
             verify,
@@ -155,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(s) = seed {
                 exp.seed = s;
             }
+            apply_sets(&mut exp, &sets, &experiment)?;
             f2c::device::check_available(exp.device)?;
             let faces = f2c::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
             eprintln!("{}", f2c::train::run::describe_plan(&exp, &faces));
@@ -239,7 +265,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
+            let started = std::time::Instant::now();
             let outcome = f2c::ablation::runner::run_matrix(&matrix, &opts)?;
+            if !dry_run && outcome.trained() > 0 {
+                // How long this call took, kept only when it trained something: a rerun that
+                // finds every run done leaves the committed timing (and the tree) as it was.
+                f2c::report::readme::MatrixTiming {
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                    jobs,
+                    trained: outcome.trained(),
+                    runs: outcome.plan.runs.len(),
+                    load: std::fs::read_to_string("/proc/loadavg")
+                        .map_or_else(|_| "unknown".into(), |s| s.trim().to_string()),
+                    code_revision: f2c::results::record::code_revision(),
+                    machine: format!(
+                        "{} {}, {} cores",
+                        std::env::consts::OS,
+                        std::env::consts::ARCH,
+                        std::thread::available_parallelism().map_or(0, |n| n.get())
+                    ),
+                }
+                .write(&outcome.dir.join(f2c::report::readme::TIMING_JSON))?;
+            }
             if dry_run {
                 print!("{}", outcome.listing());
                 return Ok(());
@@ -274,6 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             every,
             seed,
             device,
+            sets,
             split,
             out,
             plot,
@@ -314,6 +362,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(s) = seed {
                 exp.seed = s;
             }
+            apply_sets(&mut exp, &sets, experiment)?;
             f2c::device::check_available(exp.device)?;
             let faces = f2c::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
             eprintln!("{}", f2c::train::run::describe_plan(&exp, &faces));

@@ -67,6 +67,24 @@ pub struct Group {
     pub name: String,
     /// Axes crossed as a grid: the first varies slowest. No axes = the base config alone.
     pub axes: Vec<Axis>,
+    /// Seeds of this group's runs, when it needs more (or other) than the matrix's `seeds`: e.g.
+    /// the main comparison, whose paired confidence interval should be narrow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
+}
+
+impl Matrix {
+    /// Every seed some group runs, ascending.
+    pub fn all_seeds(&self) -> Vec<u64> {
+        let mut seeds: Vec<u64> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.seeds.as_deref().unwrap_or(&self.seeds).iter().copied())
+            .collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        seeds
+    }
 }
 
 /// One axis of a group's grid.
@@ -224,7 +242,7 @@ impl Matrix {
                 } else {
                     parts.join(", ")
                 };
-                for &seed in &self.seeds {
+                for &seed in group.seeds.as_deref().unwrap_or(&self.seeds) {
                     exp.seed = seed;
                     exp.validate(path).map_err(|e| match e {
                         Error::Invalid { field, msg, .. } => bad(
@@ -306,6 +324,18 @@ impl Matrix {
                     "groups",
                     format!("group name `{}` is empty or used twice", group.name),
                 ));
+            }
+            if let Some(seeds) = &group.seeds {
+                let mut distinct = HashSet::new();
+                if seeds.is_empty() || seeds.iter().any(|s| !distinct.insert(*s)) {
+                    return Err(bad(
+                        "groups",
+                        format!(
+                            "group `{}`: its `seeds` must list at least one seed, each once",
+                            group.name
+                        ),
+                    ));
+                }
             }
             let gbad =
                 |field: &str, msg: String| bad(field, format!("group `{}`: {msg}", group.name));

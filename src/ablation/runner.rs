@@ -139,7 +139,7 @@ pub fn run_matrix(matrix_path: &Path, opts: &MatrixOptions) -> Result<MatrixOutc
     let outcome = run_matrix_with(matrix_path, opts, run_experiment)?;
     if !opts.dry_run {
         let base = matrix.base_experiment(matrix_path)?;
-        let refs = compute_references(&base, &matrix.seeds)?;
+        let refs = compute_references(&base, &matrix.all_seeds())?;
         write_references(&outcome.dir.join(REFERENCES_CSV), &refs)?;
     }
     Ok(outcome)

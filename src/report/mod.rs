@@ -5,6 +5,7 @@
 pub mod deviations;
 pub mod efficiency;
 pub mod figures;
+pub mod readme;
 pub mod reproduction;
 pub mod stats;
 pub mod tables;
@@ -40,5 +41,6 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     written.extend(figures::write_figures(&rows, &root.join("paper/figures"))?);
     written.extend(efficiency::regenerate(root)?);
     written.push(reproduction::write_report(&rows, refs.as_deref(), root)?);
+    written.extend(readme::update(root, results_dir, &rows)?);
     Ok(written)
 }

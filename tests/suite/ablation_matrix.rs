@@ -773,3 +773,26 @@ fn runs_side_by_side_give_the_same_records_and_summary() {
     .to_string();
     assert!(err.contains("must not change the experiment"), "{err}");
 }
+
+#[test]
+fn a_group_may_run_its_own_seeds() {
+    let plan = expand(
+        "[1, 2]",
+        r#"Group(name: "main", axes: [], seeds: Some([1, 2, 3, 4])),
+           Group(name: "pool_size", axes: [Sweep(field: "head.pool.capacity", values: ["Fraction(0.2)"])])"#,
+    )
+    .unwrap();
+    let seeds = |group: &str| -> Vec<u64> {
+        plan.rows
+            .iter()
+            .filter(|r| r.group == group)
+            .map(|r| plan.runs[r.run].experiment.seed)
+            .collect()
+    };
+    assert_eq!(seeds("main"), [1, 2, 3, 4]);
+    assert_eq!(seeds("pool_size"), [1, 2]);
+    let msg = expand("[1]", r#"Group(name: "g", axes: [], seeds: Some([2, 2]))"#)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("each once"), "{msg}");
+}

@@ -1,5 +1,5 @@
-//! The committed `paper/` is what `f2c tables results/default` regenerates from the committed
-//! results: no hand-edited number, no stale table.
+//! The committed `paper/` and the README's measured figures are what `f2c tables results/default`
+//! regenerates from the committed results: no hand-edited number, no stale table.
 
 use std::path::Path;
 
@@ -11,7 +11,25 @@ fn committed_paper_is_regenerated_from_committed_results() {
         std::fs::create_dir_all(root.path().join("results/bench")).unwrap();
         std::fs::copy(bench, root.path().join("results/bench/heads.csv")).unwrap();
     }
-    let written = f2c::report::regenerate(Path::new("results/default"), root.path()).unwrap();
+    // The README block reads the single-run records and the matrix's timing.
+    std::fs::copy("README.md", root.path().join("README.md")).unwrap();
+    std::fs::create_dir_all(root.path().join("results/train")).unwrap();
+    for entry in std::fs::read_dir("results/train").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::copy(&path, root.path().join("results/train").join(path.file_name().unwrap()))
+                .unwrap();
+        }
+    }
+    let matrix = root.path().join("results/default");
+    std::fs::create_dir_all(&matrix).unwrap();
+    for name in ["summary.csv", "references.csv", "timing.json"] {
+        let from = Path::new("results/default").join(name);
+        if from.exists() {
+            std::fs::copy(&from, matrix.join(name)).unwrap();
+        }
+    }
+    let written = f2c::report::regenerate(&matrix, root.path()).unwrap();
     assert!(!written.is_empty());
     for path in written {
         let rel = path.strip_prefix(root.path()).unwrap();
@@ -28,4 +46,9 @@ fn committed_paper_is_regenerated_from_committed_results() {
             rel.display()
         );
     }
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("README.md")).unwrap(),
+        std::fs::read_to_string("README.md").unwrap(),
+        "README.md's measured figures are stale: run `f2c tables results/default`"
+    );
 }
