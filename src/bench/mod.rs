@@ -14,11 +14,12 @@ pub mod training_step;
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend};
+use crate::heads::Method;
 use crate::report::efficiency as efficiency_report;
 use crate::results::record::memory_status;
 use head_step::{median, HeadBench, HeadCase};
@@ -76,12 +77,13 @@ impl Default for BenchOptions {
     }
 }
 
-/// One timed head step: a row of `results/bench/heads.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One timed head step: a row of `results/bench/heads.csv`, written by the bench and read by the
+/// report (tables, figure, claim 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchRow {
-    /// `fc`, `pfc` or `f2c`.
-    pub head: String,
-    /// Sample rate (pfc), pool fraction (f2c), 1 (fc).
+    /// The method (`fc`, `pfc`, `f2c`, `dcq` in the file).
+    pub head: Method,
+    /// Sample rate (pfc), pool fraction (f2c), queue fraction (dcq), 1 (fc).
     pub param: f64,
     pub classes: usize,
     pub dim: usize,
@@ -124,6 +126,54 @@ pub struct BenchRow {
     pub pytorch_s: Option<f64>,
     /// median_step_s / pytorch_s.
     pub vs_pytorch: Option<f64>,
+}
+
+impl BenchRow {
+    /// A row holding a step time and state size alone (the other measurements zero or absent):
+    /// rows assembled outside the bench, e.g. in tests of what reads them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn timed(
+        head: Method,
+        param: f64,
+        variant: &str,
+        classes: usize,
+        dim: usize,
+        batch: usize,
+        median_step_s: f64,
+        head_state_bytes: u64,
+    ) -> Self {
+        BenchRow {
+            head,
+            param,
+            classes,
+            dim,
+            batch,
+            median_step_s,
+            head_state_bytes,
+            variant: variant.into(),
+            columns: 0,
+            steps: 0,
+            min_step_s: median_step_s,
+            peak_growth_bytes: 0,
+            peak_reset: false,
+            device_mem_bytes: None,
+            gemm_gflop: 0.0,
+            gflops: 0.0,
+            peak_gflops: 0.0,
+            peak_fraction: 0.0,
+            gemm_only_s: 0.0,
+            gemm_fraction: 0.0,
+            lower_bound_s: 0.0,
+            bound_ratio: 0.0,
+            pytorch_s: None,
+            vs_pytorch: None,
+        }
+    }
+}
+
+/// Reads a head-bench CSV written by [`run_bench`].
+pub fn read_rows(path: &std::path::Path) -> Result<Vec<BenchRow>> {
+    crate::results::csv_rows::read_rows(path, "the columns `f2c bench` writes to heads.csv")
 }
 
 /// Cases per identity count, smallest memory first so that a non-resettable high-water mark
@@ -208,7 +258,7 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
             let flops = case.gemm_flops(n, d, b);
             let pytorch_s = peer.seconds(&case, n, d, b);
             let row = BenchRow {
-                head: case.head().into(),
+                head: case.head.method(),
                 param: case.param(),
                 classes: n,
                 dim: d,

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
-use serde::Deserialize;
 
 use crate::bench::head_step::HeadCase;
 use crate::bench::training_step::TrainRow;
 use crate::bench::BenchRow;
 use crate::error::{Error, Result};
+use crate::heads::Method;
 
 /// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
 pub const HEADS_CSV: &str = "results/bench/heads.csv";
@@ -132,18 +132,18 @@ impl Peer {
 }
 
 fn label(r: &BenchRow) -> String {
-    series_name(&r.head, &r.variant, r.param)
+    series_name(r.head, &r.variant, r.param)
 }
 
-fn series_name(head: &str, variant: &str, param: f64) -> String {
+fn series_name(head: Method, variant: &str, param: f64) -> String {
     match (head, variant) {
-        ("fc", _) => "FC".into(),
-        ("pfc", _) => format!("Partial FC r={param}"),
-        ("dcq", _) => format!("DCQ queue {}%", param * 100.0),
-        (_, "tworow-symmetric") => {
+        (Method::Fc, _) => "FC".into(),
+        (Method::PartialFc, _) => format!("Partial FC r={param}"),
+        (Method::Dcq, _) => format!("DCQ queue {}%", param * 100.0),
+        (Method::F2c, "tworow-symmetric") => {
             format!("F²C {}% (reference: 2 rows, symmetric)", param * 100.0)
         }
-        _ => format!("F²C {}%", param * 100.0),
+        (Method::F2c, _) => format!("F²C {}%", param * 100.0),
     }
 }
 
@@ -213,17 +213,19 @@ pub fn markdown(
             ms(r.gemm_only_s),
         );
     }
-    let find = |head: &str, variant: &str, n: usize| {
+    let find = |head: Method, variant: &str, n: usize| {
         rows.iter().find(|r| {
             r.head == head
                 && r.variant == variant
-                && (r.head != "f2c" || (r.param - 0.1).abs() < 1e-9)
+                && (r.head != Method::F2c || (r.param - 0.1).abs() < 1e-9)
                 && r.classes == n
         })
     };
     if let Some(n) = rows.iter().map(|r| r.classes).max() {
-        if let (Some(fc), Some(f2c)) = (find("fc", "peer", n), find("f2c", "row0-one-direction", n))
-        {
+        if let (Some(fc), Some(f2c)) = (
+            find(Method::Fc, "peer", n),
+            find(Method::F2c, "row0-one-direction", n),
+        ) {
             s += &format!(
                 "\nAt N = {n}: F²C (10% pool) is {:.1}× faster than FC and holds {:.1}× less head state.\n",
                 fc.median_step_s / f2c.median_step_s,
@@ -249,52 +251,6 @@ pub fn markdown(
     s
 }
 
-/// What the figure needs of a head-bench row: a row of `results/bench/heads.csv`, whose other
-/// columns are ignored.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Timing {
-    pub head: String,
-    pub param: f64,
-    pub variant: String,
-    pub classes: usize,
-    pub dim: usize,
-    pub batch: usize,
-    pub median_step_s: f64,
-    /// The PyTorch peer's seconds for the same step, where there is one.
-    pub pytorch_s: Option<f64>,
-}
-
-impl From<&BenchRow> for Timing {
-    fn from(r: &BenchRow) -> Self {
-        Timing {
-            head: r.head.clone(),
-            param: r.param,
-            variant: r.variant.clone(),
-            classes: r.classes,
-            dim: r.dim,
-            batch: r.batch,
-            median_step_s: r.median_step_s,
-            pytorch_s: r.pytorch_s,
-        }
-    }
-}
-
-/// Reads the rows the figure needs from a head-bench CSV.
-pub fn read_timings(path: &Path) -> Result<Vec<Timing>> {
-    let mut r = csv::Reader::from_path(path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    r.deserialize()
-        .map(|row| {
-            row.map_err(|e| {
-                Error::Other(format!(
-                    "{}: {e}; expected the columns `f2c bench` writes (head, param, variant, classes, dim, batch, median_step_s, pytorch_s)",
-                    path.display()
-                ))
-            })
-        })
-        .collect()
-}
-
 /// Redraws `<root>/paper/figures/efficiency.svg` from the committed `<root>/results/bench/heads.csv`,
 /// without timing anything; `None` when there is no benchmark file.
 pub fn regenerate(root: &Path) -> Result<Option<PathBuf>> {
@@ -303,33 +259,28 @@ pub fn regenerate(root: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let svg = root.join(FIGURE_SVG);
-    draw(&svg, &read_timings(&csv)?)?;
+    figure(&svg, &crate::bench::read_rows(&csv)?)?;
     Ok(Some(svg))
 }
 
 /// Step time against identities, log-log: per method one colour, ours solid with dots, the
 /// PyTorch peer's dashed with crosses; the legend sits right of the plot, one entry per method.
 pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
-    draw(path, &rows.iter().map(Timing::from).collect::<Vec<_>>())
-}
+    /// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
+    const PALETTE: [RGBColor; 6] = [
+        RGBColor(0, 114, 178),
+        RGBColor(213, 94, 0),
+        RGBColor(0, 158, 115),
+        RGBColor(204, 121, 167),
+        RGBColor(230, 159, 0),
+        RGBColor(0, 0, 0),
+    ];
 
-/// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
-const PALETTE: [RGBColor; 6] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(230, 159, 0),
-    RGBColor(0, 0, 0),
-];
+    /// Width of the plot and of the legend column right of it, and the height, pixels.
+    const PLOT_W: u32 = 600;
+    const LEGEND_W: u32 = 300;
+    const HEIGHT: u32 = 460;
 
-/// Width of the plot and of the legend column right of it, and the height, pixels.
-const PLOT_W: u32 = 600;
-const LEGEND_W: u32 = 300;
-const HEIGHT: u32 = 460;
-
-/// [`figure`] over [`Timing`] rows.
-pub fn draw(path: &Path, rows: &[Timing]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| {
         Error::Other(format!(
             "{}: drawing the figure failed: {e}",
@@ -354,9 +305,9 @@ pub fn draw(path: &Path, rows: &[Timing]) -> Result<()> {
     }
     // Rows come size by size; a series is one (head, variant, parameter), in order of first
     // appearance, so each is drawn and named once however many sizes were timed.
-    let mut series: Vec<(&str, &str, f64)> = Vec::new();
+    let mut series: Vec<(Method, &str, f64)> = Vec::new();
     for r in rows {
-        let key = (r.head.as_str(), r.variant.as_str(), r.param);
+        let key = (r.head, r.variant.as_str(), r.param);
         if !series.contains(&key) {
             series.push(key);
         }
@@ -390,7 +341,7 @@ pub fn draw(path: &Path, rows: &[Timing]) -> Result<()> {
     let mut entries = Vec::new();
     for (i, &(head, variant, param)) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        let pts: Vec<&Timing> = rows
+        let pts: Vec<&BenchRow> = rows
             .iter()
             .filter(|r| r.head == head && r.variant == variant && r.param == param)
             .collect();
@@ -550,16 +501,10 @@ mod tests {
         );
     }
 
-    fn timing(head: &str, param: f64, variant: &str, classes: usize, s: f64) -> Timing {
-        Timing {
-            head: head.into(),
-            param,
-            variant: variant.into(),
-            classes,
-            dim: 128,
-            batch: 256,
-            median_step_s: s,
+    fn timing(head: Method, param: f64, variant: &str, classes: usize, s: f64) -> BenchRow {
+        BenchRow {
             pytorch_s: Some(2.0 * s),
+            ..BenchRow::timed(head, param, variant, classes, 128, 256, s, 1000)
         }
     }
 
@@ -570,13 +515,19 @@ mod tests {
         let mut rows = Vec::new();
         for (i, n) in [10_000, 100_000, 1_000_000].into_iter().enumerate() {
             let t = 10f64.powi(i as i32);
-            rows.push(timing("f2c", 0.01, "row0-one-direction", n, 0.001 * t));
-            rows.push(timing("pfc", 0.1, "peer", n, 0.01 * t));
-            rows.push(timing("fc", 1.0, "peer", n, 0.1 * t));
+            rows.push(timing(
+                Method::F2c,
+                0.01,
+                "row0-one-direction",
+                n,
+                0.001 * t,
+            ));
+            rows.push(timing(Method::PartialFc, 0.1, "peer", n, 0.01 * t));
+            rows.push(timing(Method::Fc, 1.0, "peer", n, 0.1 * t));
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fig.svg");
-        draw(&path, &rows).unwrap();
+        figure(&path, &rows).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         // plotters writes each text on its own line.
         let count = |name: &str| svg.lines().filter(|l| l.trim() == name).count();
@@ -590,14 +541,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join(HEADS_CSV);
         std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
-        std::fs::write(
-            &csv,
-            "head,param,classes,dim,batch,median_step_s,head_state_bytes,variant,pytorch_s,vs_pytorch\n\
-             f2c,0.1,10000,128,256,0.002,512000,row0-one-direction,0.003,0.6\n\
-             f2c,0.1,10000,128,256,0.003,1024000,tworow-symmetric,,\n",
-        )
-        .unwrap();
-        let rows = read_timings(&csv).unwrap();
+        let written = [
+            timing(Method::F2c, 0.1, "row0-one-direction", 10_000, 0.002),
+            BenchRow::timed(
+                Method::F2c,
+                0.1,
+                "tworow-symmetric",
+                10_000,
+                128,
+                256,
+                0.003,
+                1,
+            ),
+        ];
+        crate::results::csv_rows::write_rows(&csv, &written).unwrap();
+        let rows = crate::bench::read_rows(&csv).unwrap();
+        assert_eq!(rows, written);
+        assert_eq!(rows[0].pytorch_s, Some(0.004));
         assert_eq!(rows[0].pytorch_s, Some(0.003));
         assert_eq!(rows[1].pytorch_s, None);
         let svg = regenerate(dir.path()).unwrap().unwrap();

@@ -2,6 +2,7 @@
 //! matrix's `summary.csv` (and its `references.csv` when present), so every number in `paper/` can
 //! be regenerated without retraining.
 
+pub mod curves;
 pub mod deviations;
 pub mod efficiency;
 pub mod figures;
@@ -41,6 +42,7 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     written.extend(figures::write_figures(&rows, &root.join("paper/figures"))?);
     written.extend(efficiency::regenerate(root)?);
     written.push(reproduction::write_report(&rows, refs.as_deref(), root)?);
+    written.extend(curves::figures(root)?);
     written.extend(readme::update(root, results_dir, &rows)?);
     Ok(written)
 }

@@ -38,8 +38,8 @@ pub const TIMING_JSON: &str = "timing.json";
 impl MatrixTiming {
     /// Writes the timing as pretty JSON, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::format(path, e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| Error::format(path, e.to_string()))?;
         crate::results::record::write_atomic(path, json.as_bytes())
     }
 

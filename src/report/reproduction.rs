@@ -27,10 +27,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::ablation::references::{ReferenceKind, ReferenceRow};
 use crate::ablation::summary::{RowStatus, SummaryRow};
+use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 use crate::heads::Method;
 use crate::report::stats::{
@@ -130,64 +129,14 @@ fn check_claim_groups(rows: &[SummaryRow]) -> Result<()> {
     Ok(())
 }
 
-/// The columns of `results/bench/heads.csv` the report reads (others are ignored).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct BenchRow {
-    /// `fc`, `pfc` or `f2c`.
-    pub head: String,
-    /// The head's parameter (sample rate, pool fraction, 1 for FC), as the benchmark wrote it.
-    pub param: String,
-    pub classes: u64,
-    pub dim: u64,
-    pub batch: u64,
-    pub median_step_s: f64,
-    pub head_state_bytes: u64,
-    /// Which step was timed (e.g. `peer`, `row0-one-direction`, `tworow-symmetric`); empty when the
-    /// file has no such column.
-    #[serde(default)]
-    pub variant: String,
-}
-
-/// Reads the head benchmark table.
-pub fn read_bench(path: &Path) -> Result<Vec<BenchRow>> {
-    let mut r = csv::Reader::from_path(path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    r.deserialize()
-        .map(|row| {
-            row.map_err(|e| {
-                Error::Other(format!(
-                    "{}: {e}; expected columns head,param,classes,dim,batch,median_step_s,head_state_bytes",
-                    path.display()
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Which method a benchmark `head` names, whatever its spelling.
-fn bench_method(head: &str) -> Option<Method> {
-    let h: String = head
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .collect();
-    match h.as_str() {
-        "fc" | "fullfc" => Some(Method::Fc),
-        "pfc" | "partialfc" => Some(Method::PartialFc),
-        "f2c" | "f²c" | "dcp" => Some(Method::F2c),
-        "dcq" => Some(Method::Dcq),
-        _ => None,
-    }
-}
-
 /// One F²C-vs-FC comparison of the benchmark: same N, D and batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchPair {
-    pub param: String,
+    pub param: f64,
     pub variant: String,
-    pub classes: u64,
-    pub dim: u64,
-    pub batch: u64,
+    pub classes: usize,
+    pub dim: usize,
+    pub batch: usize,
     /// FC step time / F²C step time.
     pub speedup: f64,
     /// FC head-state bytes / F²C head-state bytes.
@@ -198,14 +147,13 @@ pub struct BenchPair {
 pub fn bench_pairs(bench: &[BenchRow]) -> Vec<BenchPair> {
     bench
         .iter()
-        .filter(|b| bench_method(&b.head) == Some(Method::F2c))
+        .filter(|b| b.head == Method::F2c)
         .filter_map(|f| {
             let fc = bench.iter().find(|b| {
-                bench_method(&b.head) == Some(Method::Fc)
-                    && (b.classes, b.dim, b.batch) == (f.classes, f.dim, f.batch)
+                b.head == Method::Fc && (b.classes, b.dim, b.batch) == (f.classes, f.dim, f.batch)
             })?;
             Some(BenchPair {
-                param: f.param.clone(),
+                param: f.param,
                 variant: f.variant.clone(),
                 classes: f.classes,
                 dim: f.dim,
@@ -816,12 +764,13 @@ pub fn write_report(
 ) -> Result<PathBuf> {
     let bench_path = out.join(BENCH_CSV);
     let bench = if bench_path.exists() {
-        Some(read_bench(&bench_path)?)
+        Some(crate::bench::read_rows(&bench_path)?)
     } else {
         None
     };
     let path = out.join("paper").join("README.md");
-    let text = render_report(rows, refs, bench.as_deref())?;
+    let mut text = render_report(rows, refs, bench.as_deref())?;
+    text.push_str(&crate::report::curves::section(out)?);
     crate::results::record::write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }
@@ -867,31 +816,19 @@ mod tests {
         assert_eq!(superiority(flat.as_ref()), Verdict::Inconclusive);
     }
 
-    fn b(head: &str, n: u64, step: f64, bytes: u64) -> BenchRow {
-        BenchRow {
-            head: head.into(),
-            param: if head == "fc" {
-                String::new()
-            } else {
-                "0.01".into()
-            },
-            classes: n,
-            dim: 128,
-            batch: 256,
-            median_step_s: step,
-            head_state_bytes: bytes,
-            variant: String::new(),
-        }
+    fn b(head: Method, n: usize, step: f64, bytes: u64) -> BenchRow {
+        let param = if head == Method::Fc { 1.0 } else { 0.01 };
+        BenchRow::timed(head, param, "", n, 128, 256, step, bytes)
     }
 
     #[test]
     fn claim2_rule() {
         // N = 1e4: FC 2 ms vs F²C 1 ms (2×); N = 1e5: 20 ms vs 2 ms (10×): faster, smaller, growing.
         let rows = [
-            b("fc", 10_000, 0.002, 1000),
-            b("f2c", 10_000, 0.001, 100),
-            b("fc", 100_000, 0.02, 10_000),
-            b("F2C", 100_000, 0.002, 100),
+            b(Method::Fc, 10_000, 0.002, 1000),
+            b(Method::F2c, 10_000, 0.001, 100),
+            b(Method::Fc, 100_000, 0.02, 10_000),
+            b(Method::F2c, 100_000, 0.002, 100),
         ];
         let pairs = bench_pairs(&rows);
         assert_eq!(pairs.len(), 2);
@@ -902,10 +839,10 @@ mod tests {
         assert_eq!(claim2_verdict(&pairs), Verdict::Holds);
         // Speed-up shrinking to 1.5× at the larger N: does not hold.
         let shrink = [
-            b("fc", 10_000, 0.002, 1000),
-            b("f2c", 10_000, 0.001, 100),
-            b("fc", 100_000, 0.003, 10_000),
-            b("f2c", 100_000, 0.002, 100),
+            b(Method::Fc, 10_000, 0.002, 1000),
+            b(Method::F2c, 10_000, 0.001, 100),
+            b(Method::Fc, 100_000, 0.003, 10_000),
+            b(Method::F2c, 100_000, 0.002, 100),
         ];
         assert_eq!(claim2_verdict(&bench_pairs(&shrink)), Verdict::DoesNotHold);
         // One N only: inconclusive; nothing paired: not tested.

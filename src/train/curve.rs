@@ -9,13 +9,11 @@
 use std::path::Path;
 
 use dfdx::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::run::{step_bar, Data};
 use super::step::{with_trainer, Trainer, TrainerTask};
-use crate::data::loaders::{Batch, DualLoader};
-use crate::data::synthetic::SyntheticFaces;
 use crate::error::{Error, Result};
 use crate::eval::protocol::evaluate;
 use crate::heads::backend::Backend;
@@ -83,30 +81,6 @@ pub fn learning_curve(exp: &Experiment, opts: &CurveOptions) -> Result<Vec<Curve
     with_trainer(exp, Curve { exp, opts })
 }
 
-/// The data side of a curve: the benchmark and the dual loaders over it, seeded as a run's.
-struct Data {
-    faces: SyntheticFaces,
-    loader: DualLoader,
-    batch: Batch,
-}
-
-impl Data {
-    fn new(exp: &Experiment) -> Self {
-        let faces = SyntheticFaces::new(&exp.data, exp.seed);
-        let loader = DualLoader::new(&faces, exp.train.loaders, exp.seed.wrapping_add(1));
-        Data {
-            faces,
-            loader,
-            batch: Batch::default(),
-        }
-    }
-
-    fn next(&mut self) -> &Batch {
-        self.loader.next_batch(&self.faces, &mut self.batch);
-        &self.batch
-    }
-}
-
 struct Curve<'a> {
     exp: &'a Experiment,
     opts: &'a CurveOptions,
@@ -143,17 +117,7 @@ impl TrainerTask for Curve<'_> {
             }
         };
 
-        let bar = if opts.progress {
-            ProgressBar::new(steps as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(exp.name.clone());
+        let bar = step_bar(&exp.name, steps, opts.progress);
 
         let mut rows = vec![score(&trainer, 0, exp.train.lr_at(0), f64::NAN)];
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);

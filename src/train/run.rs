@@ -157,15 +157,16 @@ pub fn describe_plan(exp: &Experiment, faces: &SyntheticFaces) -> String {
     )
 }
 
-/// The data side of a run: the benchmark and the dual loaders over it.
-struct Data {
-    faces: SyntheticFaces,
-    loader: DualLoader,
+/// The data side of a run (and of a learning curve): the benchmark and the dual loaders over it,
+/// seeded from the experiment.
+pub(crate) struct Data {
+    pub(crate) faces: SyntheticFaces,
+    pub(crate) loader: DualLoader,
     batch: Batch,
 }
 
 impl Data {
-    fn new(exp: &Experiment) -> Self {
+    pub(crate) fn new(exp: &Experiment) -> Self {
         let faces = SyntheticFaces::new(&exp.data, exp.seed);
         let loader = DualLoader::new(&faces, exp.train.loaders, exp.seed.wrapping_add(1));
         Data {
@@ -175,10 +176,26 @@ impl Data {
         }
     }
 
-    fn next(&mut self) -> &Batch {
+    pub(crate) fn next(&mut self) -> &Batch {
         self.loader.next_batch(&self.faces, &mut self.batch);
         &self.batch
     }
+}
+
+/// The progress bar of a training loop over `steps` steps (hidden unless `show`).
+pub(crate) fn step_bar(name: &str, steps: usize, show: bool) -> ProgressBar {
+    let bar = if show {
+        ProgressBar::new(steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar
 }
 
 struct TimeSteps<'a> {
@@ -268,17 +285,7 @@ impl TrainerTask for Run<'_> {
             .write_atomic(&path)?;
             Ok(path)
         };
-        let bar = if opts.progress {
-            ProgressBar::new(steps as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(exp.name.clone());
+        let bar = step_bar(&exp.name, steps, opts.progress);
         bar.set_position(first as u64);
         let mut last_save = Instant::now();
         let mut failure = None;

@@ -17,8 +17,26 @@ fn committed_paper_is_regenerated_from_committed_results() {
     for entry in std::fs::read_dir("results/train").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
-            std::fs::copy(&path, root.path().join("results/train").join(path.file_name().unwrap()))
-                .unwrap();
+            std::fs::copy(
+                &path,
+                root.path()
+                    .join("results/train")
+                    .join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::create_dir_all(root.path().join("results/curves")).unwrap();
+    if let Ok(curves) = std::fs::read_dir("results/curves") {
+        for entry in curves {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                root.path()
+                    .join("results/curves")
+                    .join(path.file_name().unwrap()),
+            )
+            .unwrap();
         }
     }
     let matrix = root.path().join("results/default");
