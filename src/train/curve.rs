@@ -389,7 +389,7 @@ mod tests {
         let rows = learning_curve(&exp, &opts).expect("trains");
         let steps: Vec<usize> = rows.iter().map(|r| r.step).collect();
         assert_eq!(steps, [0, 25, 50, 60]);
-        let faces = SyntheticFaces::new(&exp.data, exp.seed);
+        let faces = crate::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
         let per_step = exp.train.loaders.batch_size() as f64;
         assert_eq!(
             rows[3].epoch,
