@@ -270,10 +270,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !dry_run && outcome.trained() > 0 {
                 // How long this call took, kept only when it trained something: a rerun that
                 // finds every run done leaves the committed timing (and the tree) as it was.
+                let path = outcome.dir.join(f2c::report::readme::TIMING_JSON);
                 f2c::report::readme::MatrixTiming {
                     elapsed_s: started.elapsed().as_secs_f64(),
                     jobs,
                     trained: outcome.trained(),
+                    calls: 1,
                     runs: outcome.plan.runs.len(),
                     load: std::fs::read_to_string("/proc/loadavg")
                         .map_or_else(|_| "unknown".into(), |s| s.trim().to_string()),
@@ -285,7 +287,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         std::thread::available_parallelism().map_or(0, |n| n.get())
                     ),
                 }
-                .write(&outcome.dir.join(f2c::report::readme::TIMING_JSON))?;
+                .accumulate(&path)?
+                .write(&path)?;
             }
             if dry_run {
                 print!("{}", outcome.listing());
