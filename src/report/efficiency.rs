@@ -558,7 +558,6 @@ mod tests {
         let rows = crate::bench::read_rows(&csv).unwrap();
         assert_eq!(rows, written);
         assert_eq!(rows[0].pytorch_s, Some(0.004));
-        assert_eq!(rows[0].pytorch_s, Some(0.003));
         assert_eq!(rows[1].pytorch_s, None);
         let svg = regenerate(dir.path()).unwrap().unwrap();
         assert!(std::fs::read_to_string(svg)

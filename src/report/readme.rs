@@ -132,7 +132,7 @@ pub fn block(root: &Path, matrix_dir: &Path, rows: &[SummaryRow]) -> Result<Stri
         let of: Vec<&&SummaryRow> = main.iter().filter(|r| r.label == *label).collect();
         let first = of[0];
         let name = match (first.method, first.sample_rate, first.pool_fraction) {
-            (Method::PartialFc, Some(r), _) => format!("PFC {r}"),
+            (Method::PartialFc, Some(r), _) => format!("PFC {}", r as f32),
             (Method::F2c | Method::Dcq, _, Some(f)) => {
                 format!("{} {} %", first.method.label(), 100.0 * f)
             }
