@@ -160,6 +160,28 @@ impl HeadCase {
             * dim as f64
     }
 
+    /// Estimated bytes of the case's head state and step buffers at `classes` identities: what
+    /// must fit in memory before it is worth building (the networks and data come on top).
+    pub fn memory_bytes(&self, classes: usize, dim: usize, batch: usize) -> u64 {
+        let (n, d, b) = (classes as u64, dim as u64, batch as u64);
+        let cols = self.columns(classes, batch) as u64;
+        let floats = match &self.head {
+            // Centres and momentum over N; normalised rows, their gradient and norms over the
+            // columns used; the (B, columns) cosines.
+            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => {
+                2 * n * d + 2 * cols * d + cols + b * cols
+            }
+            // Pool rows; the cosines of the probes against them, twice for the two-row mix.
+            HeadConfig::F2c(f) => {
+                let rows = if f.pool.rows == Rows::Two { 2 } else { 1 };
+                rows * cols * d + 2 * b * cols
+            }
+            // The bank (queue and the step's keys) and the (B/2, K + B/2) cosines.
+            HeadConfig::Dcq(_) => cols * d + b / 2 * cols,
+        };
+        4 * (floats + 4 * b * d)
+    }
+
     /// (probe rows, evaluations, GEMMs per evaluation) of one step.
     pub fn gemm_shape(&self, batch: usize) -> (usize, usize, usize) {
         match &self.head {
@@ -298,6 +320,17 @@ mod tests {
         // DCQ 10% of 100: K + B/2 = 12 columns, 2 GEMMs of B/2 = 2 queries: 4·2·12·8 = 768.
         assert_eq!(HeadCase::dcq(0.1).columns(100, 4), 12);
         assert_eq!(HeadCase::dcq(0.1).gemm_flops(100, 8, 4), 768.0);
+    }
+
+    #[test]
+    fn memory_estimate_by_hand() {
+        // FC, N 10, D 8, B 4: centres + momentum 160, normalised rows + gradient 160, norms 10,
+        // cosines 40, embeddings and their buffers 128 floats: 498 × 4 bytes.
+        assert_eq!(HeadCase::fc().memory_bytes(10, 8, 4), 4 * 498);
+        // At 10M identities, D 128, B 256 full FC needs about 30 GiB; F²C with a 10% pool about 3.
+        let gib = |c: HeadCase| c.memory_bytes(10_000_000, 128, 256) as f64 / (1u64 << 30) as f64;
+        assert!(gib(HeadCase::fc()) > 24.0, "{}", gib(HeadCase::fc()));
+        assert!(gib(HeadCase::f2c(0.1, true)) < 4.0);
     }
 
     #[test]

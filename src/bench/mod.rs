@@ -48,6 +48,9 @@ pub struct BenchOptions {
     /// Skip the whole-training-step throughput at the largest size.
     #[arg(long)]
     pub no_training_step: bool,
+    /// Methods to time, comma-separated (`fc`, `pfc`, `f2c`, `dcq`).
+    #[arg(long, value_delimiter = ',', default_value = "fc,pfc,f2c,dcq")]
+    pub methods: Vec<Method>,
     /// Where heads.csv and training.csv go.
     #[arg(long, default_value = "results/bench")]
     pub out: PathBuf,
@@ -70,6 +73,7 @@ impl Default for BenchOptions {
             warmup: 2,
             device: DeviceChoice::Cpu,
             no_training_step: false,
+            methods: Method::ALL.to_vec(),
             out: PathBuf::from("results/bench"),
             paper: PathBuf::from("paper"),
             peer: None,
@@ -219,8 +223,30 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
     let mut classes = opts.classes.clone();
     classes.sort_unstable();
     let mut rows = Vec::new();
+    // Host memory a case may take: a case estimated above it is skipped and reported, not run
+    // into the kernel's out-of-memory killer (on GPUs an allocation failure says so itself).
+    let budget = (opts.device == DeviceChoice::Cpu).then(|| memory_status_kib("MemAvailable:"));
+    let fits = |case: &HeadCase, n: usize| -> std::result::Result<(), String> {
+        match budget {
+            Some(avail) if case.memory_bytes(n, d, b) > avail / 10 * 9 => Err(format!(
+                "needs about {:.1} GiB of memory, {:.1} GiB available",
+                case.memory_bytes(n, d, b) as f64 / (1u64 << 30) as f64,
+                avail as f64 / (1u64 << 30) as f64
+            )),
+            _ => Ok(()),
+        }
+    };
+    let chosen = |case: &HeadCase| opts.methods.contains(&case.head.method());
     for &n in &classes {
-        for case in cases() {
+        for case in cases().into_iter().filter(chosen) {
+            if let Err(why) = fits(&case, n) {
+                eprintln!(
+                    "bench: {} ({}) at N = {n} skipped: {why}",
+                    case.head(),
+                    case.variant()
+                );
+                continue;
+            }
             let reset = reset_peak();
             let rss0 = memory_status("VmRSS:");
             let dev0 = be.device_memory_in_use();
@@ -291,7 +317,22 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
         (false, DeviceChoice::Cpu) => {
             let n = *classes.last().expect("at least one size");
             eprintln!("bench: whole training steps at {n} identities");
-            training_step::training_throughput(n, b, opts.warmup, opts.steps)?
+            let methods: Vec<Method> = opts
+                .methods
+                .iter()
+                .copied()
+                .filter(|m| {
+                    let case = cases().into_iter().find(|c| c.head.method() == *m);
+                    match case.map(|c| fits(&c, n)) {
+                        Some(Err(why)) => {
+                            eprintln!("bench: whole {m} step at N = {n} skipped: {why}");
+                            false
+                        }
+                        _ => true,
+                    }
+                })
+                .collect();
+            training_step::training_throughput(&methods, n, b, opts.warmup, opts.steps)?
         }
         _ => Vec::new(),
     };
@@ -337,6 +378,18 @@ fn reset_peak() -> bool {
         }
     }
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A `/proc/meminfo` field in bytes (`u64::MAX` where unavailable: no limit known).
+fn memory_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kb| kb * 1024)
 }
 
 /// `/proc/loadavg`'s three averages, to judge how noisy the timings are.

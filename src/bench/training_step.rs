@@ -59,8 +59,10 @@ pub fn bench_experiment(i: usize, classes: usize, batch: usize) -> Result<Experi
     Ok(exp)
 }
 
-/// Median whole-step time and samples/s of each shipped method at `classes` identities.
+/// Median whole-step time and samples/s of each of `methods`' shipped experiments at `classes`
+/// identities.
 pub fn training_throughput(
+    methods: &[crate::heads::Method],
     classes: usize,
     batch: usize,
     warmup: usize,
@@ -69,6 +71,9 @@ pub fn training_throughput(
     let mut rows = Vec::new();
     for i in 0..EXPERIMENTS.len() {
         let exp = bench_experiment(i, classes, batch)?;
+        if !methods.contains(&exp.head.method()) {
+            continue;
+        }
         let param = exp.head.size_fraction(classes);
         let times = time_training_steps(&exp, warmup, steps)?;
         let med = super::head_step::median(&times);

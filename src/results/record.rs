@@ -190,7 +190,10 @@ mod tests {
         let path = dir.path().join("r.json");
         rec.write_atomic(&path).unwrap();
         let back = RunRecord::read(&path).unwrap();
-        assert_eq!(back.metrics.unwrap().tar_far_1e4.to_bits(), tricky.to_bits());
+        assert_eq!(
+            back.metrics.unwrap().tar_far_1e4.to_bits(),
+            tricky.to_bits()
+        );
         assert_eq!(back, rec);
     }
 }
