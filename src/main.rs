@@ -316,7 +316,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(opts) => {
-            f2c::bench::run_bench(&opts)?;
+            let outcome = f2c::bench::run_bench(&opts)?;
+            for path in f2c::report::efficiency::write_paper(&outcome, &opts.paper)? {
+                println!("wrote {}", path.display());
+            }
             Ok(())
         }
         Command::Curve {

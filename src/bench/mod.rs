@@ -9,6 +9,7 @@
 //! and `paper/figures/efficiency.svg` ([`crate::report::efficiency`]).
 
 pub mod head_step;
+pub mod peer;
 pub mod sgemm_peak;
 pub mod training_step;
 
@@ -20,7 +21,6 @@ use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend};
 use crate::heads::Method;
-use crate::report::efficiency as efficiency_report;
 use crate::results::record::memory_status;
 use head_step::{median, HeadBench, HeadCase};
 
@@ -175,6 +175,58 @@ impl BenchRow {
     }
 }
 
+impl BenchRow {
+    /// The case in words, e.g. `F²C 10% (reference: 2 rows, symmetric)`.
+    pub fn label(&self) -> String {
+        series_name(self.head, &self.variant, self.param)
+    }
+}
+
+/// A benchmark series in words: the method, its size and, for F²C, which step.
+pub fn series_name(head: Method, variant: &str, param: f64) -> String {
+    match (head, variant) {
+        (Method::Fc, _) => "FC".into(),
+        (Method::PartialFc, _) => format!("Partial FC r={param}"),
+        (Method::Dcq, _) => format!("DCQ queue {}%", param * 100.0),
+        (Method::F2c, "tworow-symmetric") => {
+            format!("F²C {}% (reference: 2 rows, symmetric)", param * 100.0)
+        }
+        (Method::F2c, _) => format!("F²C {}%", param * 100.0),
+    }
+}
+
+/// Seconds for a table: `1.52 s` or `77.6 ms`.
+pub fn fmt_seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{:.1} ms", s * 1e3)
+    }
+}
+
+/// Bytes in MiB for a table.
+pub fn fmt_mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+}
+
+/// One progress line per case.
+fn row_line(r: &BenchRow) -> String {
+    format!(
+        "{:<44} N {:>8}  {:>9}  state {:>11}  peak +{:>11}  {:6.1} GFLOP/s ({:4.0}% of peak, {:.2}× bound)  gemm-only {:>9}{}",
+        r.label(),
+        r.classes,
+        fmt_seconds(r.median_step_s),
+        fmt_mib(r.head_state_bytes),
+        fmt_mib(r.peak_growth_bytes),
+        r.gflops,
+        100.0 * r.peak_fraction,
+        r.bound_ratio,
+        fmt_seconds(r.gemm_only_s),
+        r.pytorch_s
+            .map_or(String::new(), |p| format!("  pytorch {} ({:.2}×)", fmt_seconds(p), r.median_step_s / p)),
+    ) + &r.device_mem_bytes.map_or(String::new(), |m| format!("  device mem {}", fmt_mib(m)))
+}
+
 /// Reads a head-bench CSV written by [`run_bench`].
 pub fn read_rows(path: &std::path::Path) -> Result<Vec<BenchRow>> {
     crate::results::csv_rows::read_rows(path, "the columns `f2c bench` writes to heads.csv")
@@ -193,9 +245,23 @@ fn cases() -> [HeadCase; 6] {
     ]
 }
 
-/// Runs the benchmark, prints the tables, writes the CSVs, the markdown table and the figure, and
-/// returns the head rows.
-pub fn run_bench(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
+/// What a benchmark run measured, for the report's efficiency table and figure.
+#[derive(Debug, Clone)]
+pub struct BenchOutcome {
+    pub rows: Vec<BenchRow>,
+    pub training: Vec<training_step::TrainRow>,
+    /// The machine's sgemm peak, GFLOP/s.
+    pub peak_gflops: f64,
+    pub device: String,
+    /// `/proc/loadavg` at the end.
+    pub load: String,
+    /// Where the PyTorch figures come from.
+    pub peer_source: String,
+}
+
+/// Runs the benchmark and writes its CSVs (`heads.csv`, `training.csv`) under `opts.out`; the
+/// report turns the outcome into the paper's table and figure.
+pub fn run_bench(opts: &BenchOptions) -> Result<BenchOutcome> {
     crate::device::check_available(opts.device)?;
     match opts.device {
         DeviceChoice::Cpu => run_with(opts, CpuBackend),
@@ -205,7 +271,7 @@ pub fn run_bench(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     }
 }
 
-fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
+fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
     if opts.steps == 0 || opts.batch < 2 || opts.dim == 0 || opts.classes.iter().any(|&c| c < 2) {
         return Err(Error::Other(format!(
             "bench: need --steps ≥ 1, --batch ≥ 2, --dim ≥ 1 and every --classes ≥ 2; got steps {}, batch {}, dim {}, classes {:?}",
@@ -214,8 +280,8 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
     }
     let (d, b) = (opts.dim, opts.batch);
     let peer = match &opts.peer {
-        Some(path) => efficiency_report::Peer::from_json_lines(path)?,
-        None => efficiency_report::Peer::default(),
+        Some(path) => peer::Peer::from_json_lines(path)?,
+        None => peer::Peer::default(),
     };
     eprintln!("bench: device {}, load {}", be.name(), load_average());
     let peak = sgemm_peak::sgemm_peak(&be, 2048, 5)?;
@@ -309,7 +375,7 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
                 pytorch_s,
                 vs_pytorch: pytorch_s.map(|p| med / p),
             };
-            eprintln!("{}", efficiency_report::row_line(&row));
+            eprintln!("{}", row_line(&row));
             rows.push(row);
         }
     }
@@ -340,27 +406,15 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<Vec<BenchRow>> {
     if !training.is_empty() {
         crate::results::csv_rows::write_rows(&opts.out.join("training.csv"), &training)?;
     }
-    let load = load_average();
-    let table =
-        efficiency_report::markdown(&rows, &training, peak, &be.name(), &load, peer.source());
-    println!("{table}");
-    let md = opts.paper.join("tables/efficiency.md");
-    write_file(&md, &table)?;
-    efficiency_report::figure(&opts.paper.join("figures/efficiency.svg"), &rows)?;
-    eprintln!(
-        "bench: wrote {}, {}, {}",
-        opts.out.join("heads.csv").display(),
-        md.display(),
-        opts.paper.join("figures/efficiency.svg").display()
-    );
-    Ok(rows)
-}
-
-fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    eprintln!("bench: wrote {}", opts.out.join("heads.csv").display());
+    Ok(BenchOutcome {
+        rows,
+        training,
+        peak_gflops: peak,
+        device: be.name(),
+        load: load_average(),
+        peer_source: peer.source().to_string(),
+    })
 }
 
 /// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux ≥ 4.0); false if refused,

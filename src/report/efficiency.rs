@@ -1,180 +1,42 @@
 //! The head benchmark's outputs for the paper: the efficiency table (our head steps next to the
 //! PyTorch peer's, with ratios and GEMM efficiency) and a log-log figure of step time against the
-//! number of identities. The bench writes both after timing; the figure is also redrawn from the
-//! committed `results/bench/heads.csv` by [`regenerate`], so `f2c tables` needs no retiming.
+//! number of identities. `f2c bench` writes both after timing ([`write_paper`]); the figure is
+//! also redrawn from the committed `results/bench/heads.csv` by [`regenerate`], so `f2c tables`
+//! needs no retiming.
 
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::bench::head_step::HeadCase;
 use crate::bench::training_step::TrainRow;
-use crate::bench::BenchRow;
+use crate::bench::{fmt_mib as mib, fmt_seconds as ms, series_name, BenchOutcome, BenchRow};
 use crate::error::{Error, Result};
 use crate::heads::Method;
 
 /// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
 pub const HEADS_CSV: &str = "results/bench/heads.csv";
 pub const FIGURE_SVG: &str = "paper/figures/efficiency.svg";
-
-/// PyTorch 2.x on this kind of 2-core CPU machine, the peer script (now `scripts/torch_heads.py`) at B 256, D 128
-/// (measured before the peer script was in the repository): seconds per step at 10k / 100k / 1M identities.
-const PYTORCH: [(&str, f64, [f64; 3]); 4] = [
-    ("fc", 1.0, [0.0397, 0.880, 9.50]),
-    ("pfc", 0.1, [0.0059, 0.096, 1.50]),
-    ("f2c", 0.1, [0.0024, 0.025, 0.488]),
-    ("f2c", 0.01, [0.0011, 0.0026, 0.025]),
-];
-
-/// The peer's seconds for the same step, where the issue gives one (the F²C reference variant has
-/// no peer: the peer times one direction against row 0).
-pub fn pytorch_seconds(case: &HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
-    if dim != 128 || batch != 256 || case.variant() == "tworow-symmetric" {
-        return None;
+/// Writes the efficiency table (printed too) and figure of a benchmark run under `paper`
+/// (`tables/efficiency.md`, `figures/efficiency.svg`); returns the files written.
+pub fn write_paper(outcome: &BenchOutcome, paper: &Path) -> Result<Vec<PathBuf>> {
+    let table = markdown(
+        &outcome.rows,
+        &outcome.training,
+        outcome.peak_gflops,
+        &outcome.device,
+        &outcome.load,
+        &outcome.peer_source,
+    );
+    println!("{table}");
+    let md = paper.join("tables/efficiency.md");
+    crate::results::record::write_atomic(&md, table.as_bytes())?;
+    let mut written = vec![md];
+    if !outcome.rows.is_empty() {
+        let svg = paper.join("figures/efficiency.svg");
+        figure(&svg, &outcome.rows)?;
+        written.push(svg);
     }
-    let col = [10_000, 100_000, 1_000_000]
-        .iter()
-        .position(|&c| c == classes)?;
-    PYTORCH
-        .iter()
-        .find(|(h, p, _)| *h == case.head() && (p - case.param()).abs() < 1e-9)
-        .map(|(_, _, t)| t[col])
-}
-
-/// The PyTorch peer's step times: measured on this machine (the JSON lines that
-/// `scripts/torch_heads.py` prints, passed with `f2c bench --peer FILE`), else the figures
-/// quoted from that earlier measurement.
-#[derive(Debug, Clone, Default)]
-pub struct Peer {
-    measured: Option<std::collections::HashMap<(String, usize, usize, usize), f64>>,
-}
-
-impl Peer {
-    /// Reads the peer's JSON lines (`{"head": "fc" | "pfc0.1" | "f2c0.1" | …, "classes", "dim",
-    /// "batch", "median_s"}`; other keys are ignored). A case the peer skipped (`median_s` null, a
-    /// `skipped` reason) has no figure.
-    pub fn from_json_lines(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut map = std::collections::HashMap::new();
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-                Error::Other(format!(
-                    "{}:{}: not a JSON line: {e}",
-                    path.display(),
-                    i + 1
-                ))
-            })?;
-            let field = |k: &str| {
-                v.get(k).ok_or_else(|| {
-                    Error::Other(format!(
-                        "{}:{}: missing `{k}` (expected torch_heads.py output)",
-                        path.display(),
-                        i + 1
-                    ))
-                })
-            };
-            let num = |k: &str| field(k).map(|x| x.as_f64().unwrap_or(f64::NAN));
-            let head = field("head")?.as_str().unwrap_or_default().to_string();
-            if field("median_s")?.is_null() {
-                continue;
-            }
-            map.insert(
-                (
-                    head,
-                    num("classes")? as usize,
-                    num("dim")? as usize,
-                    num("batch")? as usize,
-                ),
-                num("median_s")?,
-            );
-        }
-        Ok(Peer {
-            measured: Some(map),
-        })
-    }
-
-    /// Seconds of the peer's step matching `case`, where known.
-    pub fn seconds(
-        &self,
-        case: &HeadCase,
-        classes: usize,
-        dim: usize,
-        batch: usize,
-    ) -> Option<f64> {
-        match &self.measured {
-            None => pytorch_seconds(case, classes, dim, batch),
-            Some(map) => {
-                // The peer names a row by method and size (`pfc0.1`, `dcq0.1`), F²C's reference
-                // step with its variant appended (`f2c0.1-tworow-symmetric`).
-                let key = match (case.head.method(), case.variant()) {
-                    (crate::heads::Method::Fc, _) => "fc".to_string(),
-                    (_, "peer" | "row0-one-direction") => {
-                        format!("{}{}", case.head(), case.param())
-                    }
-                    (_, variant) => format!("{}{}-{variant}", case.head(), case.param()),
-                };
-                map.get(&(key, classes, dim, batch)).copied()
-            }
-        }
-    }
-
-    /// Where the peer's figures come from, for the table's caption.
-    pub fn source(&self) -> &'static str {
-        match self.measured {
-            Some(_) => "measured side by side on this machine (`scripts/torch_heads.py`, `f2c bench --peer`)",
-            None => "figures measured earlier with the PyTorch peer (PyTorch 2.x CPU, same kind of machine; `python3 scripts/torch_heads.py` measures them side by side)",
-        }
-    }
-}
-
-fn label(r: &BenchRow) -> String {
-    series_name(r.head, &r.variant, r.param)
-}
-
-fn series_name(head: Method, variant: &str, param: f64) -> String {
-    match (head, variant) {
-        (Method::Fc, _) => "FC".into(),
-        (Method::PartialFc, _) => format!("Partial FC r={param}"),
-        (Method::Dcq, _) => format!("DCQ queue {}%", param * 100.0),
-        (Method::F2c, "tworow-symmetric") => {
-            format!("F²C {}% (reference: 2 rows, symmetric)", param * 100.0)
-        }
-        (Method::F2c, _) => format!("F²C {}%", param * 100.0),
-    }
-}
-
-fn ms(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else {
-        format!("{:.1} ms", s * 1e3)
-    }
-}
-
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-}
-
-/// One progress line per case.
-pub fn row_line(r: &BenchRow) -> String {
-    format!(
-        "{:<44} N {:>8}  {:>9}  state {:>11}  peak +{:>11}  {:6.1} GFLOP/s ({:4.0}% of peak, {:.2}× bound)  gemm-only {:>9}{}",
-        label(r),
-        r.classes,
-        ms(r.median_step_s),
-        mib(r.head_state_bytes),
-        mib(r.peak_growth_bytes),
-        r.gflops,
-        100.0 * r.peak_fraction,
-        r.bound_ratio,
-        ms(r.gemm_only_s),
-        r.pytorch_s
-            .map_or(String::new(), |p| format!("  pytorch {} ({:.2}×)", ms(p), r.median_step_s / p)),
-    ) + &r.device_mem_bytes.map_or(String::new(), |m| format!("  device mem {}", mib(m)))
+    Ok(written)
 }
 
 /// The efficiency table in markdown.
@@ -200,7 +62,7 @@ pub fn markdown(
     for r in rows {
         s += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0}% | {:.2} | {} |\n",
-            label(r),
+            r.label(),
             r.classes,
             ms(r.median_step_s),
             r.pytorch_s.map_or("–".into(), ms),
@@ -459,48 +321,6 @@ fn draw_legend<DB: DrawingBackend>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn peer_figures_match_the_issue() {
-        let f2c10 = HeadCase::f2c(0.1, false);
-        assert_eq!(
-            pytorch_seconds(&HeadCase::fc(), 1_000_000, 128, 256),
-            Some(9.50)
-        );
-        assert_eq!(
-            pytorch_seconds(&HeadCase::pfc(0.1), 100_000, 128, 256),
-            Some(0.096)
-        );
-        assert_eq!(pytorch_seconds(&f2c10, 10_000, 128, 256), Some(0.0024));
-        assert_eq!(
-            pytorch_seconds(&HeadCase::f2c(0.1, true), 10_000, 128, 256),
-            None
-        );
-        assert_eq!(pytorch_seconds(&f2c10, 10_000, 512, 256), None);
-        assert_eq!(pytorch_seconds(&f2c10, 20_000, 128, 256), None);
-    }
-
-    #[test]
-    fn measured_peer_lines_replace_the_quoted_figures() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("peer.jsonl");
-        std::fs::write(
-            &path,
-            "{\"peer\": \"pytorch\", \"head\": \"fc\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.05}\n\
-             {\"peer\": \"pytorch\", \"head\": \"f2c0.01\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.002}\n",
-        )
-        .unwrap();
-        let peer = Peer::from_json_lines(&path).unwrap();
-        assert_eq!(peer.seconds(&HeadCase::fc(), 10_000, 128, 256), Some(0.05));
-        let f2c1 = HeadCase::f2c(0.01, false);
-        assert_eq!(peer.seconds(&f2c1, 10_000, 128, 256), Some(0.002));
-        // Not measured: no figure (never a quoted one mixed in).
-        assert_eq!(peer.seconds(&HeadCase::pfc(0.1), 10_000, 128, 256), None);
-        assert_eq!(
-            Peer::default().seconds(&HeadCase::fc(), 10_000, 128, 256),
-            Some(0.0397)
-        );
-    }
-
     fn timing(head: Method, param: f64, variant: &str, classes: usize, s: f64) -> BenchRow {
         BenchRow {
             pytorch_s: Some(2.0 * s),
@@ -565,19 +385,5 @@ mod tests {
             .contains("reference: 2 rows"));
         // No benchmark file: nothing to draw, not an error.
         assert_eq!(regenerate(&dir.path().join("empty")).unwrap(), None);
-    }
-
-    #[test]
-    fn skipped_peer_cases_have_no_figure() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("peer.jsonl");
-        std::fs::write(
-            &path,
-            "{\"peer\": \"pytorch\", \"head\": \"fc\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": null, \"skipped\": \"out of memory\"}\n\
-             {\"peer\": \"pytorch\", \"head\": \"dcq0.1\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.01, \"method\": \"dcq\", \"param\": 0.1}\n",
-        )
-        .unwrap();
-        let peer = Peer::from_json_lines(&path).unwrap();
-        assert_eq!(peer.seconds(&HeadCase::fc(), 10_000, 128, 256), None);
     }
 }
