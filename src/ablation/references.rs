@@ -95,7 +95,7 @@ pub fn compute_references(base: &Experiment, seeds: &[u64]) -> Result<Vec<Refere
             seed,
             ..base.clone()
         };
-        let (x, labels) = SyntheticFaces::new(&exp.data, seed).eval_set();
+        let (x, labels) = SyntheticFaces::new(&exp.data, seed).split_set(exp.eval.split);
         let mut raw = x.clone();
         for row in raw.chunks_mut(INPUT_DIM) {
             let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);

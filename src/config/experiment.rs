@@ -150,7 +150,16 @@ impl Experiment {
             .check_loaders(&loaders)
             .map_err(|e| e.within("train.loaders"))?;
         self.head.validate(&ctx).map_err(|e| e.within("head"))?;
-        self.eval.validate().map_err(|e| e.within("eval"))
+        self.eval.validate().map_err(|e| e.within("eval"))?;
+        if self.eval.split == crate::eval::EvalSplit::Validation
+            && self.data.validation_identities == 0
+        {
+            return Err(FieldError::new(
+                "eval.split",
+                "Validation needs validation identities: set data.validation_identities (e.g. 500)",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -628,6 +628,15 @@ impl SyntheticFaces {
         self.render(TRAIN_POPULATION, content, &mut rng, out);
     }
 
+    /// The rows a model is scored on: the test identities ([`SyntheticFaces::eval_set`]) or the
+    /// validation identities ([`SyntheticFaces::validation_set`]).
+    pub fn split_set(&self, split: crate::eval::EvalSplit) -> (Vec<f32>, Vec<usize>) {
+        match split {
+            crate::eval::EvalSplit::Test => self.eval_set(),
+            crate::eval::EvalSplit::Validation => self.validation_set(),
+        }
+    }
+
     /// The held-out evaluation set: `eval_identities × eval_instances` rows of [`INPUT_DIM`]
     /// floats, identity-major (each identity's rows contiguous, in instance order), with labels
     /// `0..eval_identities`. Eval identities come from their own code stream, disjoint from the

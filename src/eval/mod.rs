@@ -39,15 +39,37 @@ pub struct EvalConfig {
     pub impostors: ImpostorPairs,
     /// Folds of the best-threshold accuracy (LFW protocol: 10).
     pub folds: usize,
+    /// Which identities a run is scored on: the held-out test identities (default), or the
+    /// validation identities of the training population (`data.validation_identities`), for
+    /// choosing hyperparameters without looking at the test identities.
+    #[serde(default, skip_serializing_if = "EvalSplit::is_test")]
+    pub split: EvalSplit,
 }
 
-crate::sweepable!(EvalConfig { impostors, folds } nested {});
+/// The identities a model is scored on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EvalSplit {
+    /// The held-out test identities, never seen in training or tuning.
+    #[default]
+    Test,
+    /// The validation identities held out of the training population.
+    Validation,
+}
+
+impl EvalSplit {
+    fn is_test(&self) -> bool {
+        *self == EvalSplit::Test
+    }
+}
+
+crate::sweepable!(EvalConfig { impostors, folds, split } nested {});
 
 impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {
             impostors: ImpostorPairs::AtMost(DEFAULT_IMPOSTOR_CAP), // all pairs of any set we render
             folds: 10,                                              // the LFW protocol
+            split: EvalSplit::Test,
         }
     }
 }

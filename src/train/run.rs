@@ -333,7 +333,7 @@ impl TrainerTask for Run<'_> {
         let (status, metrics) = match failure {
             Some(why) => (RunStatus::Failed(why), None),
             None => {
-                let (x, labels) = data.faces.eval_set();
+                let (x, labels) = data.faces.split_set(exp.eval.split);
                 let emb = trainer.embed(&x);
                 (
                     RunStatus::Ok,
