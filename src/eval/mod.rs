@@ -143,6 +143,7 @@ mod tests {
         let all = EvalConfig {
             impostors: ImpostorPairs::All,
             folds: 2,
+            split: EvalSplit::Test,
         };
         assert_eq!(all.validate(), Ok(()));
         let one_fold = EvalConfig { folds: 1, ..all };
@@ -150,6 +151,7 @@ mod tests {
         let small = EvalConfig {
             impostors: ImpostorPairs::AtMost(999_999),
             folds: 10,
+            split: EvalSplit::Test,
         };
         assert_eq!(small.validate().unwrap_err().field, "impostors");
     }

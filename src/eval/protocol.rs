@@ -156,6 +156,7 @@ mod tests {
             &EvalConfig {
                 impostors: ImpostorPairs::All,
                 folds: 10,
+                split: Default::default(),
             },
             3,
         );
@@ -189,6 +190,7 @@ mod tests {
             &EvalConfig {
                 impostors: ImpostorPairs::All,
                 folds: 10,
+                split: Default::default(),
             },
             4,
         );
@@ -220,6 +222,7 @@ mod tests {
         let cfg = EvalConfig {
             impostors: ImpostorPairs::All,
             folds: 10,
+            split: Default::default(),
         };
         let l = labels(ids, per);
         assert_eq!(
@@ -250,6 +253,7 @@ mod tests {
             &EvalConfig {
                 impostors: ImpostorPairs::All,
                 folds: 10,
+                split: Default::default(),
             },
             1,
         );
@@ -290,6 +294,7 @@ mod tests {
         let cfg = EvalConfig {
             impostors: ImpostorPairs::AtMost(1_000_000),
             folds: 10,
+            split: Default::default(),
         };
         let m = evaluate(&e, dim, &labels(ids, per), &cfg, 2);
         assert_eq!((m.genuine_pairs, m.impostor_pairs), (1100, 1_000_000));

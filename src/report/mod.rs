@@ -10,6 +10,7 @@ pub mod readme;
 pub mod reproduction;
 pub mod stats;
 pub mod tables;
+pub mod tuning;
 
 use std::path::{Path, PathBuf};
 

@@ -771,6 +771,11 @@ pub fn write_report(
     let path = out.join("paper").join("README.md");
     let mut text = render_report(rows, refs, bench.as_deref())?;
     text.push_str(&crate::report::curves::section(out)?);
+    let base = crate::config::embedded::load("experiments/ablation.ron")?;
+    text.push_str(&crate::report::tuning::section(
+        out,
+        (base.train.lr, base.train.weight_decay),
+    )?);
     crate::results::record::write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }

@@ -228,3 +228,32 @@ fn shipped_experiments_resolve_to_the_committed_records() {
         assert_eq!(f2c::results::record::run_id(&exp), rec.run_id, "{name}");
     }
 }
+
+#[test]
+fn scoring_on_validation_identities_needs_some() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.ron"), base_text()).unwrap();
+    let path = dir.path().join("v.ron");
+    std::fs::write(
+        &path,
+        r#"Derived(base: "base.ron", set: [("eval.split", "Validation")])"#,
+    )
+    .unwrap();
+    let msg = Experiment::load(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("eval.split") && msg.contains("validation_identities"),
+        "{msg}"
+    );
+    std::fs::write(
+        &path,
+        r#"Derived(base: "base.ron", set: [("eval.split", "Validation"), ("data.validation_identities", "50")])"#,
+    )
+    .unwrap();
+    let exp = Experiment::load(&path).unwrap();
+    assert_eq!(exp.eval.split, f2c::eval::EvalSplit::Validation);
+    // The default split is not written out: configs that never set it keep their run ids.
+    assert!(!Experiment::load(Path::new("experiments/fc.ron"))
+        .unwrap()
+        .to_ron()
+        .contains("split"));
+}

@@ -39,6 +39,21 @@ fn committed_paper_is_regenerated_from_committed_results() {
             .unwrap();
         }
     }
+    // The report's tuning section reads the tuning matrix's summary and records.
+    let tuning = Path::new("results/tuning");
+    if tuning.join("summary.csv").exists() {
+        let to = root.path().join("results/tuning/runs");
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(
+            tuning.join("summary.csv"),
+            to.parent().unwrap().join("summary.csv"),
+        )
+        .unwrap();
+        for entry in std::fs::read_dir(tuning.join("runs")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
     let matrix = root.path().join("results/default");
     std::fs::create_dir_all(&matrix).unwrap();
     for name in ["summary.csv", "references.csv", "timing.json"] {
