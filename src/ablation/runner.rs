@@ -129,6 +129,7 @@ pub fn record_path(results_root: &Path, matrix_name: &str, run_id: &str) -> Path
 /// Runs checkpoint into `<matrix folder>/checkpoints/` (unless `opts.run` says otherwise), so an
 /// interrupted matrix resumes its unfinished runs mid-way; a finished run removes its checkpoint.
 pub fn run_matrix(matrix_path: &Path, opts: &MatrixOptions) -> Result<MatrixOutcome> {
+    code_revision(); // the revision every record of this call carries, read before training
     let matrix = Matrix::load(matrix_path)?;
     let mut opts = opts.clone();
     if opts.run.checkpoint.is_none() {

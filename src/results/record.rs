@@ -84,13 +84,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `git describe --always --dirty` of the working directory, or `unknown`.
 pub fn code_revision() -> String {
-    std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    // Read once per process, when the first run starts: edits made to the tree while a long
+    // matrix trains do not relabel the code that is running.
+    static REVISION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    REVISION
+        .get_or_init(|| {
+            std::process::Command::new("git")
+                .args(["describe", "--always", "--dirty"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| "unknown".into())
+        })
+        .clone()
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), 0 elsewhere.

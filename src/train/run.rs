@@ -78,6 +78,7 @@ pub enum RunOutcome {
 /// (unavailable device, I/O, an unusable checkpoint) and for a stop that
 /// [`RunOptions::stop_after`] asked for (use [`run_until`] to take that as an outcome).
 pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<RunRecord> {
+    code_revision(); // fixed now, before training, for the record
     match run_until(exp, opts)? {
         RunOutcome::Finished(record) => Ok(record),
         RunOutcome::Stopped { step, checkpoint } => Err(Error::Other(format!(
