@@ -29,6 +29,18 @@ pub fn check_name(name: &str) -> FieldResult {
     }
 }
 
+/// A momentum or other unit-interval value: `field` must lie in 0.0 ..= 1.0.
+pub fn check_unit(field: &str, value: f32) -> FieldResult {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("expected 0.0 ..= 1.0, got {value}"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

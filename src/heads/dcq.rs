@@ -54,12 +54,7 @@ impl DcqConfig {
         self.queue
             .validate(ctx.classes)
             .map_err(|e| e.within("queue"))?;
-        if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(FieldError::new(
-                "momentum",
-                format!("expected 0.0 ..= 1.0, got {}", self.momentum),
-            ));
-        }
+        crate::config::check_unit("momentum", self.momentum)?;
         let k = self.queue.slots(ctx.classes);
         if k < ctx.pairs_per_step {
             return Err(FieldError::new(

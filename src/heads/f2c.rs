@@ -67,12 +67,7 @@ impl F2cConfig {
             .capacity
             .validate(ctx.classes)
             .map_err(|e| e.within("pool.capacity"))?;
-        if !(0.0..=1.0).contains(&self.ema_momentum) {
-            return Err(FieldError::new(
-                "ema_momentum",
-                format!("expected 0.0 ..= 1.0, got {}", self.ema_momentum),
-            ));
-        }
+        crate::config::check_unit("ema_momentum", self.ema_momentum)?;
         if let TopK::Fixed(0) = self.top_k {
             return Err(FieldError::new(
                 "top_k",
