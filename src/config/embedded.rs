@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::Experiment;
 
 /// (path relative to the repository root, text) of every shipped experiment file.
-pub const EXPERIMENTS: [(&str, &str); 12] = [
+pub const EXPERIMENTS: [(&str, &str); 13] = [
     (
         "experiments/base.ron",
         include_str!("../../experiments/base.ron"),
@@ -56,6 +56,10 @@ pub const EXPERIMENTS: [(&str, &str); 12] = [
     (
         "experiments/curve-dcq.ron",
         include_str!("../../experiments/curve-dcq.ron"),
+    ),
+    (
+        "experiments/tuning.ron",
+        include_str!("../../experiments/tuning.ron"),
     ),
 ];
 

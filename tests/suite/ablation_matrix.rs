@@ -435,6 +435,7 @@ fn every_derived_field_path_has_a_setter() {
         ("eval", "EvalConfig(impostors: All, folds: 4)"),
         ("eval.impostors", "AtMost(2000000)"),
         ("eval.folds", "5"),
+        ("eval.split", "Validation"),
     ];
     // The derived paths of the F²C base, plus the one path only a Partial FC head has.
     let mut listed = base().paths();
