@@ -409,7 +409,7 @@ pub struct StepOutput {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct HeadStats {
     /// F²C: fraction of probe samples whose identity was resident in the pool (positive loss).
-    /// DCQ: fraction of queue entries masked as same-identity, averaged over the queries.
+    /// DCQ: fraction of queries whose identity had at least one entry in the queue (masked).
     pub hit_rate: Option<f64>,
 }
 

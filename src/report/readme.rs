@@ -73,24 +73,25 @@ impl MatrixTiming {
     }
 }
 
-/// The single-run record of each shipped method's experiment (`<method>-<method>-*.json`).
+/// The single-run record of each shipped method's experiment (`<method>-<method>-*.json`; the
+/// first by name when there are several).
 fn train_records(dir: &Path) -> Result<Vec<(Method, RunRecord)>> {
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(_) => return Ok(Vec::new()),
+    };
+    paths.sort();
     let mut out = Vec::new();
     for m in Method::ALL {
         let prefix = format!("{0}-{0}-", m.key());
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name()
-                        .is_some_and(|f| f.to_string_lossy().starts_with(&prefix))
-            })
-            .collect();
-        paths.sort();
-        if let Some(p) = paths.first() {
+        let found = paths.iter().find(|p| {
+            p.file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with(&prefix))
+        });
+        if let Some(p) = found {
             out.push((m, RunRecord::read(p)?));
         }
     }
