@@ -16,6 +16,8 @@ use crate::heads::Method;
 /// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
 pub const HEADS_CSV: &str = "results/bench/heads.csv";
 pub const FIGURE_SVG: &str = "paper/figures/efficiency.svg";
+/// The head-state figure, beside it.
+pub const MEMORY_SVG: &str = "paper/figures/head_memory.svg";
 /// Writes the efficiency table (printed too) and figure of a benchmark run under `paper`
 /// (`tables/efficiency.md`, `figures/efficiency.svg`); returns the files written.
 pub fn write_paper(outcome: &BenchOutcome, paper: &Path) -> Result<Vec<PathBuf>> {
@@ -115,34 +117,90 @@ pub fn markdown(
 
 /// Redraws `<root>/paper/figures/efficiency.svg` from the committed `<root>/results/bench/heads.csv`,
 /// without timing anything; `None` when there is no benchmark file.
-pub fn regenerate(root: &Path) -> Result<Option<PathBuf>> {
+pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
     let csv = root.join(HEADS_CSV);
     if !csv.exists() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let svg = root.join(FIGURE_SVG);
-    figure(&svg, &crate::bench::read_rows(&csv)?)?;
-    Ok(Some(svg))
+    let mut rows = crate::bench::read_rows(&csv)?;
+    // Larger sizes benchmarked separately (e.g. `results/bench/cpu-10m/`) at the same D and batch
+    // extend the curves; other shapes (e.g. D 512) are separate studies.
+    let shape = rows.first().map(|r| (r.dim, r.batch));
+    if let Some(dir) = csv.parent() {
+        let mut more: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path().join("heads.csv")))
+            .filter(|p| p.exists())
+            .collect();
+        more.sort();
+        for path in more {
+            rows.extend(
+                crate::bench::read_rows(&path)?
+                    .into_iter()
+                    .filter(|r| Some((r.dim, r.batch)) == shape),
+            );
+        }
+    }
+    let time = root.join(FIGURE_SVG);
+    figure(&time, &rows)?;
+    let memory = root.join(MEMORY_SVG);
+    memory_figure(&memory, &rows)?;
+    Ok(vec![time, memory])
 }
 
 /// Step time against identities, log-log: per method one colour, ours solid with dots, the
 /// PyTorch peer's dashed with crosses; the legend sits right of the plot, one entry per method.
 pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
-    /// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
-    const PALETTE: [RGBColor; 6] = [
-        RGBColor(0, 114, 178),
-        RGBColor(213, 94, 0),
-        RGBColor(0, 158, 115),
-        RGBColor(204, 121, 167),
-        RGBColor(230, 159, 0),
-        RGBColor(0, 0, 0),
-    ];
+    plot(path, rows, Plotted::StepTime)
+}
 
-    /// Width of the plot and of the legend column right of it, and the height, pixels.
-    const PLOT_W: u32 = 600;
-    const LEGEND_W: u32 = 300;
-    const HEIGHT: u32 = 460;
+/// Head state (centres and momentum, pool or queue) against identities, log-log, one line per
+/// method; the memory side of the paper's second claim.
+pub fn memory_figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
+    plot(path, rows, Plotted::HeadState)
+}
 
+/// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 0, 0),
+];
+
+/// Width of the plot and of the legend column right of it, and the height, pixels.
+const PLOT_W: u32 = 600;
+const LEGEND_W: u32 = 300;
+const HEIGHT: u32 = 460;
+
+/// What a figure plots against N.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plotted {
+    /// Median seconds per step, with the PyTorch peer's dashed.
+    StepTime,
+    /// Bytes of head state, in MiB.
+    HeadState,
+}
+
+impl Plotted {
+    fn ours(self, r: &BenchRow) -> f64 {
+        match self {
+            Plotted::StepTime => r.median_step_s,
+            Plotted::HeadState => r.head_state_bytes as f64 / (1u64 << 20) as f64,
+        }
+    }
+
+    fn peer(self, r: &BenchRow) -> Option<f64> {
+        match self {
+            Plotted::StepTime => r.pytorch_s,
+            Plotted::HeadState => None,
+        }
+    }
+}
+
+fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| {
         Error::Other(format!(
             "{}: drawing the figure failed: {e}",
@@ -156,7 +214,7 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
     let (x0, x1) = xs.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
     let ys = rows
         .iter()
-        .flat_map(|r| [Some(r.median_step_s), r.pytorch_s])
+        .flat_map(|r| [Some(what.ours(r)), what.peer(r)])
         .flatten();
     let (y0, y1) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
     if rows.is_empty() || !(y0 > 0.0) {
@@ -180,7 +238,10 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
     let (b, d) = (rows[0].batch, rows[0].dim);
     let mut chart = ChartBuilder::on(&plot)
         .caption(
-            format!("Head step time against identities (B {b}, D {d})"),
+            match what {
+                Plotted::StepTime => format!("Head step time against identities (B {b}, D {d})"),
+                Plotted::HeadState => format!("Head state against identities (D {d})"),
+            },
             ("sans-serif", 18),
         )
         .margin(12)
@@ -194,7 +255,10 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("identities N")
-        .y_desc("seconds per step")
+        .y_desc(match what {
+            Plotted::StepTime => "seconds per step",
+            Plotted::HeadState => "head state, MiB",
+        })
         .x_label_formatter(&|x| format!("{x:.0e}"))
         .y_label_formatter(&|y| format!("{y:.0e}"))
         .light_line_style(BLACK.mix(0.04))
@@ -209,19 +273,19 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
             .collect();
         chart
             .draw_series(LineSeries::new(
-                pts.iter().map(|r| (r.classes as f64, r.median_step_s)),
+                pts.iter().map(|r| (r.classes as f64, what.ours(r))),
                 color.stroke_width(2),
             ))
             .map_err(|e| err(&e))?;
         chart
             .draw_series(
                 pts.iter()
-                    .map(|r| Circle::new((r.classes as f64, r.median_step_s), 4, color.filled())),
+                    .map(|r| Circle::new((r.classes as f64, what.ours(r)), 4, color.filled())),
             )
             .map_err(|e| err(&e))?;
         let peer: Vec<(f64, f64)> = pts
             .iter()
-            .filter_map(|r| Some((r.classes as f64, r.pytorch_s?)))
+            .filter_map(|r| Some((r.classes as f64, what.peer(r)?)))
             .collect();
         if !peer.is_empty() {
             chart
@@ -239,7 +303,7 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
                 )
                 .map_err(|e| err(&e))?;
         }
-        let last = pts.last().map_or(0.0, |r| r.median_step_s);
+        let last = pts.last().map_or(0.0, |r| what.ours(r));
         entries.push((
             series_name(head, variant, param),
             color,
@@ -379,11 +443,15 @@ mod tests {
         assert_eq!(rows, written);
         assert_eq!(rows[0].pytorch_s, Some(0.004));
         assert_eq!(rows[1].pytorch_s, None);
-        let svg = regenerate(dir.path()).unwrap().unwrap();
-        assert!(std::fs::read_to_string(svg)
+        let svgs = regenerate(dir.path()).unwrap();
+        assert_eq!(svgs.len(), 2);
+        assert!(std::fs::read_to_string(&svgs[0])
             .unwrap()
             .contains("reference: 2 rows"));
+        assert!(std::fs::read_to_string(&svgs[1])
+            .unwrap()
+            .contains("head state, MiB"));
         // No benchmark file: nothing to draw, not an error.
-        assert_eq!(regenerate(&dir.path().join("empty")).unwrap(), None);
+        assert!(regenerate(&dir.path().join("empty")).unwrap().is_empty());
     }
 }
