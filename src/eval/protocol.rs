@@ -130,6 +130,15 @@ mod tests {
         v
     }
 
+    /// `rows` rows of dimension `dim` drawn uniformly in [−1, 1]^dim from `seed`, L2-normalised.
+    fn random_unit_rows(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        normalised(
+            (0..rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+            dim,
+        )
+    }
+
     /// `ids` identities of `per` instances each, in contiguous blocks.
     fn labels(ids: usize, per: usize) -> Vec<usize> {
         (0..ids * per).map(|i| i / per).collect()
@@ -142,13 +151,7 @@ mod tests {
         // 1/200. Bounds are loose enough for sampling noise and tight enough to catch a metric
         // that leaks identity (which would push them towards 1).
         let (ids, per, dim) = (200, 5, 64);
-        let mut rng = StdRng::seed_from_u64(1);
-        let e = normalised(
-            (0..ids * per * dim)
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect(),
-            dim,
-        );
+        let e = random_unit_rows(ids * per, dim, 1);
         let m = evaluate(
             &e,
             dim,
@@ -212,13 +215,7 @@ mod tests {
     #[test]
     fn evaluate_is_a_function_of_its_seed() {
         let (ids, per, dim) = (20, 3, 8);
-        let mut rng = StdRng::seed_from_u64(5);
-        let e = normalised(
-            (0..ids * per * dim)
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect(),
-            dim,
-        );
+        let e = random_unit_rows(ids * per, dim, 5);
         let cfg = EvalConfig {
             impostors: ImpostorPairs::All,
             folds: 10,
@@ -239,13 +236,7 @@ mod tests {
         let dim = 16;
         let mut l = labels(40, 3);
         l.extend((0..50).map(|i| 40 + i / 5));
-        let mut rng = StdRng::seed_from_u64(8);
-        let e = normalised(
-            (0..l.len() * dim)
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect(),
-            dim,
-        );
+        let e = random_unit_rows(l.len(), dim, 8);
         let m = evaluate(
             &e,
             dim,
@@ -284,13 +275,7 @@ mod tests {
         // 1,100 identities × 2 rows: C(1100, 2)·4 = 2,417,800 impostor pairs, above a cap of 10⁶:
         // exactly 10⁶ distinct pairs are scored, 100 of them above the 1e-4 threshold.
         let (ids, per, dim) = (1100, 2, 8);
-        let mut rng = StdRng::seed_from_u64(6);
-        let e = normalised(
-            (0..ids * per * dim)
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect(),
-            dim,
-        );
+        let e = random_unit_rows(ids * per, dim, 6);
         let cfg = EvalConfig {
             impostors: ImpostorPairs::AtMost(1_000_000),
             folds: 10,
@@ -318,13 +303,7 @@ mod tests {
             (500, 6, 64),
             (300, 10, 128),
         ] {
-            let mut rng = StdRng::seed_from_u64(1);
-            let e = normalised(
-                (0..ids * per * dim)
-                    .map(|_| rng.gen_range(-1.0..1.0))
-                    .collect(),
-                dim,
-            );
+            let e = random_unit_rows(ids * per, dim, 1);
             let l = labels(ids, per);
             let t = std::time::Instant::now();
             let m = evaluate(&e, dim, &l, &EvalConfig::default(), 1);
