@@ -136,10 +136,10 @@ pub fn run_matrix(matrix_path: &Path, opts: &MatrixOptions) -> Result<MatrixOutc
         let dir = opts.results_root.join(&matrix.name).join("checkpoints");
         opts.run.checkpoint = Some(CheckpointOptions::new(&dir));
     }
-    let opts = &opts;
-    let outcome = run_matrix_with(matrix_path, opts, run_experiment)?;
+    let base = matrix.base_experiment(matrix_path)?;
+    let plan = matrix.expand_from(&base, matrix_path)?;
+    let outcome = run_plan_with(plan, &opts, run_experiment)?;
     if !opts.dry_run {
-        let base = matrix.base_experiment(matrix_path)?;
         let refs = compute_references(&base, &matrix.all_seeds())?;
         write_references(&outcome.dir.join(REFERENCES_CSV), &refs)?;
     }
