@@ -182,9 +182,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             apply_sets(&mut exp, &sets, &experiment)?;
             f2c::device::check_available(exp.device)?;
-            let faces = f2c::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
-            eprintln!("{}", f2c::train::run::describe_plan(&exp, &faces));
-            drop(faces);
+            let data = f2c::data::TrainingData::new(&exp)?;
+            eprintln!("{}", f2c::train::run::describe_plan(&exp, &data));
+            drop(data);
             let opts = f2c::train::run::RunOptions {
                 progress: !quiet,
                 // A verification trains from scratch and leaves no checkpoint behind.
@@ -370,9 +370,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             apply_sets(&mut exp, &sets, experiment)?;
             f2c::device::check_available(exp.device)?;
-            let faces = f2c::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
-            eprintln!("{}", f2c::train::run::describe_plan(&exp, &faces));
-            drop(faces);
+            let data = f2c::data::TrainingData::new(&exp)?;
+            eprintln!("{}", f2c::train::run::describe_plan(&exp, &data));
+            drop(data);
             let opts = curve::CurveOptions {
                 every,
                 split,

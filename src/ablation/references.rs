@@ -15,11 +15,12 @@ use dfdx::prelude::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::ablation::summary::{RowStatus, SummaryRow};
-use crate::data::synthetic::{SyntheticFaces, INPUT_DIM};
+use crate::data::TrainingData;
 use crate::error::Result;
 use crate::eval::protocol::evaluate;
 use crate::eval::Metrics;
 use crate::heads::backend::Backend;
+use crate::nets::network::Network;
 use crate::train::{with_trainer, Trainer, TrainerTask};
 use crate::Experiment;
 
@@ -95,13 +96,14 @@ pub fn compute_references(base: &Experiment, seeds: &[u64]) -> Result<Vec<Refere
             seed,
             ..base.clone()
         };
-        let (x, labels) = SyntheticFaces::new(&exp.data, seed).split_set(exp.eval.split);
+        let (x, labels) = TrainingData::new(&exp)?.split_set(exp.eval.split)?;
+        let dim = x.len() / labels.len().max(1);
         let mut raw = x.clone();
-        for row in raw.chunks_mut(INPUT_DIM) {
+        for row in raw.chunks_mut(dim) {
             let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|v| *v /= n);
         }
-        let m = evaluate(&raw, INPUT_DIM, &labels, &exp.eval, seed);
+        let m = evaluate(&raw, dim, &labels, &exp.eval, seed);
         rows.push(ReferenceRow::new(seed, ReferenceKind::Raw, &m));
         let m = with_trainer(
             &exp,
@@ -126,9 +128,9 @@ struct Untrained<'a> {
 impl TrainerTask for Untrained<'_> {
     type Output = Metrics;
 
-    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+    fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
-        trainer: Trainer<H, E, D, B>,
+        trainer: Trainer<A, E, D, B>,
     ) -> Result<Metrics> {
         let emb = trainer.embed(self.x);
         Ok(evaluate(

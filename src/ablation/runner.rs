@@ -344,6 +344,7 @@ fn failed_record(run_id: String, exp: &Experiment, reason: String, took: Duratio
         head_state_bytes: 0,
         final_loss: 0.0,
         code_revision: code_revision(),
+        train_identities: None,
         machine: format!(
             "{} {}, {} cores, {}",
             std::env::consts::OS,

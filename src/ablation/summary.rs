@@ -119,7 +119,7 @@ impl SummaryRow {
     /// Flattens a record; `config_id`, `group` and `label` come from the matrix expansion.
     pub fn from_record(rec: &RunRecord, config_id: &str, group: &str, label: &str) -> Self {
         let exp = &rec.experiment;
-        let n = exp.data.train_identities;
+        let n = rec.num_train_identities();
         let (sample_rate, pool_fraction, ema, rows, eviction) = match &exp.head {
             HeadConfig::Fc { .. } => (None, None, None, None, None),
             HeadConfig::PartialFc { sample_rate, .. } => {

@@ -238,6 +238,7 @@ mod tests {
             final_loss: 1.0,
             code_revision: "x".into(),
             machine: "m".into(),
+            train_identities: None,
         }
     }
 

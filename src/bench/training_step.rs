@@ -36,7 +36,10 @@ const EXPERIMENTS: [&str; 4] = [
 /// DCQ pairs only.
 pub fn bench_experiment(i: usize, classes: usize, batch: usize) -> Result<Experiment> {
     let mut exp = crate::config::embedded::load(EXPERIMENTS[i])?;
-    exp.data.train_identities = classes;
+    exp.data
+        .as_mut()
+        .expect("the shipped experiments are synthetic")
+        .train_identities = classes;
     exp.train.loaders = match &mut exp.head {
         HeadConfig::F2c(cfg) => {
             if let Capacity::Count(_) = cfg.pool.capacity {
@@ -100,7 +103,10 @@ mod tests {
             let exp = bench_experiment(i, 5000, 256).unwrap();
             exp.validate(std::path::Path::new(EXPERIMENTS[i])).unwrap();
             assert_eq!(
-                (exp.data.train_identities, exp.train.loaders.batch_size()),
+                (
+                    exp.data.unwrap().train_identities,
+                    exp.train.loaders.batch_size()
+                ),
                 (5000, 256)
             );
         }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::Experiment;
 
 /// (path relative to the repository root, text) of every shipped experiment file.
-pub const EXPERIMENTS: [(&str, &str); 13] = [
+pub const EXPERIMENTS: [(&str, &str); 18] = [
     (
         "experiments/base.ron",
         include_str!("../../experiments/base.ron"),
@@ -60,6 +60,26 @@ pub const EXPERIMENTS: [(&str, &str); 13] = [
     (
         "experiments/tuning.ron",
         include_str!("../../experiments/tuning.ron"),
+    ),
+    (
+        "experiments/orl-base.ron",
+        include_str!("../../experiments/orl-base.ron"),
+    ),
+    (
+        "experiments/orl-f2c.ron",
+        include_str!("../../experiments/orl-f2c.ron"),
+    ),
+    (
+        "experiments/orl-fc.ron",
+        include_str!("../../experiments/orl-fc.ron"),
+    ),
+    (
+        "experiments/orl-pfc.ron",
+        include_str!("../../experiments/orl-pfc.ron"),
+    ),
+    (
+        "experiments/orl-dcq.ron",
+        include_str!("../../experiments/orl-dcq.ron"),
     ),
 ];
 

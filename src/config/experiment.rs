@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::check_name;
 use super::sweep::{parse_into, set_nested, split, unknown, Sweep};
+use crate::data::images::ImagesConfig;
 use crate::data::synthetic::SyntheticConfig;
 use crate::device::DeviceChoice;
 use crate::error::{Error, FieldError, FieldResult, Result};
 use crate::eval::EvalConfig;
 use crate::heads::{HeadConfig, HeadContext, Method};
-use crate::nets::probe::Backbone;
+use crate::nets::network::{Backbone, BackboneInput};
 use crate::train::schedule::TrainConfig;
 
 /// A complete, self-describing experiment.
@@ -28,8 +29,12 @@ pub struct Experiment {
     /// Compute device (default `Cpu`).
     #[serde(default)]
     pub device: DeviceChoice,
-    /// The synthetic identity benchmark.
-    pub data: SyntheticConfig,
+    /// The synthetic identity benchmark; an experiment has this or `images`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "bare_option")]
+    pub data: Option<SyntheticConfig>,
+    /// Face images from disk; an experiment has this or `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "bare_option")]
+    pub images: Option<ImagesConfig>,
     /// The probe (and gallery) network architecture.
     pub backbone: Backbone,
     /// The classification head and its settings.
@@ -136,30 +141,100 @@ impl Experiment {
 
     fn check(&self) -> FieldResult {
         check_name(&self.name).map_err(|e| e.within("name"))?;
-        self.data.validate().map_err(|e| e.within("data"))?;
+        let input = self.backbone.input();
+        let classes = match (&self.data, &self.images) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "images",
+                    "an experiment has synthetic `data` or `images`, not both: remove one",
+                ))
+            }
+            (None, None) => {
+                return Err(FieldError::new(
+                    "data",
+                    "missing: give `data: SyntheticConfig(...)` or `images: ImagesConfig(...)`",
+                ))
+            }
+            (Some(data), None) => {
+                data.validate().map_err(|e| e.within("data"))?;
+                if input != BackboneInput::Synthetic {
+                    return Err(FieldError::new(
+                        "backbone",
+                        format!(
+                            "{:?} reads face images, the data here is synthetic: use Mlp256x64 or \
+                             Mlp512x128, or give `images`",
+                            self.backbone
+                        ),
+                    ));
+                }
+                Some(data.train_identities)
+            }
+            (None, Some(images)) => {
+                images.validate().map_err(|e| e.within("images"))?;
+                if input == BackboneInput::Synthetic {
+                    return Err(FieldError::new(
+                        "backbone",
+                        format!(
+                            "{:?} reads synthetic vectors, the data here are images: use \
+                             TinyIResNet (grey) or IResNet18 (RGB)",
+                            self.backbone
+                        ),
+                    ));
+                }
+                if self.eval.split == crate::eval::EvalSplit::Validation
+                    && images.validation_identities == 0
+                {
+                    return Err(FieldError::new(
+                        "eval.split",
+                        "Validation needs validation identities: set images.validation_identities",
+                    ));
+                }
+                None // known once the data set is opened: see `check_classes`
+            }
+        };
+        self.head
+            .check_loaders(&self.train.loaders)
+            .map_err(|e| e.within("train.loaders"))?;
+        self.eval.validate().map_err(|e| e.within("eval"))?;
+        if let Some(data) = &self.data {
+            if self.eval.split == crate::eval::EvalSplit::Validation
+                && data.validation_identities == 0
+            {
+                return Err(FieldError::new(
+                    "eval.split",
+                    "Validation needs validation identities: set data.validation_identities (e.g. 500)",
+                ));
+            }
+        }
+        match classes {
+            Some(n) => self.check_classes(n),
+            None => Ok(()),
+        }
+    }
+
+    /// Identities the data holds out for choosing hyperparameters.
+    pub fn validation_identities(&self) -> usize {
+        match (&self.data, &self.images) {
+            (Some(d), _) => d.validation_identities,
+            (None, Some(i)) => i.validation_identities,
+            (None, None) => 0,
+        }
+    }
+
+    /// The checks that need the number of training identities N: the schedule's and the head's
+    /// (e.g. a pool no larger than N). Loading runs them for synthetic data; for an image data
+    /// set they run when the trainer is built, once N is known.
+    pub fn check_classes(&self, classes: usize) -> FieldResult {
         let loaders = self.train.loaders;
         let ctx = HeadContext {
-            classes: self.data.train_identities,
+            classes,
             pairs_per_step: loaders.identities,
             instances_per_step: loaders.instances,
         };
         self.train
-            .validate(self.data.train_identities)
+            .validate(classes)
             .map_err(|e| e.within("train"))?;
-        self.head
-            .check_loaders(&loaders)
-            .map_err(|e| e.within("train.loaders"))?;
-        self.head.validate(&ctx).map_err(|e| e.within("head"))?;
-        self.eval.validate().map_err(|e| e.within("eval"))?;
-        if self.eval.split == crate::eval::EvalSplit::Validation
-            && self.data.validation_identities == 0
-        {
-            return Err(FieldError::new(
-                "eval.split",
-                "Validation needs validation identities: set data.validation_identities (e.g. 500)",
-            ));
-        }
-        Ok(())
+        self.head.validate(&ctx).map_err(|e| e.within("head"))
     }
 }
 
@@ -218,6 +293,7 @@ impl Sweep for Experiment {
             seed,
             device,
             data,
+            images,
             backbone,
             head,
             train,
@@ -232,7 +308,29 @@ impl Sweep for Experiment {
             ("seed", None) => parse_into(seed, text),
             ("device", None) => parse_into(device, text),
             ("backbone", None) => parse_into(backbone, text),
-            ("data", _) => return set_nested(data, first, rest, text),
+            // The two kinds of data are alternatives: setting one whole removes the other.
+            ("data", None) => {
+                let mut cfg = None;
+                parse_into(&mut cfg, &format!("Some({text})")).map(|()| {
+                    *data = cfg;
+                    *images = None;
+                })
+            }
+            ("images", None) => {
+                let mut cfg = None;
+                parse_into(&mut cfg, &format!("Some({text})")).map(|()| {
+                    *images = cfg;
+                    *data = None;
+                })
+            }
+            ("data", Some(_)) => match data {
+                Some(d) => return set_nested(d, first, rest, text),
+                None => return Err(not_here),
+            },
+            ("images", Some(_)) => match images {
+                Some(i) => return set_nested(i, first, rest, text),
+                None => return Err(not_here),
+            },
             ("head", _) => return set_nested(head, first, rest, text),
             ("train", _) => return set_nested(train, first, rest, text),
             ("eval", _) => return set_nested(eval, first, rest, text),
@@ -245,15 +343,18 @@ impl Sweep for Experiment {
         let mut out: Vec<String> = ["name", "seed", "device", "backbone"]
             .map(String::from)
             .to_vec();
-        let nested: [(&str, &dyn Sweep); 4] = [
-            ("data", &self.data),
-            ("head", &self.head),
-            ("train", &self.train),
-            ("eval", &self.eval),
+        let nested: [(&str, Option<&dyn Sweep>); 5] = [
+            ("data", self.data.as_ref().map(|d| d as &dyn Sweep)),
+            ("images", self.images.as_ref().map(|i| i as &dyn Sweep)),
+            ("head", Some(&self.head)),
+            ("train", Some(&self.train)),
+            ("eval", Some(&self.eval)),
         ];
         for (name, value) in nested {
             out.push(name.to_string());
-            out.extend(value.paths().into_iter().map(|p| format!("{name}.{p}")));
+            if let Some(value) = value {
+                out.extend(value.paths().into_iter().map(|p| format!("{name}.{p}")));
+            }
         }
         out
     }
@@ -296,5 +397,27 @@ pub fn parse_error(path: &Path, e: ron::error::SpannedError) -> Error {
         line: e.position.line,
         col: e.position.col,
         msg,
+    }
+}
+
+/// (De)serialises an optional config bare, as `field: Config(...)` rather than
+/// `field: Some(Config(...))`; with `#[serde(default)]` an absent field is `None`.
+mod bare_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => v.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
     }
 }

@@ -13,6 +13,48 @@ use serde::{Deserialize, Serialize};
 
 use super::synthetic::{mix64, stream_key, CounterRng, SyntheticFaces, INPUT_DIM};
 
+/// What the loaders need of a training set: its identities, how many instances each has, and
+/// the label each instance is trained under. The synthetic benchmark and image data sets both
+/// provide it, so the loaders run unchanged on either.
+pub trait TrainingIdentities: Sync {
+    /// Number of training identities N (labels are 0..N).
+    fn num_train_identities(&self) -> usize;
+
+    /// Instances of training identity `identity`.
+    fn instances_of(&self, identity: usize) -> usize;
+
+    /// The label of (identity, instance): the identity, unless labels are noisy.
+    fn train_label(&self, identity: usize, instance: usize) -> usize;
+}
+
+impl TrainingIdentities for SyntheticFaces {
+    fn num_train_identities(&self) -> usize {
+        SyntheticFaces::num_train_identities(self)
+    }
+
+    fn instances_of(&self, identity: usize) -> usize {
+        SyntheticFaces::instances_of(self, identity)
+    }
+
+    fn train_label(&self, identity: usize, instance: usize) -> usize {
+        SyntheticFaces::train_label(self, identity, instance)
+    }
+}
+
+impl<T: super::images::FaceImages + ?Sized> TrainingIdentities for T {
+    fn num_train_identities(&self) -> usize {
+        self.num_identities()
+    }
+
+    fn instances_of(&self, identity: usize) -> usize {
+        self.num_instances(identity)
+    }
+
+    fn train_label(&self, identity: usize, _instance: usize) -> usize {
+        identity
+    }
+}
+
 /// How many items each loader contributes to one training step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +104,7 @@ pub enum Source {
 /// id1 inst b, …]`, then the `instances` samples. [`split_probe_gallery`] relies on it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    /// (B, INPUT_DIM), row-major.
+    /// (B, INPUT_LEN), row-major: the synthetic vectors, or CHW images of an image data set.
     pub inputs: Vec<f32>,
     /// (B,): the training label of each row (the identity it is filed under).
     pub labels: Vec<usize>,
@@ -151,7 +193,7 @@ impl IdentityLoader {
     }
 
     /// The next (identity, instance a, instance b).
-    fn next(&mut self, faces: &SyntheticFaces) -> (usize, usize, usize) {
+    fn next(&mut self, faces: &(impl TrainingIdentities + ?Sized)) -> (usize, usize, usize) {
         if self.position == self.identities {
             self.pass += 1;
             self.position = 0;
@@ -199,7 +241,7 @@ struct InstanceLoader {
 }
 
 impl InstanceLoader {
-    fn new(faces: &SyntheticFaces, seed: u64) -> Self {
+    fn new(faces: &(impl TrainingIdentities + ?Sized), seed: u64) -> Self {
         let n = faces.num_train_identities();
         let block_sums: Vec<u64> = (0..n.div_ceil(INDEX_BLOCK))
             .into_par_iter()
@@ -231,7 +273,7 @@ impl InstanceLoader {
     }
 
     /// (identity, instance) of global index `g` (identity-major order).
-    fn locate(&self, faces: &SyntheticFaces, g: u64) -> (usize, usize) {
+    fn locate(&self, faces: &(impl TrainingIdentities + ?Sized), g: u64) -> (usize, usize) {
         // Last block starting at or before g.
         let block = self.checkpoints.partition_point(|&c| c <= g) - 1;
         let mut start = self.checkpoints[block];
@@ -246,7 +288,7 @@ impl InstanceLoader {
         }
     }
 
-    fn next(&mut self, faces: &SyntheticFaces) -> (usize, usize) {
+    fn next(&mut self, faces: &(impl TrainingIdentities + ?Sized)) -> (usize, usize) {
         if self.position == self.total {
             self.pass += 1;
             self.position = 0;
@@ -282,7 +324,7 @@ pub struct DualLoader {
 impl DualLoader {
     /// Builds both loaders. The instance index visits every identity once (in parallel); it is
     /// skipped when `cfg.instances == 0`.
-    pub fn new(faces: &SyntheticFaces, cfg: LoaderConfig, seed: u64) -> Self {
+    pub fn new(faces: &(impl TrainingIdentities + ?Sized), cfg: LoaderConfig, seed: u64) -> Self {
         let instance = (cfg.instances > 0).then(|| InstanceLoader::new(faces, seed));
         DualLoader {
             cfg,
@@ -351,6 +393,24 @@ impl DualLoader {
     /// [`Batch`]). Reuses `out`'s buffers; rows are rendered in parallel, each from its own random
     /// stream, so the bytes do not depend on the thread count.
     pub fn next_batch(&mut self, faces: &SyntheticFaces, out: &mut Batch) {
+        self.next_rows(faces, out);
+        out.inputs.resize(self.rows.len() * INPUT_DIM, 0.0);
+        let rows = &self.rows;
+        out.inputs
+            .par_chunks_mut(INPUT_DIM)
+            .zip(rows.par_iter())
+            .for_each(|(x, &(_, identity, instance))| {
+                faces.render_train(identity, instance, x);
+            });
+    }
+
+    /// The next step's rows without their inputs: fills `out.labels` and `out.source` (leaving
+    /// `out.inputs` alone) and returns (label, identity, instance) of each row, in batch order.
+    pub fn next_rows(
+        &mut self,
+        faces: &(impl TrainingIdentities + ?Sized),
+        out: &mut Batch,
+    ) -> &[(usize, usize, usize)] {
         self.rows.clear();
         out.source.clear();
         for _ in 0..self.cfg.identities {
@@ -371,14 +431,7 @@ impl DualLoader {
         }
         out.labels.clear();
         out.labels.extend(self.rows.iter().map(|r| r.0));
-        out.inputs.resize(self.rows.len() * INPUT_DIM, 0.0);
-        let rows = &self.rows;
-        out.inputs
-            .par_chunks_mut(INPUT_DIM)
-            .zip(rows.par_iter())
-            .for_each(|(x, &(_, identity, instance))| {
-                faces.render_train(identity, instance, x);
-            });
+        &self.rows
     }
 }
 

@@ -1,6 +1,10 @@
 //! Data: the embedded synthetic identity benchmark and the identity/instance loaders that feed
-//! the training step; real face images from disk ([`images`]).
+//! the training step; real face images from disk ([`images`]); [`TrainingData`], either kind
+//! behind one interface.
 
 pub mod images;
 pub mod loaders;
+pub mod source;
 pub mod synthetic;
+
+pub use source::{train_identities, TrainingData};

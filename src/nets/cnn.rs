@@ -9,7 +9,7 @@
 //! on stable, device-generic and differentiated by dfdx itself: an im2col by `gather` (zero padding
 //! by a 0/1 mask) followed by one matmul; [`PRelu`] is relu(x) − a·relu(−x) with a per-channel a.
 //! Activations are `(B, C, H, W)` with B, H and W known at run time and C a constant, the shape
-//! dfdx's `BatchNorm2D` takes. Sizes are types ([`TinyIResNet`], [`IResNet18`]); [`CnnArch`] names
+//! dfdx's `BatchNorm2D` takes. Sizes are types ([`TinyIResNet`], [`IResNet18`]); `nets::network::Backbone` names
 //! them for configs.
 //!
 //! Batch norm and the EMA gallery: dfdx's `ModelEMA` averages the parameters only (BN's running
@@ -21,7 +21,6 @@
 
 use dfdx::prelude::*;
 use dfdx::shapes::{Dtype, HasShape};
-use serde::{Deserialize, Serialize};
 
 use crate::nets::probe::l2_normalize;
 
@@ -384,33 +383,6 @@ pub type IResNet18 = (
     builder::EmbeddingHead<512, { 512 * 7 * 7 }, 512>,
 );
 
-/// The CNN architectures by name, for configs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CnnArch {
-    /// [`TinyIResNet`]: 1 channel in, 64-d out.
-    TinyIResNet,
-    /// [`IResNet18`]: 3 channels in, 512-d out.
-    IResNet18,
-}
-
-impl CnnArch {
-    /// Input channels C.
-    pub fn channels(&self) -> usize {
-        match self {
-            CnnArch::TinyIResNet => 1,
-            CnnArch::IResNet18 => 3,
-        }
-    }
-
-    /// Embedding dimension.
-    pub fn embedding_dim(&self) -> usize {
-        match self {
-            CnnArch::TinyIResNet => 64,
-            CnnArch::IResNet18 => 512,
-        }
-    }
-}
-
 /// Uploads `x` (B·C·H·W floats, row-major) as a (B, C, H, W) batch of `h`×`w` images.
 pub fn images<const C: usize, D: Device<f32>>(
     dev: &D,
@@ -441,7 +413,7 @@ where
     let per = C * crate::data::images::FACE_SIZE * crate::data::images::FACE_SIZE;
     let mut out = Vec::with_capacity(x.len() / per * N);
     // Chunks bound the activation memory of large evaluation sets.
-    for chunk in x.chunks(256 * per) {
+    for chunk in x.chunks(64 * per) {
         let side = crate::data::images::FACE_SIZE;
         let y = l2_normalize(net.forward(images::<C, D>(dev, chunk, side, side)));
         out.extend(y.as_vec());
@@ -640,7 +612,6 @@ mod tests {
         let big = dev.build_module::<IResNet18, f32>();
         let x = dev.sample_normal_like(&(1, Const::<3>, 112, 112));
         assert_eq!(*big.forward(x).shape(), (1, Const::<512>));
-        assert_eq!(CnnArch::IResNet18.embedding_dim(), 512);
     }
 
     #[test]

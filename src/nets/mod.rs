@@ -2,5 +2,6 @@
 
 pub mod cnn;
 pub mod gallery;
+pub mod network;
 pub mod params;
 pub mod probe;

@@ -1,4 +1,5 @@
-//! A network's trainable parameters as named host arrays: what a checkpoint stores of the probe
+//! A network's tensors (trainable parameters and batch-norm running statistics) as named host
+//! arrays: what a checkpoint stores of the probe
 //! net, the second net and the optimiser's velocity, and what a checkpoint puts back. Names are
 //! dfdx's field paths (`0.weight`, `4.bias`), the same names its safetensors writer uses, so a
 //! checkpoint and an exported probe describe a network alike.
@@ -22,7 +23,9 @@ pub struct ParamTensor {
     pub values: Vec<f32>,
 }
 
-/// Every trainable parameter of `net`, in dfdx's visiting order.
+/// Every tensor of `net` in dfdx's visiting order: its trainable parameters and the state that
+/// is not trained by gradient (batch norm's running statistics), so a restored network computes
+/// exactly what the saved one did.
 pub fn export_params<D: Device<f32>, M: TensorCollection<f32, D>>(net: &M) -> Vec<ParamTensor> {
     let mut out = Export(Vec::new());
     M::iter_tensors(&mut RecursiveWalker {
@@ -33,7 +36,7 @@ pub fn export_params<D: Device<f32>, M: TensorCollection<f32, D>>(net: &M) -> Ve
     out.0
 }
 
-/// Overwrites the trainable parameters of `net` with `params`, which must list the same names and
+/// Overwrites every tensor of `net` with `params`, which must list the same names and
 /// shapes in the same order (as [`export_params`] of a network of the same type gives).
 pub fn import_params<D: Device<f32>, M: TensorCollection<f32, D>>(
     net: &mut M,
@@ -65,16 +68,14 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Export {
 
     fn visit<S: Shape>(
         &mut self,
-        opts: TensorOptions<S, f32, D>,
+        _opts: TensorOptions<S, f32, D>,
         (t, name): (&Tensor<S, f32, D>, String),
     ) -> std::result::Result<Option<Tensor<S, f32, D>>, Self::Err> {
-        if opts.do_gradient_update {
-            self.0.push(ParamTensor {
-                name,
-                shape: t.shape().concrete().into_iter().collect(),
-                values: t.as_vec(),
-            });
-        }
+        self.0.push(ParamTensor {
+            name,
+            shape: t.shape().concrete().into_iter().collect(),
+            values: t.as_vec(),
+        });
         Ok(None)
     }
 }
@@ -92,12 +93,9 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Import<'_> {
 
     fn visit<S: Shape>(
         &mut self,
-        opts: TensorOptions<S, f32, D>,
+        _opts: TensorOptions<S, f32, D>,
         (t, name): (&mut Tensor<S, f32, D>, String),
     ) -> std::result::Result<Option<Tensor<S, f32, D>>, Self::Err> {
-        if !opts.do_gradient_update {
-            return Ok(None);
-        }
         let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
         let saved = self.params.get(self.next).ok_or_else(|| {
             Error::Other(format!(

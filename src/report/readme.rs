@@ -114,7 +114,7 @@ pub fn block(root: &Path, matrix_dir: &Path, rows: &[SummaryRow]) -> Result<Stri
             "| `train experiments/{}.ron` ({}, {} ids, seed {}) | {tar} | {:.0} s |\n",
             m.key(),
             m.label(),
-            e.data.train_identities,
+            rec.num_train_identities(),
             e.seed,
             rec.wall_time_s
         ));

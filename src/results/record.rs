@@ -45,6 +45,10 @@ pub struct RunRecord {
     pub code_revision: String,
     /// Machine description (OS, cores, device).
     pub machine: String,
+    /// Training identities N of an image data set, found on opening it; absent for synthetic
+    /// data, whose config states N (see [`RunRecord::num_train_identities`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_identities: Option<usize>,
 }
 
 /// A stable id of a resolved experiment: method, name and the first 12 hex digits of SHA-256 of
@@ -57,6 +61,16 @@ pub fn run_id(exp: &Experiment) -> String {
 }
 
 impl RunRecord {
+    /// Training identities N of the run.
+    pub fn num_train_identities(&self) -> usize {
+        self.experiment
+            .data
+            .as_ref()
+            .map(|d| d.train_identities)
+            .or(self.train_identities)
+            .unwrap_or(0)
+    }
+
     /// Writes the record as pretty JSON, atomically (temp file + rename), so an interrupted run
     /// never leaves a partial record.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
@@ -125,7 +139,7 @@ pub fn summary_text(rec: &RunRecord) -> String {
         e.name,
         e.head.method(),
         e.seed,
-        e.data.train_identities
+        rec.num_train_identities()
     );
     match (&rec.status, &rec.metrics) {
         (RunStatus::Ok, Some(m)) => {
@@ -192,6 +206,7 @@ mod tests {
             final_loss: 1.0,
             code_revision: "x".into(),
             machine: "m".into(),
+            train_identities: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");

@@ -12,11 +12,14 @@ use dfdx::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::run::{step_bar, Data};
+use super::run::step_bar;
 use super::step::{with_trainer, Trainer, TrainerTask};
+use crate::data::TrainingData;
 use crate::error::{Error, Result};
 use crate::eval::protocol::evaluate;
+use crate::eval::EvalSplit;
 use crate::heads::backend::Backend;
+use crate::nets::network::Network;
 use crate::Experiment;
 
 /// Which held-out identities a curve is scored on.
@@ -70,7 +73,7 @@ pub fn learning_curve(exp: &Experiment, opts: &CurveOptions) -> Result<Vec<Curve
             "curve: --every must be at least 1 step".into(),
         ));
     }
-    if opts.split == Split::Validation && exp.data.validation_identities == 0 {
+    if opts.split == Split::Validation && exp.validation_identities() == 0 {
         return Err(Error::Other(format!(
             "curve: experiment `{}` holds out no validation identities; set \
              `data.validation_identities` (e.g. (\"data.validation_identities\", \"400\") in a \
@@ -89,21 +92,21 @@ struct Curve<'a> {
 impl TrainerTask for Curve<'_> {
     type Output = Vec<CurveRow>;
 
-    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+    fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
-        mut trainer: Trainer<H, E, D, B>,
+        mut trainer: Trainer<A, E, D, B>,
     ) -> Result<Vec<CurveRow>> {
         let (exp, opts) = (self.exp, self.opts);
-        let mut data = Data::new(exp);
-        let (x, labels) = match opts.split {
-            Split::Validation => data.faces.validation_set(),
-            Split::Test => data.faces.eval_set(),
-        };
+        let mut data = TrainingData::new(exp)?;
+        let (x, labels) = data.split_set(match opts.split {
+            Split::Validation => EvalSplit::Validation,
+            Split::Test => EvalSplit::Test,
+        })?;
         let steps = exp.train.steps;
         let samples_per_step = exp.train.loaders.batch_size();
-        let instances = data.faces.num_train_instances();
+        let instances = data.num_train_instances();
         let epoch = |step: usize| (step * samples_per_step) as f64 / instances as f64;
-        let score = |trainer: &Trainer<H, E, D, B>, step: usize, lr: f32, loss: f64| {
+        let score = |trainer: &Trainer<A, E, D, B>, step: usize, lr: f32, loss: f64| {
             let m = evaluate(&trainer.embed(&x), E, &labels, &exp.eval, exp.seed);
             CurveRow {
                 step,
@@ -123,7 +126,7 @@ impl TrainerTask for Curve<'_> {
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         for step in 0..steps {
             let lr = exp.train.lr_at(step);
-            let loss = trainer.step(data.next(), lr)?.loss.total();
+            let loss = trainer.step(data.next()?, lr)?.loss.total();
             if !loss.is_finite() {
                 return Err(Error::Diverged {
                     step,
@@ -389,7 +392,8 @@ mod tests {
         let rows = learning_curve(&exp, &opts).expect("trains");
         let steps: Vec<usize> = rows.iter().map(|r| r.step).collect();
         assert_eq!(steps, [0, 25, 50, 60]);
-        let faces = crate::data::synthetic::SyntheticFaces::new(&exp.data, exp.seed);
+        let faces =
+            crate::data::synthetic::SyntheticFaces::new(exp.data.as_ref().unwrap(), exp.seed);
         let per_step = exp.train.loaders.batch_size() as f64;
         assert_eq!(
             rows[3].epoch,
@@ -419,7 +423,7 @@ mod tests {
         };
         let msg = learning_curve(&exp, &opts).unwrap_err().to_string();
         assert!(msg.contains("data.validation_identities"), "{msg}");
-        exp.data.validation_identities = 30;
+        exp.data.as_mut().unwrap().validation_identities = 30;
         let val = learning_curve(&exp, &opts).expect("trains");
         let test = learning_curve(
             &exp,

@@ -14,13 +14,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::{checkpoint_path, Checkpoint};
 use super::step::{with_trainer, Trainer, TrainerTask};
-use crate::data::loaders::{Batch, DualLoader};
-use crate::data::synthetic::SyntheticFaces;
+use crate::data::TrainingData;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::eval::protocol::evaluate;
 use crate::heads::backend::Backend;
 use crate::heads::HeadConfig;
+use crate::nets::network::Network;
 use crate::results::record::{code_revision, peak_memory_bytes, run_id};
 use crate::results::{RunRecord, RunStatus};
 use crate::Experiment;
@@ -109,9 +109,9 @@ pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Res
 
 /// The resolved plan of `exp`, printed before training: sizes and schedule derived from the
 /// config (nothing here is written back into it).
-pub fn describe_plan(exp: &Experiment, faces: &SyntheticFaces) -> String {
-    let n = faces.num_train_identities();
-    let instances = faces.num_train_instances();
+pub fn describe_plan(exp: &Experiment, data: &TrainingData) -> String {
+    let n = data.num_train_identities();
+    let instances = data.num_train_instances();
     let t = &exp.train;
     let per_step = t.loaders.batch_size();
     let epochs = (t.steps * per_step) as f64 / instances as f64;
@@ -141,10 +141,24 @@ pub fn describe_plan(exp: &Experiment, faces: &SyntheticFaces) -> String {
             d.momentum
         ),
     };
+    let held_out = match (&exp.data, &exp.images) {
+        (Some(d), _) => format!(
+            "{} held-out identities × {} instances",
+            d.eval_identities, d.eval_instances
+        ),
+        (None, Some(i)) => format!(
+            "{} held-out identities × {} images",
+            i.eval_identities,
+            i.eval_instances
+                .map_or_else(|| "all their".to_string(), |n| format!("≤ {n}"))
+        ),
+        (None, None) => String::new(),
+    };
     format!(
-        "{head}\n{} training instances; {per_step} samples per step ({} identity pairs + {} \
+        "{}\n{head}\n{} training instances; {per_step} samples per step ({} identity pairs + {} \
          instances); {} steps = {epochs:.2} epochs ({id_passes:.2} identity passes)\n\
-         lr {} (warm-up {} steps), ×{} at steps [{}]; {} held-out identities × {} instances",
+         lr {} (warm-up {} steps), ×{} at steps [{}]; {held_out}",
+        data.describe(),
         instances,
         t.loaders.identities,
         t.loaders.instances,
@@ -153,34 +167,7 @@ pub fn describe_plan(exp: &Experiment, faces: &SyntheticFaces) -> String {
         t.warmup_steps,
         t.decay,
         milestones.join(", "),
-        exp.data.eval_identities,
-        exp.data.eval_instances,
     )
-}
-
-/// The data side of a run (and of a learning curve): the benchmark and the dual loaders over it,
-/// seeded from the experiment.
-pub(crate) struct Data {
-    pub(crate) faces: SyntheticFaces,
-    pub(crate) loader: DualLoader,
-    batch: Batch,
-}
-
-impl Data {
-    pub(crate) fn new(exp: &Experiment) -> Self {
-        let faces = SyntheticFaces::new(&exp.data, exp.seed);
-        let loader = DualLoader::new(&faces, exp.train.loaders, exp.seed.wrapping_add(1));
-        Data {
-            faces,
-            loader,
-            batch: Batch::default(),
-        }
-    }
-
-    pub(crate) fn next(&mut self) -> &Batch {
-        self.loader.next_batch(&self.faces, &mut self.batch);
-        &self.batch
-    }
 }
 
 /// The progress bar of a training loop over `steps` steps (hidden unless `show`).
@@ -208,16 +195,16 @@ struct TimeSteps<'a> {
 impl TrainerTask for TimeSteps<'_> {
     type Output = Vec<f64>;
 
-    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+    fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
-        mut trainer: Trainer<H, E, D, B>,
+        mut trainer: Trainer<A, E, D, B>,
     ) -> Result<Vec<f64>> {
-        let mut data = Data::new(self.exp);
+        let mut data = TrainingData::new(self.exp)?;
         let lr = self.exp.train.lr;
         let mut times = Vec::with_capacity(self.steps);
         for i in 0..self.warmup + self.steps {
             let t0 = Instant::now();
-            trainer.step(data.next(), lr)?;
+            trainer.step(data.next()?, lr)?;
             if i >= self.warmup {
                 times.push(t0.elapsed().as_secs_f64());
             }
@@ -234,14 +221,14 @@ struct Run<'a> {
 impl TrainerTask for Run<'_> {
     type Output = RunOutcome;
 
-    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+    fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
-        mut trainer: Trainer<H, E, D, B>,
+        mut trainer: Trainer<A, E, D, B>,
     ) -> Result<RunOutcome> {
         let (exp, opts) = (self.exp, self.opts);
         let start = Instant::now();
         let id = run_id(exp);
-        let mut data = Data::new(exp);
+        let mut data = TrainingData::new(exp)?;
         let steps = exp.train.steps;
         let samples_per_step = exp.train.loaders.batch_size();
         let ckpt_path = opts
@@ -256,7 +243,7 @@ impl TrainerTask for Run<'_> {
             if c.resume && path.exists() {
                 let ckpt = Checkpoint::read_for(path, &id)?;
                 trainer.load_state(&ckpt.trainer)?;
-                data.loader.restore(&ckpt.loader)?;
+                data.restore(&ckpt.loader, ckpt.step)?;
                 (first, earlier_s) = (ckpt.step, ckpt.elapsed_s);
                 (losses, step_times) = (ckpt.losses, ckpt.step_times);
                 if opts.progress {
@@ -267,8 +254,8 @@ impl TrainerTask for Run<'_> {
                 }
             }
         }
-        let save = |trainer: &Trainer<H, E, D, B>,
-                    data: &Data,
+        let save = |trainer: &Trainer<A, E, D, B>,
+                    data: &TrainingData,
                     step: usize,
                     losses: &[f64],
                     step_times: &[f64]|
@@ -280,7 +267,7 @@ impl TrainerTask for Run<'_> {
                 elapsed_s: earlier_s + start.elapsed().as_secs_f64(),
                 losses: losses.to_vec(),
                 step_times: step_times.to_vec(),
-                loader: data.loader.state(),
+                loader: data.state(),
                 trainer: trainer.save_state()?,
             }
             .write_atomic(&path)?;
@@ -297,7 +284,7 @@ impl TrainerTask for Run<'_> {
                 return Ok(RunOutcome::Stopped { step, checkpoint });
             }
             let t0 = Instant::now();
-            let report = trainer.step(data.next(), exp.train.lr_at(step))?;
+            let report = trainer.step(data.next()?, exp.train.lr_at(step))?;
             step_times.push(t0.elapsed().as_secs_f64());
             let loss = report.loss.total();
             if !loss.is_finite() {
@@ -334,7 +321,7 @@ impl TrainerTask for Run<'_> {
         let (status, metrics) = match failure {
             Some(why) => (RunStatus::Failed(why), None),
             None => {
-                let (x, labels) = data.faces.split_set(exp.eval.split);
+                let (x, labels) = data.split_set(exp.eval.split)?;
                 let emb = trainer.embed(&x);
                 (
                     RunStatus::Ok,
@@ -356,6 +343,7 @@ impl TrainerTask for Run<'_> {
             final_loss,
             code_revision: code_revision(),
             machine: machine_description(exp.device),
+            train_identities: exp.images.as_ref().map(|_| data.num_train_identities()),
         };
         // The run has its result (a diverged run would diverge again): the checkpoint has served.
         if let Some(path) = &ckpt_path {

@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend, LossParts, SgdParams};
 use crate::heads::{ClassifierHead, Halves, HeadState, HeadStats, StepInput};
 use crate::nets::gallery::Gallery;
+use crate::nets::network::{Backbone, IResNet18Arch, MlpArch, Network, TinyArch};
 use crate::nets::params::{export_params, import_params, ParamTensor};
-use crate::nets::probe::{embed, inputs, l2_normalize, Backbone, Inputs, Net};
 use crate::train::schedule::TrainConfig;
 use crate::train::sgd::{MomentumSgd, SgdRule};
 use crate::Experiment;
@@ -49,39 +49,39 @@ pub struct TrainerState {
 }
 
 /// The networks, head and optimiser of one experiment.
-pub struct Trainer<const H: usize, const E: usize, D: Device<f32>, B: Backend> {
+///
+/// `A` is the architecture ([`Network`]), `E` its embedding dimension.
+pub struct Trainer<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> {
     dev: D,
     train: TrainConfig,
-    probe: Net<H, E, D>,
-    second: Option<Gallery<Net<H, E, D>>>,
+    probe: A::Net,
+    second: Option<Gallery<A::Net>>,
     evaluate_second: bool,
     head: Box<dyn ClassifierHead<B>>,
-    opt: MomentumSgd<Net<H, E, D>>,
+    opt: MomentumSgd<A::Net>,
     grads: Option<Gradients<f32, D>>,
 }
 
-impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D, B> {
+impl<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> Trainer<A, E, D, B> {
     /// The probe net (initialised from `dev`'s seeded generator), the head of `exp` built for its
-    /// training identities on `be`, and the second network when the head has one.
-    pub fn new(exp: &Experiment, dev: D, be: B) -> Result<Self> {
-        let probe = <Net<H, E, D> as BuildModule<D, f32>>::build(&dev);
-        let head = exp
-            .head
-            .build(be, exp.data.train_identities, E, exp.seed.wrapping_add(2))?;
+    /// `classes` training identities on `be`, and the second network when the head has one.
+    pub fn new(exp: &Experiment, classes: usize, dev: D, be: B) -> Result<Self> {
+        let probe = A::build(&dev);
+        let head = exp.head.build(be, classes, E, exp.seed.wrapping_add(2))?;
         Ok(Self::from_parts(exp, dev, probe, head))
     }
 
     /// A trainer of `exp` with a head built by the caller (e.g. an F²C head whose pool was
     /// filled beforehand); the head must be of the method `exp.head` names.
     pub fn with_head(exp: &Experiment, dev: D, head: Box<dyn ClassifierHead<B>>) -> Self {
-        let probe = <Net<H, E, D> as BuildModule<D, f32>>::build(&dev);
+        let probe = A::build(&dev);
         Self::from_parts(exp, dev, probe, head)
     }
 
     fn from_parts(
         exp: &Experiment,
         dev: D,
-        probe: Net<H, E, D>,
+        probe: A::Net,
         head: Box<dyn ClassifierHead<B>>,
     ) -> Self {
         let t = &exp.train;
@@ -129,15 +129,14 @@ impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D
             .grads
             .take()
             .expect("gradients are returned every step");
-        let x: Inputs<D> = inputs(&self.dev, &batch.inputs);
-        let emb = l2_normalize(self.probe.forward_mut(x.traced(grads))); // (B, E)
+        let emb = A::forward_traced(&mut self.probe, &self.dev, &batch.inputs, grads); // (B, E)
         let emb_host = emb.as_vec();
 
         // The second network follows the probe, then embeds the same batch without a tape.
         let gallery = match &mut self.second {
             Some(g) => {
                 g.update::<D>(&self.probe);
-                Some(embed::<H, E, D>(&g.net, &self.dev, &batch.inputs))
+                Some(A::embed_second(&mut g.net, &self.dev, &batch.inputs))
             }
             None => None,
         };
@@ -163,27 +162,27 @@ impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D
         })
     }
 
-    /// L2-normalised embeddings of `x` (row-major (n, INPUT_DIM)) by the network that is the
+    /// L2-normalised embeddings of `x` (row-major, `A::INPUT_LEN` floats per row) by the network that is the
     /// finished model: the probe, or DCQ's key encoder as its authors evaluate.
     pub fn embed(&self, x: &[f32]) -> Vec<f32> {
         match (&self.second, self.evaluate_second) {
-            (Some(g), true) => embed::<H, E, D>(&g.net, &self.dev, x),
-            _ => embed::<H, E, D>(&self.probe, &self.dev, x),
+            (Some(g), true) => A::embed(&g.net, &self.dev, x),
+            _ => A::embed(&self.probe, &self.dev, x),
         }
     }
 
     /// The probe network.
-    pub fn probe(&self) -> &Net<H, E, D> {
+    pub fn probe(&self) -> &A::Net {
         &self.probe
     }
 
     /// The probe network, mutably (e.g. to load weights).
-    pub fn probe_mut(&mut self) -> &mut Net<H, E, D> {
+    pub fn probe_mut(&mut self) -> &mut A::Net {
         &mut self.probe
     }
 
     /// The second network (F²C's gallery, DCQ's key encoder), if the head has one.
-    pub fn second_net(&self) -> Option<&Net<H, E, D>> {
+    pub fn second_net(&self) -> Option<&A::Net> {
         self.second.as_ref().map(|g| &g.net)
     }
 
@@ -243,9 +242,9 @@ impl<const H: usize, const E: usize, D: Device<f32>, B: Backend> Trainer<H, E, D
         self.head.load_state(&state.head)
     }
 
-    /// Writes the probe network as safetensors, tensors named by dfdx's field paths
-    /// (`0.weight` (H, INPUT_DIM), `0.bias` (H), `2.weight`, `2.bias`, `4.weight` (E, H),
-    /// `4.bias` (E)), f32 little-endian.
+    /// Writes the probe network as safetensors, tensors named by dfdx's field paths (for an MLP
+    /// `0.weight` (H, INPUT_DIM), `0.bias` (H), `2.weight`, `2.bias`, `4.weight` (E, H),
+    /// `4.bias` (E); a CNN's batch-norm running statistics included), f32 little-endian.
     pub fn export_probe(&self, path: &std::path::Path) -> Result<()> {
         self.probe
             .save_safetensors(path)
@@ -268,9 +267,9 @@ pub trait TrainerTask {
     type Output;
 
     /// Does the work with the freshly built trainer of the experiment.
-    fn run<const H: usize, const E: usize, D: Device<f32>, B: Backend>(
+    fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
-        trainer: Trainer<H, E, D, B>,
+        trainer: Trainer<A, E, D, B>,
     ) -> Result<Self::Output>;
 }
 
@@ -302,8 +301,25 @@ fn by_backbone<D: Device<f32>, B: Backend, T: TrainerTask>(
     be: B,
     task: T,
 ) -> Result<T::Output> {
+    let n = crate::data::train_identities(exp)?;
+    if exp.images.is_some() {
+        // The checks that need N ran at load time for synthetic data; an image set's N is known
+        // only now.
+        exp.check_classes(n).map_err(|e| {
+            Error::Other(format!(
+                "experiment `{}` with {n} training identities: {}: {}",
+                exp.name, e.field, e.msg
+            ))
+        })?;
+    }
     match exp.backbone {
-        Backbone::Mlp256x64 => task.run(Trainer::<256, 64, D, B>::new(exp, dev, be)?),
-        Backbone::Mlp512x128 => task.run(Trainer::<512, 128, D, B>::new(exp, dev, be)?),
+        Backbone::Mlp256x64 => {
+            task.run(Trainer::<MlpArch<256, 64>, 64, D, B>::new(exp, n, dev, be)?)
+        }
+        Backbone::Mlp512x128 => task.run(Trainer::<MlpArch<512, 128>, 128, D, B>::new(
+            exp, n, dev, be,
+        )?),
+        Backbone::TinyIResNet => task.run(Trainer::<TinyArch, 64, D, B>::new(exp, n, dev, be)?),
+        Backbone::IResNet18 => task.run(Trainer::<IResNet18Arch, 512, D, B>::new(exp, n, dev, be)?),
     }
 }

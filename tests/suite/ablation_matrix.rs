@@ -500,6 +500,7 @@ fn fake_ok(exp: &Experiment) -> RunRecord {
         final_loss: 0.5,
         code_revision: "test".into(),
         machine: "test".into(),
+        train_identities: None,
     }
 }
 

@@ -20,9 +20,10 @@ use f2c::Experiment;
 /// A committed experiment shrunk to a second: 120 identities, 40 steps, the small backbone.
 fn tiny(file: &str) -> Experiment {
     let mut e = Experiment::load(Path::new(file)).unwrap();
-    e.data.train_identities = 120;
-    e.data.eval_identities = 30;
-    e.data.max_instances = 12;
+    let d = e.data.as_mut().expect("synthetic data");
+    d.train_identities = 120;
+    d.eval_identities = 30;
+    d.max_instances = 12;
     e.backbone = Backbone::Mlp256x64;
     e.train.steps = 40;
     e.train.warmup_steps = 5;
@@ -152,11 +153,12 @@ struct ExportAfterSteps<'a>(&'a Path);
 impl TrainerTask for ExportAfterSteps<'_> {
     type Output = Vec<ParamTensor>;
 
-    fn run<const H: usize, const E: usize, D: dfdx::prelude::Device<f32>, B>(
+    fn run<A, const E: usize, D: dfdx::prelude::Device<f32>, B>(
         self,
-        mut trainer: Trainer<H, E, D, B>,
+        mut trainer: Trainer<A, E, D, B>,
     ) -> f2c::Result<Vec<ParamTensor>>
     where
+        A: f2c::nets::network::Network<E, D>,
         B: f2c::heads::backend::Backend,
     {
         let batch = f2c::data::loaders::Batch {

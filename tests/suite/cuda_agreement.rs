@@ -530,10 +530,11 @@ fn cuda_dfdx_training_step_ops_agree_with_cpu() {
 fn tiny(file: &str, device: DeviceChoice) -> Experiment {
     let mut e = Experiment::load(Path::new(file)).unwrap();
     e.device = device;
-    e.data.train_identities = 150;
-    e.data.eval_identities = 40;
-    e.data.max_instances = 12;
-    e.data.nuisance_scale = 0.75;
+    let d = e.data.as_mut().expect("synthetic data");
+    d.train_identities = 150;
+    d.eval_identities = 40;
+    d.max_instances = 12;
+    d.nuisance_scale = 0.75;
     e.backbone = Backbone::Mlp256x64;
     e.train.steps = 60;
     e.train.warmup_steps = 10;

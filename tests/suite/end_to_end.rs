@@ -14,10 +14,11 @@ use f2c::Experiment;
 /// how hard the benchmark is).
 fn tiny(file: &str) -> Experiment {
     let mut e = Experiment::load(Path::new(file)).unwrap();
-    e.data.train_identities = 150;
-    e.data.eval_identities = 40;
-    e.data.max_instances = 12;
-    e.data.nuisance_scale = 0.75;
+    let d = e.data.as_mut().expect("synthetic data");
+    d.train_identities = 150;
+    d.eval_identities = 40;
+    d.max_instances = 12;
+    d.nuisance_scale = 0.75;
     e.backbone = Backbone::Mlp256x64;
     e.train.steps = 400;
     e.train.warmup_steps = 20;

@@ -12,5 +12,6 @@ mod cuda_agreement;
 mod end_to_end;
 mod experiment_files;
 mod f2c_head;
+mod image_data;
 mod paper_matches_results;
 mod report_tables;

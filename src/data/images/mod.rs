@@ -8,6 +8,8 @@
 //! out (never single images), [`pairs`] reads LFW-style verification pairs, and [`prefetch`]
 //! decodes batches off the training thread.
 
+pub mod config;
+pub mod feed;
 pub mod folder;
 pub mod pairs;
 pub mod prefetch;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub use config::{ImageLayout, ImagesConfig};
 pub use folder::ImageFolder;
 pub use pairs::{read_pairs, Pair};
 pub use prefetch::{Batch, Prefetcher};
