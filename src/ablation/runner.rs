@@ -345,6 +345,7 @@ fn failed_record(run_id: String, exp: &Experiment, reason: String, took: Duratio
         final_loss: 0.0,
         code_revision: code_revision(),
         train_identities: None,
+        pair_list: None,
         machine: format!(
             "{} {}, {} cores, {}",
             std::env::consts::OS,

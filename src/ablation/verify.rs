@@ -239,6 +239,7 @@ mod tests {
             code_revision: "x".into(),
             machine: "m".into(),
             train_identities: None,
+            pair_list: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod identification;
 pub mod layout;
+pub mod pair_list;
 pub mod protocol;
 pub mod verification;
 

@@ -464,12 +464,35 @@ pub fn best_threshold_accuracy(genuine: &[f32], impostor: &[f32], folds: usize) 
             fold: i % folds,
         }
     };
-    let mut scored: Vec<Scored> = genuine
+    let scored: Vec<Scored> = genuine
         .iter()
         .enumerate()
         .map(tag(true))
         .chain(impostor.iter().enumerate().map(tag(false)))
         .collect();
+    accuracy_over_folds(scored, folds)
+}
+
+/// [`best_threshold_accuracy`] with the folds given: `(score, genuine, fold)` per pair, folds
+/// numbered 0..`folds` (e.g. the consecutive blocks of an LFW pair list). Every fold needs pairs
+/// of both kinds for its threshold to mean something; scores must be finite.
+pub fn accuracy_on_folds(pairs: &[(f32, bool, usize)], folds: usize) -> (f64, f64) {
+    assert!(
+        pairs.iter().all(|p| p.0.is_finite() && p.2 < folds),
+        "accuracy on folds: non-finite score or fold out of range"
+    );
+    let scored = pairs
+        .iter()
+        .map(|&(score, genuine, fold)| Scored {
+            score,
+            genuine,
+            fold,
+        })
+        .collect();
+    accuracy_over_folds(scored, folds)
+}
+
+fn accuracy_over_folds(mut scored: Vec<Scored>, folds: usize) -> (f64, f64) {
     scored.sort_by(|a, b| a.score.total_cmp(&b.score));
 
     let accuracies: Vec<f64> = (0..folds)

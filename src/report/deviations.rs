@@ -17,12 +17,12 @@ pub const DEVIATIONS: &[Deviation] = &[
         setting: "Data",
         authors: "real aligned faces (MS1M-style, 85k+ identities), LFW/IJB-C benchmarks",
         ours: "the embedded synthetic benchmark: long-tailed identities rendered through a fixed random non-linear renderer, 5,000 training identities in the default matrix, held-out identities for open-set evaluation",
-        reason: "nothing to download; million-identity studies stay cheap. Image datasets and a CNN exist in the library (`data::images`, `nets::cnn`) but no experiment uses them yet",
+        reason: "nothing to download; million-identity studies stay cheap. Real faces enter at sanity scale only: ORL (40 people, `ablations/orl.ron`, `paper/tables/orl.md`); insightface RecordIO packs and image folders can be named in an experiment",
     },
     Deviation {
         setting: "Backbone",
         authors: "IResNet-50 with batch norm, D = 512",
-        ours: "MLP 64→256→256→64 (default matrix), 64→512→512→128 (single runs)",
+        ours: "MLP 64→256→256→64 (default matrix), 64→512→512→128 (single runs); on ORL a tiny IResNet (one block per stage, 8–32 channels, D = 64)",
         reason: "2-core CPU budget",
     },
     Deviation {

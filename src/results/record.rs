@@ -49,6 +49,9 @@ pub struct RunRecord {
     /// data, whose config states N (see [`RunRecord::num_train_identities`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_identities: Option<usize>,
+    /// The pair-list benchmark's result, when the experiment names one (`images.pairs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_list: Option<crate::eval::pair_list::PairListMetrics>,
 }
 
 /// A stable id of a resolved experiment: method, name and the first 12 hex digits of SHA-256 of
@@ -159,6 +162,15 @@ pub fn summary_text(rec: &RunRecord) -> String {
         (RunStatus::Failed(why), _) => s += &format!("  FAILED: {why}\n"),
         _ => {}
     }
+    if let Some(p) = &rec.pair_list {
+        s += &format!(
+            "  pair list: accuracy {:.2}% ± {:.2} over {} pairs, {} folds\n",
+            100.0 * p.accuracy,
+            100.0 * p.accuracy_std,
+            p.pairs,
+            p.folds
+        );
+    }
     s += &format!(
         "  wall {:.1} s, median step {:.2} ms, {:.0} samples/s, final loss {:.4}\n  head state {:.2} MiB, peak memory {:.0} MiB, code {}",
         rec.wall_time_s,
@@ -207,6 +219,7 @@ mod tests {
             code_revision: "x".into(),
             machine: "m".into(),
             train_identities: None,
+            pair_list: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");

@@ -17,10 +17,11 @@ use super::step::{with_trainer, Trainer, TrainerTask};
 use crate::data::TrainingData;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+use crate::eval::pair_list::{evaluate_pair_list, PairListMetrics};
 use crate::eval::protocol::evaluate;
 use crate::heads::backend::Backend;
 use crate::heads::HeadConfig;
-use crate::nets::network::Network;
+use crate::nets::network::{BackboneInput, Network};
 use crate::results::record::{code_revision, peak_memory_bytes, run_id};
 use crate::results::{RunRecord, RunStatus};
 use crate::Experiment;
@@ -318,15 +319,13 @@ impl TrainerTask for Run<'_> {
         } else {
             tail.iter().sum::<f64>() / tail.len() as f64
         };
-        let (status, metrics) = match failure {
-            Some(why) => (RunStatus::Failed(why), None),
+        let (status, metrics, pair_list) = match failure {
+            Some(why) => (RunStatus::Failed(why), None, None),
             None => {
                 let (x, labels) = data.split_set(exp.eval.split)?;
                 let emb = trainer.embed(&x);
-                (
-                    RunStatus::Ok,
-                    Some(evaluate(&emb, E, &labels, &exp.eval, exp.seed)),
-                )
+                let metrics = evaluate(&emb, E, &labels, &exp.eval, exp.seed);
+                (RunStatus::Ok, Some(metrics), pair_list(exp, &trainer)?)
             }
         };
         let record = RunRecord {
@@ -344,6 +343,7 @@ impl TrainerTask for Run<'_> {
             code_revision: code_revision(),
             machine: machine_description(exp.device),
             train_identities: exp.images.as_ref().map(|_| data.num_train_identities()),
+            pair_list,
         };
         // The run has its result (a diverged run would diverge again): the checkpoint has served.
         if let Some(path) = &ckpt_path {
@@ -356,6 +356,20 @@ impl TrainerTask for Run<'_> {
         }
         Ok(RunOutcome::Finished(record))
     }
+}
+
+/// The experiment's pair-list benchmark scored with the trained network, if it names one.
+fn pair_list<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
+    exp: &Experiment,
+    trainer: &Trainer<A, E, D, B>,
+) -> Result<Option<PairListMetrics>> {
+    let (Some(cfg), BackboneInput::Images(channels)) = (&exp.images, exp.backbone.input()) else {
+        return Ok(None);
+    };
+    let Some((images, pairs)) = cfg.open_pairs(channels)? else {
+        return Ok(None);
+    };
+    evaluate_pair_list(&pairs, &images, exp.eval.folds, E, &|x| trainer.embed(x)).map(Some)
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -501,6 +501,7 @@ fn fake_ok(exp: &Experiment) -> RunRecord {
         code_revision: "test".into(),
         machine: "test".into(),
         train_identities: None,
+        pair_list: None,
     }
 }
 

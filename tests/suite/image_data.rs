@@ -49,6 +49,7 @@ fn on_faces(file: &str, root: &Path) -> Experiment {
         validation_identities: 0,
         eval_instances: None,
         flip: true,
+        pairs: None,
     });
     e.train.steps = 6;
     e.train.warmup_steps = 2;

@@ -39,6 +39,20 @@ pub struct ImagesConfig {
     /// Random horizontal flips of training images (insightface's augmentation).
     #[serde(default = "flip_default")]
     pub flip: bool,
+    /// A verification benchmark scored after training besides the open-set test, e.g. LFW.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<PairBenchmark>,
+}
+
+/// A pair-list benchmark: a folder of images (one sub-folder per identity, e.g. LFW unpacked) and
+/// its pair list in LFW's `pairs.txt` format (image numbers count from 1 in file-name order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairBenchmark {
+    /// The benchmark's image folder; a relative path is taken from the working directory.
+    pub root: PathBuf,
+    /// The pair list.
+    pub list: PathBuf,
 }
 
 fn flip_default() -> bool {
@@ -52,6 +66,7 @@ crate::sweepable!(ImagesConfig {
     validation_identities,
     eval_instances,
     flip,
+    pairs,
 } nested {});
 
 /// The three parts of an image data set, identities renumbered from 0 within each.
@@ -116,6 +131,19 @@ impl ImagesConfig {
             ImageLayout::Folder => Arc::new(ImageFolder::open(&self.root, channels)?),
             ImageLayout::RecordIo => Arc::new(RecordIo::open_dir(&self.root, channels)?),
         })
+    }
+
+    /// The pair benchmark's images (decoded to `channels`) and its pairs, when there is one.
+    pub fn open_pairs(
+        &self,
+        channels: Channels,
+    ) -> Result<Option<(ImageFolder, Vec<crate::data::images::Pair>)>> {
+        let Some(bench) = &self.pairs else {
+            return Ok(None);
+        };
+        let images = ImageFolder::open(&bench.root, channels)?;
+        let pairs = crate::data::images::read_pairs(&bench.list, &images)?;
+        Ok(Some((images, pairs)))
     }
 
     /// Splits `images` by identity, chosen by `seed`: `eval_identities` test identities, then
@@ -193,6 +221,7 @@ mod tests {
             validation_identities: 2,
             eval_instances: None,
             flip: true,
+            pairs: None,
         }
     }
 

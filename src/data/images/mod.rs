@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use config::{ImageLayout, ImagesConfig};
+pub use config::{ImageLayout, ImagesConfig, PairBenchmark};
 pub use folder::ImageFolder;
 pub use pairs::{read_pairs, Pair};
 pub use prefetch::{Batch, Prefetcher};
