@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::Experiment;
 
 /// (path relative to the repository root, text) of every shipped experiment file.
-pub const EXPERIMENTS: [(&str, &str); 13] = [
+pub const EXPERIMENTS: [(&str, &str); 14] = [
     (
         "experiments/base.ron",
         include_str!("../../experiments/base.ron"),
@@ -60,6 +60,10 @@ pub const EXPERIMENTS: [(&str, &str); 13] = [
     (
         "experiments/tuning.ron",
         include_str!("../../experiments/tuning.ron"),
+    ),
+    (
+        "experiments/scale.ron",
+        include_str!("../../experiments/scale.ron"),
     ),
 ];
 
