@@ -79,7 +79,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -114,8 +114,13 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     }
     // Training instances per (data, seed): generating the data is the only way to count them.
     let mut instances: Vec<(SyntheticConfig, u64, usize)> = Vec::new();
-    // (N, steps) → the rows and the epochs of their runs.
-    let mut keyed: Vec<((usize, usize), Vec<SummaryRow>, Vec<f64>)> = Vec::new();
+    /// The rows of one (N, steps) and the epochs of their runs.
+    struct Gathered {
+        key: (usize, usize),
+        rows: Vec<SummaryRow>,
+        epochs: Vec<f64>,
+    }
+    let mut gathered: Vec<Gathered> = Vec::new();
     for mut row in rows {
         let rec = RunRecord::read(&record_path(&results, MATRIX, &row.run_id))?;
         let e = &rec.experiment;
@@ -133,27 +138,33 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
         let epochs = (e.train.steps * e.train.loaders.batch_size()) as f64 / count as f64;
         let key = (e.data.train_identities, e.train.steps);
         row.group = MAIN_GROUP.to_string();
-        match keyed.iter_mut().find(|(k, _, _)| *k == key) {
+        match gathered.iter_mut().find(|g| g.key == key) {
             // A run two groups name is one run of the table.
-            Some((_, rows, _)) if rows.iter().any(|r| r.run_id == row.run_id) => {}
-            Some((_, rows, eps)) => {
-                rows.push(row);
-                eps.push(epochs);
+            Some(g) if g.rows.iter().any(|r| r.run_id == row.run_id) => {}
+            Some(g) => {
+                g.rows.push(row);
+                g.epochs.push(epochs);
             }
-            None => keyed.push((key, vec![row], vec![epochs])),
+            None => gathered.push(Gathered {
+                key,
+                rows: vec![row],
+                epochs: vec![epochs],
+            }),
         }
     }
-    keyed.sort_by_key(|(k, _, _)| *k);
-    let parts = keyed
+    gathered.sort_by_key(|g| g.key);
+    let parts = gathered
         .into_iter()
-        .map(|((identities, steps), rows, eps)| {
-            let mut stats = config_stats(&rows);
+        .map(|g| {
+            let (identities, steps) = g.key;
+            let mut stats = config_stats(&g.rows);
             // The reference leads its table, as in the default `main` table.
             stats.sort_by_key(|c| !c.is_fc_reference);
             Part {
                 identities,
                 steps,
-                epochs: eps
+                epochs: g
+                    .epochs
                     .iter()
                     .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x))),
                 stats,
