@@ -55,7 +55,8 @@ enum Command {
         export_probe: Option<PathBuf>,
     },
     /// Run an ablation matrix (default ablations/default.ron), resumably, then regenerate the
-    /// paper's tables and figures from its results.
+    /// paper's tables and figures from its results (after the tuning or scale study, from
+    /// results/default, which reads the study's results beside it).
     Ablate {
         /// Matrix file (RON).
         #[arg(default_value = "ablations/default.ron")]
@@ -303,7 +304,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 outcome.dir.display()
             );
             if !no_tables {
-                for path in f2c::report::regenerate(&outcome.dir, std::path::Path::new("."))? {
+                let source = f2c::report::paper_results(&outcome.dir);
+                for path in f2c::report::regenerate(&source, std::path::Path::new("."))? {
                     println!("wrote {}", path.display());
                 }
             }

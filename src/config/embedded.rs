@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::Experiment;
 
 /// (path relative to the repository root, text) of every shipped experiment file.
-pub const EXPERIMENTS: [(&str, &str); 18] = [
+pub const EXPERIMENTS: [(&str, &str); 19] = [
     (
         "experiments/base.ron",
         include_str!("../../experiments/base.ron"),
@@ -80,6 +80,10 @@ pub const EXPERIMENTS: [(&str, &str); 18] = [
     (
         "experiments/orl-dcq.ron",
         include_str!("../../experiments/orl-dcq.ron"),
+    ),
+    (
+        "experiments/scale.ron",
+        include_str!("../../experiments/scale.ron"),
     ),
 ];
 

@@ -319,7 +319,8 @@ fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
 }
 
 /// The legend column: one line per method in its colour (with a dashed sample where PyTorch was
-/// timed too), then the key to the two line styles.
+/// timed too), then the key to the line styles; the PyTorch key only when a dashed line is drawn
+/// (the head-state figure has none: the peer's memory is not measured).
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     entries: &[(String, RGBColor, bool)],
@@ -368,10 +369,14 @@ fn draw_legend<DB: DrawingBackend>(
         (x, y - 22),
         font.clone().style(FontStyle::Bold),
     ))?;
+    let any_peer = entries.iter().any(|(_, _, peer)| *peer);
     for (dashed, what) in [
         (false, "ours (Rust), dots"),
         (true, "PyTorch peer, crosses"),
     ] {
+        if dashed && !any_peer {
+            continue;
+        }
         for e in sample(x, y, BLACK, dashed) {
             area.draw(&e)?;
         }
@@ -418,6 +423,28 @@ mod tests {
         for name in ["F²C 1%", "Partial FC r=0.1", "FC", "PyTorch peer, crosses"] {
             assert_eq!(count(name), 1, "{name} in the legend");
         }
+    }
+
+    #[test]
+    fn the_pytorch_key_only_where_a_dashed_line_is_drawn() {
+        // The rows carry PyTorch timings: the step-time figure draws them dashed and keys them;
+        // the head-state figure has no PyTorch series, so its legend must not name one.
+        let rows = [
+            timing(Method::Fc, 1.0, "peer", 10_000, 0.01),
+            timing(Method::Fc, 1.0, "peer", 100_000, 0.1),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (time, memory) = (dir.path().join("t.svg"), dir.path().join("m.svg"));
+        figure(&time, &rows).unwrap();
+        memory_figure(&memory, &rows).unwrap();
+        let keyed = |path: &Path| {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .any(|l| l.trim() == "PyTorch peer, crosses")
+        };
+        assert!(keyed(&time));
+        assert!(!keyed(&memory));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod efficiency;
 pub mod figures;
 pub mod readme;
 pub mod reproduction;
+pub mod scale;
 pub mod stats;
 pub mod tables;
 pub mod tuning;
@@ -18,10 +19,26 @@ use crate::ablation::references::{mark_collapsed, read_references, REFERENCES_CS
 use crate::ablation::summary::read_csv;
 use crate::error::{Error, Result};
 
+/// The matrices the report reads beside the default one, from `<root>/results/<name>/`, instead of
+/// rendering them on their own: the tuning grid and the scale study.
+pub const SIDE_STUDIES: [&str; 2] = [tuning::MATRIX, scale::MATRIX];
+
+/// The results folder `paper/` is regenerated from after `f2c ablate` ran the matrix whose results
+/// are in `matrix_dir`: that folder, or for a side study the default matrix's beside it (which
+/// then reads the side study's results).
+pub fn paper_results(matrix_dir: &Path) -> PathBuf {
+    match matrix_dir.file_name() {
+        Some(name) if SIDE_STUDIES.iter().any(|s| name == *s) => {
+            matrix_dir.with_file_name("default")
+        }
+        _ => matrix_dir.to_path_buf(),
+    }
+}
+
 /// Regenerates `<root>/paper/tables/*`, `<root>/paper/figures/*` and `<root>/paper/README.md` from
-/// `<results_dir>/summary.csv` (and `<results_dir>/references.csv` and
-/// `<root>/results/bench/heads.csv` when present); returns the files written. Collapsed runs are
-/// marked here, when the summary is read, from the reference points.
+/// `<results_dir>/summary.csv` (and `<results_dir>/references.csv`, and the benchmark, curves,
+/// tuning grid and scale study under `<root>/results/` when present); returns the files written.
+/// Collapsed runs are marked here, when the summary is read, from the reference points.
 pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     let summary = results_dir.join("summary.csv");
     if !summary.exists() {
@@ -42,7 +59,16 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     let mut written = tables::write_tables(&rows, &root.join("paper/tables"))?;
     written.extend(figures::write_figures(&rows, &root.join("paper/figures"))?);
     written.extend(efficiency::regenerate(root)?);
-    written.push(reproduction::write_report(&rows, refs.as_deref(), root)?);
+    let scale = scale::load(root)?;
+    if let Some(study) = &scale {
+        written.extend(scale::write_tables(study, root)?);
+    }
+    written.push(reproduction::write_report(
+        &rows,
+        refs.as_deref(),
+        scale.as_ref(),
+        root,
+    )?);
     written.extend(curves::figures(root)?);
     written.extend(readme::update(root, results_dir, &rows)?);
     Ok(written)

@@ -20,9 +20,13 @@
 //!   largest N is at least that at the smallest N.
 //!
 //! Which matrix groups each claim reads is declared once, in [`CLAIM_GROUPS`]; a summary that lacks
-//! one of them is an error, not a silently missing section. The report is generated text only:
-//! every number in it is computed from the summary rows, the reference points or the benchmark
-//! file, and it names the configurations and runs it used.
+//! one of them is an error, not a silently missing section. Where the scale study has run
+//! (`results/scale/`, [`crate::report::scale`]), claims 1 and 2 cite its table: claim 1 applies its
+//! rule at each N of the study and shows those verdicts beside the headline one (read from the
+//! default matrix, as stated), claim 2 sets the study's whole-step times and head states against
+//! Full FC's at the same N, for context. The report is generated text only: every number in it is
+//! computed from the summary rows, the reference points, the benchmark file or the scale study, and
+//! it names the configurations and runs it used.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,6 +36,7 @@ use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 use crate::heads::Method;
+use crate::report::scale::{thousands, wall_minutes, Study, TABLE_MD};
 use crate::report::stats::{
     config_stats, groups, mean, seeds_needed, ConfigStats, Metric, Paired, TARGET_HALF_WIDTH,
 };
@@ -272,7 +277,75 @@ fn find<'a>(
     stats.iter().find(|c| c.group == group && pred(c.first()))
 }
 
-fn claim1(stats: &[ConfigStats]) -> Section {
+/// The non-inferiority of `c` against the Full FC reference `fc`: the paired comparison, the
+/// verdict, and the arms that collapsed (then the verdict is [`Verdict::ArmCollapsed`]).
+fn against_fc(
+    c: &ConfigStats,
+    fc: &ConfigStats,
+    margin: f64,
+) -> (Option<Paired>, Verdict, Vec<String>) {
+    let paired = c.paired_with(fc, Metric::TarFar1e3);
+    let collapsed: Vec<String> = [c, fc]
+        .iter()
+        .filter_map(|a| collapse_note(a).map(|n| format!("{} {n}", method_name(a.first()))))
+        .collect();
+    let vd = if collapsed.is_empty() {
+        non_inferiority(paired.as_ref(), margin)
+    } else {
+        Verdict::ArmCollapsed
+    };
+    (paired, vd, collapsed)
+}
+
+/// Whether claim 1 compares `c` with Full FC: the Partial FC and F²C configurations.
+fn claim1_candidate(c: &ConfigStats) -> bool {
+    !c.is_fc_reference && matches!(c.first().method, Method::PartialFc | Method::F2c)
+}
+
+/// Claim 1's rule at each N of the scale study, as a table citing the study's.
+fn claim1_at_scale(study: &Study, margin: f64) -> String {
+    let mut s = format!(
+        "\nAt scale (`{TABLE_MD}`, from `results/scale/`): the same rule at each N of the scale study, \
+         against Full FC at that N. These verdicts are shown beside the claim's, which is read from \
+         the `main` group above.\n\n\
+         | N | Configuration | `config_id` | Runs | TAR@FAR=1e-3 (%) | Δ vs Full FC (pp) [paired 95% CI] | p (paired) | Seeds ±1.5 | Verdict |\n\
+         |--:|:--|:--|--:|--:|--:|--:|--:|:--|\n"
+    );
+    for part in &study.parts {
+        let n = thousands(part.identities);
+        let Some(fc) = part.reference() else {
+            s.push_str(&format!(
+                "| {n} | no Full FC run at this N | | | | | | | {} |\n",
+                Verdict::NotTested
+            ));
+            continue;
+        };
+        s.push_str(&format!(
+            "| {n} | {} | `{}` | {} | {} | reference | | | {} |\n",
+            method_name(fc.first()),
+            fc.config_id,
+            runs_text(fc),
+            tar_cell(fc),
+            collapse_note(fc).unwrap_or_default()
+        ));
+        for c in part.stats.iter().filter(|c| claim1_candidate(c)) {
+            let (paired, vd, _) = against_fc(c, fc, margin);
+            s.push_str(&format!(
+                "| {n} | {} | `{}` | {} | {} | {} | {} | {} | {vd} |\n",
+                method_name(c.first()),
+                c.config_id,
+                runs_text(c),
+                tar_cell(c),
+                diff_cell(paired.as_ref()),
+                p_cell(paired.as_ref()),
+                seeds_cell(paired.as_ref()),
+            ));
+        }
+    }
+    s
+}
+
+fn claim1(stats: &[ConfigStats], scale: Option<&Study>) -> Section {
     let title = "Claim 1: accuracy comparable to full FC while the pool is a small fraction of N";
     let main = claim_groups(Claim::Accuracy)[0];
     let mut body = format!(
@@ -307,21 +380,10 @@ fn claim1(stats: &[ConfigStats]) -> Section {
     let mut verdict = Verdict::NotTested;
     let mut notes = Vec::new();
     let candidates = stats.iter().filter(|c| {
-        !c.is_fc_reference
-            && claim_groups(Claim::Accuracy).contains(&c.group.as_str())
-            && matches!(c.first().method, Method::PartialFc | Method::F2c)
+        claim1_candidate(c) && claim_groups(Claim::Accuracy).contains(&c.group.as_str())
     });
     for c in candidates {
-        let paired = c.paired_with(fc, Metric::TarFar1e3);
-        let collapsed: Vec<String> = [c, fc]
-            .iter()
-            .filter_map(|a| collapse_note(a).map(|n| format!("{} {n}", method_name(a.first()))))
-            .collect();
-        let vd = if collapsed.is_empty() {
-            non_inferiority(paired.as_ref(), margin)
-        } else {
-            Verdict::ArmCollapsed
-        };
+        let (paired, vd, collapsed) = against_fc(c, fc, margin);
         if c.group == main && c.first().method == Method::F2c && verdict == Verdict::NotTested {
             verdict = vd;
             notes.extend(collapsed);
@@ -347,6 +409,9 @@ fn claim1(stats: &[ConfigStats]) -> Section {
     for n in notes {
         body.push_str(&format!("\nNot supported: {n}.\n"));
     }
+    if let Some(study) = scale {
+        body.push_str(&claim1_at_scale(study, margin));
+    }
     Section {
         title,
         verdict,
@@ -354,7 +419,41 @@ fn claim1(stats: &[ConfigStats]) -> Section {
     }
 }
 
-fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>) -> Section {
+/// The scale study's whole training steps and head states against Full FC's at the same N.
+fn claim2_at_scale(study: &Study) -> String {
+    let mut s = format!(
+        "\nAt scale (`{TABLE_MD}`, from `results/scale/`), the whole training step of each run \
+         (networks and head, runs trained side by side as the study ran them), against Full FC at \
+         the same N:\n\n\
+         | N | Method | Runs | median step (ms), mean over seeds | Full FC step / step | head state | \
+         Full FC state / state | wall per run (min) |\n|--:|:--|--:|--:|--:|--:|--:|--:|\n"
+    );
+    let step = |c: &ConfigStats| c.summary(Metric::MedianStepMs).map(|x| x.mean);
+    for part in &study.parts {
+        let fc = part.reference();
+        for c in &part.stats {
+            let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}×", b / a),
+                _ => "—".into(),
+            };
+            let state = |c: &ConfigStats| c.head_state_bytes().map(|b| b as f64);
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                thousands(part.identities),
+                method_name(c.first()),
+                runs_text(c),
+                step(c).map_or("—".into(), |x| format!("{x:.2}")),
+                ratio(step(c), fc.and_then(step)),
+                c.head_state_bytes().map_or("—".into(), human_bytes),
+                ratio(state(c), fc.and_then(state)),
+                wall_minutes(c).map_or("—".into(), |m| format!("{m:.1}"))
+            ));
+        }
+    }
+    s
+}
+
+fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>, scale: Option<&Study>) -> Section {
     let title = "Claim 2: faster training and far less memory than FC, the gap growing with N";
     let mut body = format!(
         "Rule: from the head benchmark `{BENCH_CSV}` (median step time of the head alone; a single \
@@ -421,6 +520,9 @@ fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>) -> Section {
                 c.head_state_bytes().map_or("—".into(), human_bytes)
             ));
         }
+    }
+    if let Some(study) = scale {
+        body.push_str(&claim2_at_scale(study));
     }
     Section {
         title,
@@ -674,12 +776,13 @@ fn main_table(stats: &[ConfigStats], refs: Option<&[ReferenceRow]>) -> String {
 }
 
 /// Renders the report from the summary rows (with collapsed runs already marked, see
-/// [`crate::ablation::references::mark_collapsed`]), the reference points when present, and the
-/// head benchmark when present. Fails when a group of [`CLAIM_GROUPS`] is missing.
+/// [`crate::ablation::references::mark_collapsed`]), the reference points, the head benchmark and
+/// the scale study when present. Fails when a group of [`CLAIM_GROUPS`] is missing.
 pub fn render_report(
     rows: &[SummaryRow],
     refs: Option<&[ReferenceRow]>,
     bench: Option<&[BenchRow]>,
+    scale: Option<&Study>,
 ) -> Result<String> {
     check_claim_groups(rows)?;
     let stats = config_stats(rows);
@@ -700,8 +803,8 @@ pub fn render_report(
     config_ids.dedup();
     let configs = config_ids.len();
     let sections = [
-        claim1(&stats),
-        claim2(&stats, bench),
+        claim1(&stats, scale),
+        claim2(&stats, bench, scale),
         claim3(&stats),
         claim4(&stats, refs.is_some()),
     ];
@@ -752,14 +855,21 @@ pub fn render_report(
          state, paired Holm-corrected p-values against Full FC, seeds needed) is in \
          `paper/tables/<group>.md` and `.tex`; the figures are in `paper/figures/`.\n",
     );
+    if scale.is_some() {
+        s.push_str(&format!(
+            "The scale study's tables (the same columns, one table per N, each compared with Full FC \
+             at its N) are in `{TABLE_MD}` and `.tex`.\n"
+        ));
+    }
     Ok(s)
 }
 
-/// Writes `<out>/paper/README.md`, reading `<out>/results/bench/heads.csv` when it exists, and
-/// returns the path written. `out` is the project root.
+/// Writes `<out>/paper/README.md`, reading `<out>/results/bench/heads.csv` when it exists and
+/// citing the scale study when given, and returns the path written. `out` is the project root.
 pub fn write_report(
     rows: &[SummaryRow],
     refs: Option<&[ReferenceRow]>,
+    scale: Option<&Study>,
     out: &Path,
 ) -> Result<PathBuf> {
     let bench_path = out.join(BENCH_CSV);
@@ -769,7 +879,7 @@ pub fn write_report(
         None
     };
     let path = out.join("paper").join("README.md");
-    let mut text = render_report(rows, refs, bench.as_deref())?;
+    let mut text = render_report(rows, refs, bench.as_deref(), scale)?;
     text.push_str(&crate::report::curves::section(out)?);
     let base = crate::config::embedded::load("experiments/ablation.ron")?;
     text.push_str(&crate::report::tuning::section(

@@ -230,9 +230,48 @@ fn caption(group: &str) -> String {
     }
 }
 
+/// What one table shows: the group of its rows, its caption and LaTeX label, how its notes name the
+/// Full FC reference, and notes of its own. A matrix group's table is [`TableSpec::group`]; a study
+/// read apart from the default matrix (the scale study) sets its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSpec {
+    /// The group of the rows shown; `main` names rows by method, other groups by their label.
+    pub group: String,
+    /// Markdown heading and LaTeX caption (backticks dropped in LaTeX).
+    pub caption: String,
+    /// LaTeX label, `tab:<label>`.
+    pub label: String,
+    /// The reference in Markdown, as "against … (ref)" reads it: "Full FC of the `main` group".
+    pub reference: String,
+    /// The sentence, without "p: ", when there is no reference: "no Full FC run in the `main` group".
+    pub no_reference: String,
+    /// Notes after the standard ones, in Markdown (escaped for LaTeX).
+    pub extra_notes: Vec<String>,
+}
+
+impl TableSpec {
+    /// The table of a matrix group, compared with Full FC of the `main` group.
+    pub fn group(group: &str) -> Self {
+        TableSpec {
+            group: group.to_string(),
+            caption: caption(group),
+            label: file_stem(group),
+            reference: format!("Full FC of the `{MAIN_GROUP}` group"),
+            no_reference: format!("no Full FC run in the `{MAIN_GROUP}` group"),
+            extra_notes: Vec::new(),
+        }
+    }
+}
+
 /// The notes printed under every table: what the numbers are, and every failed run.
-fn notes(configs: &[(&ConfigStats, String)], has_fc: bool, format: Format) -> Vec<String> {
+fn notes(
+    configs: &[(&ConfigStats, String)],
+    has_fc: bool,
+    spec: &TableSpec,
+    format: Format,
+) -> Vec<String> {
     let md = format == Format::Markdown;
+    let tex_text = |s: &str| latex_escape(&s.replace('`', ""));
     let mut out = vec![if md {
         "Rates: mean over the successful seeds ± half-width of the 95% Student-t confidence interval \
          (t_{0.975,n-1}·s/√n); \"n=1\": a single successful seed, no interval."
@@ -253,25 +292,27 @@ fn notes(configs: &[(&ConfigStats, String)], has_fc: bool, format: Format) -> Ve
     });
     out.push(match (has_fc, md) {
         (true, true) => format!(
-            "p: paired two-sided t-test of TAR@FAR=1e-3 against Full FC of the `main` group (ref), over \
+            "p: paired two-sided t-test of TAR@FAR=1e-3 against {} (ref), over \
              the seeds both have (a seed fixes the data and the held-out set), Holm-corrected over the \
              rows of this table; † p < {ALPHA}; — : not computable (fewer than two shared successful \
              seeds, or every paired difference 0). Seeds ±1.5: paired seeds a 95% interval of \
              half-width 1.5 points would need, from the sample SD of the paired differences \
-             (n/a: fewer than two shared seeds)."
+             (n/a: fewer than two shared seeds).",
+            spec.reference
         ),
         (true, false) => format!(
             concat!(
-                r"$p$: paired two-sided $t$-test of TAR@FAR=$10^{{-3}}$ against Full FC of the main ",
-                r"group (ref), over the seeds both have, Holm-corrected over the rows of this table; ",
+                r"$p$: paired two-sided $t$-test of TAR@FAR=$10^{{-3}}$ against {} ",
+                r"(ref), over the seeds both have, Holm-corrected over the rows of this table; ",
                 r"$^\dagger$ $p < {}$; --: not computable (fewer than two shared successful seeds, or ",
                 r"every paired difference 0). Seeds $\pm$1.5: paired seeds a 95\% interval of ",
                 r"half-width 1.5 points would need (n/a: fewer than two shared seeds)."
             ),
+            tex_text(&spec.reference),
             ALPHA
         ),
-        (false, true) => "p: no Full FC run in the `main` group, so no test against it.".to_string(),
-        (false, false) => "$p$: no Full FC run in the main group, so no test against it.".to_string(),
+        (false, true) => format!("p: {}, so no test against it.", spec.no_reference),
+        (false, false) => format!("$p$: {}, so no test against it.", tex_text(&spec.no_reference)),
     });
     let collapsed = configs.iter().map(|(c, _)| c.collapsed()).sum::<usize>();
     if collapsed > 0 {
@@ -290,6 +331,11 @@ fn notes(configs: &[(&ConfigStats, String)], has_fc: bool, format: Format) -> Ve
             });
         }
     }
+    out.extend(
+        spec.extra_notes
+            .iter()
+            .map(|n| if md { n.clone() } else { tex_text(n) }),
+    );
     out
 }
 
@@ -299,21 +345,27 @@ fn has_fc(stats: &[ConfigStats]) -> bool {
 
 /// Renders one group's table from precomputed configuration statistics.
 pub fn render_group(stats: &[ConfigStats], group: &str, format: Format) -> String {
-    let configs = named_configs(stats, group);
+    render_table(stats, &TableSpec::group(group), format)
+}
+
+/// Renders the table `spec` describes from precomputed configuration statistics: the rows of its
+/// group, in the order of `stats`.
+pub fn render_table(stats: &[ConfigStats], spec: &TableSpec, format: Format) -> String {
+    let configs = named_configs(stats, &spec.group);
     let rows: Vec<Cells> = configs.iter().map(|(c, n)| cells(c, n.clone())).collect();
-    let notes = notes(&configs, has_fc(stats), format);
-    let key = if group == MAIN_GROUP {
+    let notes = notes(&configs, has_fc(stats), spec, format);
+    let key = if spec.group == MAIN_GROUP {
         "Method"
     } else {
         "Setting"
     };
     match format {
-        Format::Markdown => render_markdown(group, key, &rows, &notes),
-        Format::Latex => render_latex(group, key, &rows, &notes),
+        Format::Markdown => render_markdown(spec, key, &rows, &notes),
+        Format::Latex => render_latex(spec, key, &rows, &notes),
     }
 }
 
-fn render_markdown(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> String {
+fn render_markdown(spec: &TableSpec, key: &str, rows: &[Cells], notes: &[String]) -> String {
     let dash = || "—".to_string();
     let mut header = vec![
         key.to_string(),
@@ -324,7 +376,7 @@ fn render_markdown(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> 
     header.extend(RATE_COLUMNS.iter().map(|(_, md, _)| md.to_string()));
     header.push("p vs FC (Holm)".into());
     header.push("Seeds ±1.5".into());
-    let mut s = format!("### {}\n\n", caption(group));
+    let mut s = format!("### {}\n\n", spec.caption);
     s.push_str(&format!("| {} |\n", header.join(" | ")));
     let align: Vec<&str> = header
         .iter()
@@ -352,7 +404,7 @@ fn render_markdown(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> 
     s
 }
 
-fn render_latex(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> String {
+fn render_latex(spec: &TableSpec, key: &str, rows: &[Cells], notes: &[String]) -> String {
     let dash = || "--".to_string();
     let mut header = vec![
         key.to_string(),
@@ -367,9 +419,9 @@ fn render_latex(group: &str, key: &str, rows: &[Cells], notes: &[String]) -> Str
     s.push_str("\\begin{table}[t]\n\\centering\n\\small\n");
     s.push_str(&format!(
         "\\caption{{{}}}\n",
-        latex_escape(&caption(group).replace('`', ""))
+        latex_escape(&spec.caption.replace('`', ""))
     ));
-    s.push_str(&format!("\\label{{tab:{}}}\n", file_stem(group)));
+    s.push_str(&format!("\\label{{tab:{}}}\n", spec.label));
     s.push_str(&format!(
         "\\begin{{tabular}}{{l{}}}\n",
         "r".repeat(header.len() - 1)

@@ -1,5 +1,6 @@
 //! The committed `paper/` and the README's measured figures are what `f2c tables results/default`
-//! regenerates from the committed results: no hand-edited number, no stale table.
+//! regenerates from the committed results (the scale study's table too, once `results/scale/`
+//! exists): no hand-edited number, no stale table.
 
 use std::path::Path;
 
@@ -59,6 +60,22 @@ fn committed_paper_is_regenerated_from_committed_results() {
         for entry in std::fs::read_dir(tuning.join("runs")).unwrap() {
             let path = entry.unwrap().path();
             std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    // The scale study, when it has run: its summary, reference points, timing and records (N, steps
+    // and seeds are read from the records).
+    let scale = Path::new("results").join(f2c::report::scale::MATRIX);
+    if scale.join("summary.csv").exists() {
+        let to = root.path().join(&scale);
+        std::fs::create_dir_all(to.join("runs")).unwrap();
+        for name in ["summary.csv", "references.csv", "timing.json"] {
+            if scale.join(name).exists() {
+                std::fs::copy(scale.join(name), to.join(name)).unwrap();
+            }
+        }
+        for entry in std::fs::read_dir(scale.join("runs")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, to.join("runs").join(path.file_name().unwrap())).unwrap();
         }
     }
     let matrix = root.path().join("results/default");

@@ -59,7 +59,7 @@ fn reproduction_report() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heads.csv"),
     )
     .unwrap();
-    let text = render_report(&fixture(), None, Some(&bench)).unwrap();
+    let text = render_report(&fixture(), None, Some(&bench), None).unwrap();
     insta::assert_snapshot!(text);
 }
 
@@ -143,7 +143,7 @@ fn no_fc_means_no_p_values() {
         .all(|c| c.vs_fc.is_none() && !c.is_fc_reference));
     let md = render_group(&stats, "main", Format::Markdown);
     assert!(md.contains("no Full FC run"), "{md}");
-    let report = render_report(&rows, None, None).unwrap();
+    let report = render_report(&rows, None, None, None).unwrap();
     assert!(
         report.contains(&format!("Verdict: **{}**", Verdict::NotTested)),
         "{report}"
@@ -188,7 +188,7 @@ fn writes_tables_figures_and_report() {
             "ema tick {tick}"
         );
     }
-    let report = write_report(&rows, None, dir.path()).unwrap();
+    let report = write_report(&rows, None, None, dir.path()).unwrap();
     let text = std::fs::read_to_string(report).unwrap();
     assert!(
         text.contains("results/bench/heads.csv` does not exist"),
@@ -199,7 +199,8 @@ fn writes_tables_figures_and_report() {
     std::fs::create_dir_all(&bench_dir).unwrap();
     let fixture_bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heads.csv");
     std::fs::copy(fixture_bench, bench_dir.join("heads.csv")).unwrap();
-    let text = std::fs::read_to_string(write_report(&rows, None, dir.path()).unwrap()).unwrap();
+    let text =
+        std::fs::read_to_string(write_report(&rows, None, None, dir.path()).unwrap()).unwrap();
     assert!(
         text.contains("| Claim 2: faster training and far less memory than FC, the gap growing with N | **holds** |"),
         "{text}"
@@ -267,7 +268,7 @@ fn collapsed_runs_are_marked_counted_and_support_nothing() {
         .find(|(g, _, _)| g == "ema")
         .unwrap();
     assert!(md.contains("| ema=0.0 | 0/3 ok, 3 collapsed |"), "{md}");
-    let report = render_report(&rows, Some(&refs), None).unwrap();
+    let report = render_report(&rows, Some(&refs), None, None).unwrap();
     assert!(
         report.contains("m = 0 (no averaging) collapsed on seeds 0, 1, 2 (3/3 runs)."),
         "{report}"
@@ -290,7 +291,7 @@ fn collapsed_runs_are_marked_counted_and_support_nothing() {
     let mut all = fixture();
     let high = references(0.99);
     mark_collapsed(&mut all, &high);
-    let report = render_report(&all, Some(&high), None).unwrap();
+    let report = render_report(&all, Some(&high), None, None).unwrap();
     assert!(
         report.contains("| Claim 1: accuracy comparable to full FC while the pool is a small fraction of N | **not supported (an arm collapsed)** |"),
         "{report}"
@@ -303,14 +304,16 @@ fn collapsed_runs_are_marked_counted_and_support_nothing() {
 
 #[test]
 fn without_references_collapse_is_not_checked() {
-    let report = render_report(&fixture(), None, None).unwrap();
+    let report = render_report(&fixture(), None, None, None).unwrap();
     assert!(report.contains("collapse could not be checked"), "{report}");
 }
 
 #[test]
 fn a_claim_without_its_group_is_an_error() {
     let rows: Vec<SummaryRow> = fixture().into_iter().filter(|r| r.group != "ema").collect();
-    let err = render_report(&rows, None, None).unwrap_err().to_string();
+    let err = render_report(&rows, None, None, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`ema`"), "{err}");
 }
 
@@ -318,7 +321,7 @@ fn a_claim_without_its_group_is_an_error() {
 fn run_counts_are_the_runs_present() {
     // The fixture's 42 rows hold 33 distinct runs: the `main` F²C runs (f2c-main-b914, 3 seeds)
     // are also the reference rows of `pool_size`, `ema` and `loaders` (9 repeated rows).
-    let report = render_report(&fixture(), None, None).unwrap();
+    let report = render_report(&fixture(), None, None, None).unwrap();
     assert!(
         report.contains("(33 runs of 12 configurations: 31 ok, 0 collapsed, 2 failed;"),
         "{}",
@@ -329,10 +332,172 @@ fn run_counts_are_the_runs_present() {
     let total = 33;
     let gone = rows.iter().position(|r| r.group == "ema").unwrap();
     rows.remove(gone);
-    let report = render_report(&rows, None, None).unwrap();
+    let report = render_report(&rows, None, None, None).unwrap();
     assert!(
         report.contains(&format!("({} runs of", total - 1)),
         "{}",
         &report[..400]
+    );
+}
+
+// ---- the scale study ----
+
+/// A fake run of the scale test's matrix: TAR@FAR=1e-3 from the method, N and seed, with a
+/// seed-dependent wobble so that the paired differences vary.
+fn fake_scale_run(
+    exp: &f2c::Experiment,
+    _: &f2c::train::run::RunOptions,
+) -> f2c::error::Result<f2c::results::RunRecord> {
+    let base = match exp.head.method() {
+        Method::Fc => 0.80,
+        Method::PartialFc => 0.74,
+        Method::F2c => 0.79,
+        Method::Dcq => 0.70,
+    };
+    let s = exp.seed as f64;
+    let tar = base - exp.data.train_identities as f64 / 1e5 + 0.01 * s + 0.003 * (s * s % 3.0);
+    Ok(f2c::results::RunRecord {
+        run_id: f2c::results::record::run_id(exp),
+        experiment: exp.clone(),
+        status: f2c::results::RunStatus::Ok,
+        metrics: Some(f2c::eval::Metrics {
+            tar_far_1e2: tar + 0.1,
+            tar_far_1e3: tar,
+            tar_far_1e4: tar - 0.1,
+            accuracy: 0.95,
+            accuracy_std: 0.01,
+            rank1: tar,
+            genuine_pairs: 1000,
+            impostor_pairs: 1_000_000,
+            impostors_above_far_1e4: 100,
+        }),
+        wall_time_s: 120.0 * exp.seed as f64,
+        median_step_ms: 2.0,
+        samples_per_s: 100.0,
+        peak_memory_bytes: 0,
+        head_state_bytes: 1000,
+        final_loss: 0.5,
+        code_revision: "test".into(),
+        machine: "test".into(),
+    })
+}
+
+/// The scale study's matrix on the tiny experiment at two N: Partial FC and F²C on three seeds in
+/// one group, Full FC on two in another, as `ablations/scale.ron` schedules them.
+const SCALE_MATRIX: &str = r#"Matrix(name: "scale", base: File("BASE"), seeds: [1, 2, 3], groups: [
+    Group(name: "scale", axes: [
+        Sweep(field: "data.train_identities", label: Some("N"), values: ["200", "400"]),
+        Zip([
+            Sweep(field: "head", label: Some("method"), values: [
+                "PartialFc(margin: CosFace(0.4), scale: 32.0, sample_rate: 0.1)",
+                "F2c(F2cConfig(margin: CosFace(0.4), scale: 32.0, pool: PoolConfig(capacity: Fraction(0.2), rows: Two, eviction: Lru), ema_momentum: 0.99, top_k: Auto, pool_eval: TwoRow, symmetric: true))",
+            ]),
+            Sweep(field: "train.loaders", label: Some("loaders"), values: [
+                "LoaderConfig(identities: 0, instances: 48)",
+                "LoaderConfig(identities: 16, instances: 32)",
+            ]),
+        ]),
+    ]),
+    Group(name: "scale_fc", seeds: Some([1, 2]), axes: [
+        Sweep(field: "data.train_identities", label: Some("N"), values: ["200", "400"]),
+        Sweep(field: "head", label: Some("method"), values: ["Fc(margin: CosFace(0.4), scale: 32.0)"]),
+        Sweep(field: "train.loaders", label: Some("loaders"), values: ["LoaderConfig(identities: 0, instances: 48)"]),
+    ]),
+])"#;
+
+#[test]
+fn scale_study_tables_pair_each_n_with_its_full_fc_and_the_report_cites_them() {
+    use f2c::report::scale;
+    let root = tempfile::tempdir().unwrap();
+    assert_eq!(
+        scale::load(root.path()).unwrap(),
+        None,
+        "no study, nothing read"
+    );
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tiny.ron");
+    let matrix_path = root.path().join("scale.ron");
+    std::fs::write(
+        &matrix_path,
+        SCALE_MATRIX.replace("BASE", base.to_str().unwrap()),
+    )
+    .unwrap();
+    let plan = f2c::ablation::matrix::Matrix::load(&matrix_path)
+        .unwrap()
+        .expand(&matrix_path)
+        .unwrap();
+    let opts = f2c::ablation::runner::MatrixOptions {
+        results_root: root.path().join("results"),
+        progress: false,
+        ..Default::default()
+    };
+    f2c::ablation::runner::run_plan_with(plan, &opts, fake_scale_run).unwrap();
+
+    let study = scale::load(root.path()).unwrap().unwrap();
+    let parts: Vec<(usize, usize, Vec<String>)> = study
+        .parts
+        .iter()
+        .map(|p| {
+            let names = p
+                .stats
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ×{}",
+                        f2c::report::tables::method_name(c.first()),
+                        c.runs()
+                    )
+                })
+                .collect();
+            (p.identities, p.steps, names)
+        })
+        .collect();
+    // One table per N, Full FC (two seeds) first as the reference of the rows after it.
+    let names = vec![
+        "Full FC ×2".to_string(),
+        "Partial FC r=0.1 ×3".into(),
+        "F²C pool 20% ×3".into(),
+    ];
+    assert_eq!(parts, vec![(200, 300, names.clone()), (400, 300, names)]);
+    let part = &study.parts[0];
+    assert!(part.stats[0].is_fc_reference);
+    // Paired on the two seeds Full FC has: F²C − FC = −0.01 on both → p = 0.
+    let f2c = &part.stats[2].vs_fc.as_ref().unwrap();
+    assert_eq!((f2c.seeds.clone(), r4(f2c.mean_diff)), (vec![1, 2], -0.01));
+    insta::assert_snapshot!(scale::render(&study, Format::Markdown));
+    assert!(scale::render(&study, Format::Latex).contains(r"\label{tab:scale_400}"));
+
+    // Written beside the default tables, and cited by claims 1 and 2 of the report.
+    let written = scale::write_tables(&study, root.path()).unwrap();
+    assert!(written[0].ends_with("paper/tables/scale.md"));
+    let report = render_report(&fixture(), None, None, Some(&study)).unwrap();
+    for cited in [
+        "At scale (`paper/tables/scale.md`, from `results/scale/`): the same rule",
+        "At scale (`paper/tables/scale.md`, from `results/scale/`), the whole training step",
+        "| 400 | F²C pool 20% |",
+        "are in `paper/tables/scale.md` and `.tex`",
+    ] {
+        assert!(report.contains(cited), "{cited}");
+    }
+    // Without the study the report is what it was.
+    let without = render_report(&fixture(), None, None, None).unwrap();
+    assert!(!without.contains("scale.md"));
+}
+
+#[test]
+fn ablate_regenerates_the_paper_from_the_default_matrix_after_a_side_study() {
+    use f2c::report::paper_results;
+    let results = Path::new("results");
+    assert_eq!(
+        paper_results(&results.join("scale")),
+        results.join("default")
+    );
+    assert_eq!(
+        paper_results(&results.join("tuning")),
+        results.join("default")
+    );
+    assert_eq!(paper_results(&results.join("paper")), results.join("paper"));
+    assert_eq!(
+        paper_results(&results.join("default")),
+        results.join("default")
     );
 }

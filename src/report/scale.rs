@@ -1,0 +1,252 @@
+//! The scale study in the paper: `results/scale/` (`ablations/scale.ron`: the default matrix's
+//! `main` comparison at N = 100,000 synthetic identities). Its table `paper/tables/scale.md` (and
+//! `.tex`) has the default tables' columns and statistics, one table per N: every configuration
+//! paired by seed with Full FC at the same N on TAR@FAR=1e-3, Holm-corrected over the table's rows,
+//! collapsed runs (from the study's own `references.csv`) counted and left out. The reproduction
+//! report's claims 1 and 2 cite it. Nothing is read or written when the study has not run.
+//!
+//! The study's groups only schedule its runs (Full FC, the costly one, in a group of its own with
+//! fewer seeds); the table puts the runs of one N together whatever their group, since Full FC at
+//! that N is the reference of every other row. N, the steps and the epochs are read from each run's
+//! record, the epochs counting the training instances the generator draws for the run's seed.
+
+use std::path::{Path, PathBuf};
+
+use crate::ablation::references::{mark_collapsed, read_references, REFERENCES_CSV};
+use crate::ablation::runner::record_path;
+use crate::ablation::summary::{read_csv, RowStatus, SummaryRow};
+use crate::data::synthetic::{SyntheticConfig, SyntheticFaces};
+use crate::error::Result;
+use crate::report::readme::{MatrixTiming, TIMING_JSON};
+use crate::report::stats::{config_stats, ConfigStats};
+use crate::report::tables::{method_name, render_table, Format, TableSpec, MAIN_GROUP};
+use crate::results::RunRecord;
+
+/// The study's matrix name: its results are `results/scale/`.
+pub const MATRIX: &str = "scale";
+
+/// Its table, relative to the project root (and `.tex` beside it).
+pub const TABLE_MD: &str = "paper/tables/scale.md";
+
+/// The runs of one training-set size and length: one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// N, the training identities.
+    pub identities: usize,
+    /// Optimiser steps of every run.
+    pub steps: usize,
+    /// Fewest and most epochs over the runs (the instance count varies with the seed, the samples
+    /// per step with the method's loaders).
+    pub epochs: (f64, f64),
+    /// The configurations, Full FC (the reference) first, then in the summary's order; every row
+    /// in the group [`MAIN_GROUP`], so that the table is one family with its reference.
+    pub stats: Vec<ConfigStats>,
+}
+
+impl Part {
+    /// The Full FC reference of this N, if it ran.
+    pub fn reference(&self) -> Option<&ConfigStats> {
+        self.stats.iter().find(|c| c.is_fc_reference)
+    }
+
+    /// "N = 100,000 training identities, 115,000 steps (19.0 epochs)".
+    pub fn describe(&self) -> String {
+        let (lo, hi) = self.epochs;
+        let epochs = if format!("{lo:.1}") == format!("{hi:.1}") {
+            format!("{lo:.1} epochs")
+        } else {
+            format!("{lo:.1}–{hi:.1} epochs")
+        };
+        format!(
+            "N = {} training identities, {} steps ({epochs})",
+            thousands(self.identities),
+            thousands(self.steps)
+        )
+    }
+}
+
+/// What the report reads of the study.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Study {
+    /// One part per (N, steps), by increasing N.
+    pub parts: Vec<Part>,
+    /// How long the `ablate` calls that trained it took, when recorded.
+    pub timing: Option<MatrixTiming>,
+}
+
+/// `1234567` → "1,234,567".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Mean wall time of the successful runs of a configuration, minutes.
+pub fn wall_minutes(c: &ConfigStats) -> Option<f64> {
+    let walls: Vec<f64> = c
+        .rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Ok)
+        .filter_map(|r| r.wall_time_s)
+        .collect();
+    (!walls.is_empty()).then(|| walls.iter().sum::<f64>() / walls.len() as f64 / 60.0)
+}
+
+/// Reads `<root>/results/scale/` (summary, reference points, records, timing); `None` when it
+/// has no summary.
+pub fn load(root: &Path) -> Result<Option<Study>> {
+    let results = root.join("results");
+    let dir = results.join(MATRIX);
+    let summary = dir.join("summary.csv");
+    if !summary.exists() {
+        return Ok(None);
+    }
+    let mut rows = read_csv(&summary)?;
+    let references = dir.join(REFERENCES_CSV);
+    if references.exists() {
+        mark_collapsed(&mut rows, &read_references(&references)?);
+    }
+    // Training instances per (data, seed): generating the data is the only way to count them.
+    let mut instances: Vec<(SyntheticConfig, u64, usize)> = Vec::new();
+    /// The rows of one (N, steps) and the epochs of their runs.
+    struct Gathered {
+        key: (usize, usize),
+        rows: Vec<SummaryRow>,
+        epochs: Vec<f64>,
+    }
+    let mut gathered: Vec<Gathered> = Vec::new();
+    for mut row in rows {
+        let rec = RunRecord::read(&record_path(&results, MATRIX, &row.run_id))?;
+        let e = &rec.experiment;
+        let count = match instances
+            .iter()
+            .find(|(d, s, _)| *d == e.data && *s == e.seed)
+        {
+            Some(&(_, _, n)) => n,
+            None => {
+                let n = SyntheticFaces::new(&e.data, e.seed).num_train_instances();
+                instances.push((e.data.clone(), e.seed, n));
+                n
+            }
+        };
+        let epochs = (e.train.steps * e.train.loaders.batch_size()) as f64 / count as f64;
+        let key = (e.data.train_identities, e.train.steps);
+        row.group = MAIN_GROUP.to_string();
+        match gathered.iter_mut().find(|g| g.key == key) {
+            // A run two groups name is one run of the table.
+            Some(g) if g.rows.iter().any(|r| r.run_id == row.run_id) => {}
+            Some(g) => {
+                g.rows.push(row);
+                g.epochs.push(epochs);
+            }
+            None => gathered.push(Gathered {
+                key,
+                rows: vec![row],
+                epochs: vec![epochs],
+            }),
+        }
+    }
+    gathered.sort_by_key(|g| g.key);
+    let parts = gathered
+        .into_iter()
+        .map(|g| {
+            let (identities, steps) = g.key;
+            let mut stats = config_stats(&g.rows);
+            // The reference leads its table, as in the default `main` table.
+            stats.sort_by_key(|c| !c.is_fc_reference);
+            Part {
+                identities,
+                steps,
+                epochs: g
+                    .epochs
+                    .iter()
+                    .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x))),
+                stats,
+            }
+        })
+        .collect();
+    let timing_path = dir.join(TIMING_JSON);
+    let timing = if timing_path.exists() {
+        Some(MatrixTiming::read(&timing_path)?)
+    } else {
+        None
+    };
+    Ok(Some(Study { parts, timing }))
+}
+
+/// The table of one part, as the default tables are made, with the wall times as a note.
+fn spec(study: &Study, part: &Part) -> TableSpec {
+    let walls: Vec<String> = part
+        .stats
+        .iter()
+        .map(|c| {
+            let wall = wall_minutes(c).map_or("—".to_string(), |m| format!("{m:.1} min"));
+            format!("{} {wall}", method_name(c.first()))
+        })
+        .collect();
+    let mut extra = vec![format!(
+        "Wall time per run (training and evaluation), mean over the successful seeds: {}.",
+        walls.join("; ")
+    )];
+    if let Some(t) = &study.timing {
+        extra.push(format!(
+            "The study: {:.2} h for {} runs (`f2c ablate ablations/scale.ron --jobs {}`{}), {}.",
+            t.elapsed_s / 3600.0,
+            t.trained,
+            t.jobs,
+            if t.calls > 1 {
+                format!(", {} calls", t.calls)
+            } else {
+                String::new()
+            },
+            t.machine
+        ));
+    }
+    TableSpec {
+        group: MAIN_GROUP.to_string(),
+        caption: format!("Scale: {}", part.describe()),
+        label: format!("scale_{}", part.identities),
+        reference: "Full FC at the same N".to_string(),
+        no_reference: "no Full FC run at this N".to_string(),
+        extra_notes: extra,
+    }
+}
+
+/// The study's tables in one format, one per part.
+pub fn render(study: &Study, format: Format) -> String {
+    let tables: Vec<String> = study
+        .parts
+        .iter()
+        .map(|p| render_table(&p.stats, &spec(study, p), format))
+        .collect();
+    tables.join("\n")
+}
+
+/// Writes `<root>/paper/tables/scale.md` and `.tex`; returns the paths written.
+pub fn write_tables(study: &Study, root: &Path) -> Result<Vec<PathBuf>> {
+    let md = root.join(TABLE_MD);
+    let tex = md.with_extension("tex");
+    crate::results::record::write_atomic(&md, render(study, Format::Markdown).as_bytes())?;
+    crate::results::record::write_atomic(&tex, render(study, Format::Latex).as_bytes())?;
+    Ok(vec![md, tex])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(115_000), "115,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+}
