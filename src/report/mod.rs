@@ -6,6 +6,7 @@ pub mod curves;
 pub mod deviations;
 pub mod efficiency;
 pub mod figures;
+pub mod orl;
 pub mod readme;
 pub mod reproduction;
 pub mod scale;
@@ -20,8 +21,8 @@ use crate::ablation::summary::read_csv;
 use crate::error::{Error, Result};
 
 /// The matrices the report reads beside the default one, from `<root>/results/<name>/`, instead of
-/// rendering them on their own: the tuning grid and the scale study.
-pub const SIDE_STUDIES: [&str; 2] = [tuning::MATRIX, scale::MATRIX];
+/// rendering them on their own: the tuning grid, the scale study and the real-face study.
+pub const SIDE_STUDIES: [&str; 3] = [tuning::MATRIX, scale::MATRIX, orl::MATRIX];
 
 /// The results folder `paper/` is regenerated from after `f2c ablate` ran the matrix whose results
 /// are in `matrix_dir`: that folder, or for a side study the default matrix's beside it (which
@@ -37,7 +38,7 @@ pub fn paper_results(matrix_dir: &Path) -> PathBuf {
 
 /// Regenerates `<root>/paper/tables/*`, `<root>/paper/figures/*` and `<root>/paper/README.md` from
 /// `<results_dir>/summary.csv` (and `<results_dir>/references.csv`, and the benchmark, curves,
-/// tuning grid and scale study under `<root>/results/` when present); returns the files written.
+/// tuning grid, scale study and real-face study under `<root>/results/` when present); returns the files written.
 /// Collapsed runs are marked here, when the summary is read, from the reference points.
 pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     let summary = results_dir.join("summary.csv");
@@ -63,6 +64,7 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
     if let Some(study) = &scale {
         written.extend(scale::write_tables(study, root)?);
     }
+    written.extend(orl::write_tables(root)?);
     written.push(reproduction::write_report(
         &rows,
         refs.as_deref(),

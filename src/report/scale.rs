@@ -16,7 +16,7 @@ use crate::ablation::references::{mark_collapsed, read_references, REFERENCES_CS
 use crate::ablation::runner::record_path;
 use crate::ablation::summary::{read_csv, RowStatus, SummaryRow};
 use crate::data::synthetic::{SyntheticConfig, SyntheticFaces};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report::readme::{MatrixTiming, TIMING_JSON};
 use crate::report::stats::{config_stats, ConfigStats};
 use crate::report::tables::{method_name, render_table, Format, TableSpec, MAIN_GROUP};
@@ -124,19 +124,22 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     for mut row in rows {
         let rec = RunRecord::read(&record_path(&results, MATRIX, &row.run_id))?;
         let e = &rec.experiment;
-        let count = match instances
-            .iter()
-            .find(|(d, s, _)| *d == e.data && *s == e.seed)
-        {
+        let data = e.data.as_ref().ok_or_else(|| {
+            Error::Other(format!(
+                "{}: the scale study runs on synthetic data",
+                rec.run_id
+            ))
+        })?;
+        let count = match instances.iter().find(|(d, s, _)| d == data && *s == e.seed) {
             Some(&(_, _, n)) => n,
             None => {
-                let n = SyntheticFaces::new(&e.data, e.seed).num_train_instances();
-                instances.push((e.data.clone(), e.seed, n));
+                let n = SyntheticFaces::new(data, e.seed).num_train_instances();
+                instances.push((data.clone(), e.seed, n));
                 n
             }
         };
         let epochs = (e.train.steps * e.train.loaders.batch_size()) as f64 / count as f64;
-        let key = (e.data.train_identities, e.train.steps);
+        let key = (data.train_identities, e.train.steps);
         row.group = MAIN_GROUP.to_string();
         match gathered.iter_mut().find(|g| g.key == key) {
             // A run two groups name is one run of the table.

@@ -62,18 +62,21 @@ fn committed_paper_is_regenerated_from_committed_results() {
             std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
         }
     }
-    // The scale study, when it has run: its summary, reference points, timing and records (N, steps
-    // and seeds are read from the records).
-    let scale = Path::new("results").join(f2c::report::scale::MATRIX);
-    if scale.join("summary.csv").exists() {
-        let to = root.path().join(&scale);
+    // The scale and real-face studies, when they have run: summary, reference points, timing and
+    // records (N, steps and seeds are read from the records).
+    for study in [f2c::report::scale::MATRIX, f2c::report::orl::MATRIX] {
+        let dir = Path::new("results").join(study);
+        if !dir.join("summary.csv").exists() {
+            continue;
+        }
+        let to = root.path().join(&dir);
         std::fs::create_dir_all(to.join("runs")).unwrap();
         for name in ["summary.csv", "references.csv", "timing.json"] {
-            if scale.join(name).exists() {
-                std::fs::copy(scale.join(name), to.join(name)).unwrap();
+            if dir.join(name).exists() {
+                std::fs::copy(dir.join(name), to.join(name)).unwrap();
             }
         }
-        for entry in std::fs::read_dir(scale.join("runs")).unwrap() {
+        for entry in std::fs::read_dir(dir.join("runs")).unwrap() {
             let path = entry.unwrap().path();
             std::fs::copy(&path, to.join("runs").join(path.file_name().unwrap())).unwrap();
         }
