@@ -68,7 +68,7 @@ fn reference_text(refs: &[ReferenceRow]) -> Option<String> {
     Some(format!(
         "Reference points on the same held-out faces (mean over the seeds, TAR@FAR=1e-2 / rank-1, \
          %): raw pixels (cosine of the normalised 112×112 images) {:.1} / {:.1}, the untrained \
-         network {:.1} / {:.1}..",
+         network {:.1} / {:.1}.",
         raw.0, raw.1, untrained.0, untrained.1
     ))
 }
