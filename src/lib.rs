@@ -16,6 +16,7 @@ pub mod error;
 pub mod eval;
 pub mod heads;
 pub mod nets;
+pub mod numbers;
 pub mod report;
 pub mod results;
 pub mod train;

@@ -17,8 +17,9 @@ use plotters::prelude::*;
 use crate::ablation::summary::SummaryRow;
 use crate::error::{Error, Result};
 use crate::heads::Method;
+use crate::numbers::short_number;
 use crate::report::stats::{config_stats, ConfigStats, Metric, Summary};
-use crate::report::tables::{method_name, short_number};
+use crate::report::tables::method_name;
 
 /// Size of every figure, pixels.
 const SIZE: (u32, u32) = (640, 420);

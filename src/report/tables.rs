@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::ablation::summary::SummaryRow;
 use crate::error::Result;
 use crate::heads::Method;
+use crate::numbers::short_number;
 use crate::report::stats::{
     config_stats, groups, seeds_needed, ConfigStats, Metric, Summary, ALPHA, TARGET_HALF_WIDTH,
 };
@@ -37,17 +38,6 @@ const RATE_COLUMNS: [(Metric, &str, &str); 4] = [
     (Metric::TarFar1e4, "TAR@FAR=1e-4 (%)", r"TAR@$10^{-4}$ (\%)"),
     (Metric::Rank1, "Rank-1 (%)", r"Rank-1 (\%)"),
 ];
-
-/// A number with up to four decimals and no trailing zeros: 0.1 → "0.1", 10.0 → "10".
-pub fn short_number(x: f64) -> String {
-    let s = format!("{x:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
-    } else {
-        s.into()
-    }
-}
 
 /// The readable name of a run's method and its method parameters, e.g. "Full FC",
 /// "Partial FC r=0.1", "F²C pool 10%". Non-reference pool variants are appended
@@ -446,10 +436,6 @@ mod tests {
 
     #[test]
     fn numbers_bytes_and_p_values() {
-        assert_eq!(short_number(0.1 * 100.0), "10");
-        assert_eq!(short_number(0.001 * 100.0), "0.1");
-        assert_eq!(short_number(0.0005 * 100.0), "0.05");
-        assert_eq!(short_number(-0.00001), "0");
         assert_eq!(human_bytes(512), "512 B");
         // 1536 B = 1.5 KiB; 3·2^20 + 2^19 B = 3.5 MiB.
         assert_eq!(human_bytes(1536), "1.50 KiB");
