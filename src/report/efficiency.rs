@@ -12,6 +12,7 @@ use crate::bench::training_step::TrainRow;
 use crate::bench::{fmt_mib as mib, fmt_seconds as ms, series_name, BenchOutcome, BenchRow};
 use crate::error::{Error, Result};
 use crate::heads::Method;
+use crate::report::figures::{ensure_parent, plot_err};
 
 /// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
 pub const HEADS_CSV: &str = "results/bench/heads.csv";
@@ -201,15 +202,8 @@ impl Plotted {
 }
 
 fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| {
-        Error::Other(format!(
-            "{}: drawing the figure failed: {e}",
-            path.display()
-        ))
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+    let err = |e: &dyn std::fmt::Display| plot_err(path, e);
+    ensure_parent(path)?;
     let xs = rows.iter().map(|r| r.classes as f64);
     let (x0, x1) = xs.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
     let ys = rows
