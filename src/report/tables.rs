@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ablation::summary::SummaryRow;
 use crate::error::Result;
-use crate::heads::Method;
-use crate::numbers::short_number;
+use crate::heads::Naming;
 use crate::report::stats::{
     config_stats, groups, seeds_needed, ConfigStats, Metric, Summary, ALPHA, TARGET_HALF_WIDTH,
 };
@@ -40,29 +39,10 @@ const RATE_COLUMNS: [(Metric, &str, &str); 4] = [
 ];
 
 /// The readable name of a run's method and its method parameters, e.g. "Full FC",
-/// "Partial FC r=0.1", "F²C pool 10%". Non-reference pool variants are appended
-/// (", 1 row/slot", ", FIFO"). The margin is not in the summary, so it is not named.
+/// "Partial FC r=0.1", "F²C pool 10%" ([`crate::heads::Method::run_name`]). The margin is not in
+/// the summary, so it is not named.
 pub fn method_name(row: &SummaryRow) -> String {
-    match row.method {
-        Method::Fc | Method::Dcq => row.method.label().into(),
-        Method::PartialFc => match row.sample_rate {
-            Some(r) => format!("{} r={}", row.method.label(), short_number(r)),
-            None => row.method.label().into(),
-        },
-        Method::F2c => {
-            let mut s = match row.pool_fraction {
-                Some(f) => format!("{} pool {}%", row.method.label(), short_number(f * 100.0)),
-                None => row.method.label().into(),
-            };
-            if row.pool_rows == Some(1) {
-                s.push_str(", 1 row/slot");
-            }
-            if row.eviction.as_deref() == Some("fifo") {
-                s.push_str(", FIFO");
-            }
-            s
-        }
-    }
+    row.method.run_name(&row.head_columns(), Naming::Table)
 }
 
 /// Bytes in binary units with two decimals: 512 → "512 B", 1536 → "1.50 KiB".

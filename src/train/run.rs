@@ -20,7 +20,6 @@ use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::eval::protocol::evaluate;
 use crate::heads::backend::Backend;
-use crate::heads::HeadConfig;
 use crate::results::record::{code_revision, peak_memory_bytes, run_id};
 use crate::results::{RunRecord, RunStatus};
 use crate::Experiment;
@@ -121,26 +120,7 @@ pub fn describe_plan(exp: &Experiment, faces: &SyntheticFaces) -> String {
         .iter()
         .map(|m| format!("{}", (m * t.steps as f32).round() as usize))
         .collect();
-    let head = match &exp.head {
-        HeadConfig::Fc { .. } => format!("full FC over N = {n} centres"),
-        HeadConfig::PartialFc { sample_rate, .. } => format!(
-            "Partial FC, r = {sample_rate}: {} of N = {n} centres per step",
-            crate::heads::pfc_sampler::num_sample(n, *sample_rate)
-        ),
-        HeadConfig::F2c(f) => {
-            let q = f.pool.capacity.slots(n);
-            format!(
-                "F²C, pool Q = {q} slots of N = {n} identities, top-k k = {}, EMA m = {}",
-                f.top_k.k(q),
-                f.ema_momentum
-            )
-        }
-        HeadConfig::Dcq(d) => format!(
-            "DCQ, queue K = {} of N = {n} identities, key momentum m = {}",
-            d.queue.slots(n),
-            d.momentum
-        ),
-    };
+    let head = exp.head.describe(n);
     format!(
         "{head}\n{} training instances; {per_step} samples per step ({} identity pairs + {} \
          instances); {} steps = {epochs:.2} epochs ({id_passes:.2} identity passes)\n\

@@ -32,7 +32,7 @@ use f2c::heads::class_pool::{Capacity, Eviction, PoolConfig, Rows};
 use f2c::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
 use f2c::heads::full_fc::FullFc;
 use f2c::heads::partial_fc::PartialFc;
-use f2c::heads::{HeadConfig, Margin};
+use f2c::heads::{Halves, HeadConfig, Margin, PairedInput};
 use f2c::nets::gallery::Gallery;
 use f2c::nets::probe::{embed, inputs, l2_normalize, Backbone, Net};
 use f2c::results::RunStatus;
@@ -415,15 +415,23 @@ fn cuda_f2c_head_steps_agree_with_cpu() {
         };
         let mut cpu = F2cHead::new(CpuBackend, &cfg, ids, d, 11).unwrap();
         let mut gpu = F2cHead::new(be.clone(), &cfg, ids, d, 11).unwrap();
-        let a: Vec<usize> = (0..batch).step_by(2).collect();
-        let b: Vec<usize> = (1..batch).step_by(2).collect();
+        let halves = Halves {
+            a: (0..batch).step_by(2).collect(),
+            b: (1..batch).step_by(2).collect(),
+        };
         for step in 0..4 {
             let probe = unit_rows(&mut rng, batch, d);
             let gallery = unit_rows(&mut rng, batch, d);
             let labels: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..ids)).collect();
             let what = format!("{margin:?} {top_k:?} {pool_eval:?} step {step}");
-            let x = cpu.step(&probe, &gallery, &labels, &a, &b).unwrap();
-            let y = gpu.step(&probe, &gallery, &labels, &a, &b).unwrap();
+            let input = PairedInput {
+                probe: &probe,
+                gallery: &gallery,
+                labels: &labels,
+                halves: &halves,
+            };
+            let x = cpu.step(input).unwrap();
+            let y = gpu.step(input).unwrap();
             assert_eq!(x.positive_fraction, y.positive_fraction, "{what}");
             assert_rel(&format!("{what}: ce"), x.loss.ce, y.loss.ce, 1e-4);
             assert_rel(&format!("{what}: neg"), x.loss.neg, y.loss.neg, 1e-4);
