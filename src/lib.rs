@@ -9,6 +9,7 @@
 
 pub mod ablation;
 pub mod bench;
+pub mod binary;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -27,6 +27,7 @@ use super::{
     HeadContext, HeadState, HeadStats, Margin, Method, Naming, PairedInput, StepCost, StepInput,
     StepOutput,
 };
+use crate::binary::{Parsed, Reader, Writer};
 use crate::data::loaders::LoaderConfig;
 use crate::error::{Error, FieldResult, Result};
 
@@ -100,6 +101,31 @@ impl DcqConfig {
             floats: cols * d + b / 2 * cols,
         }
     }
+}
+
+/// Writes the queue's features, its labels (u64::MAX for the random initial rows, which have
+/// none) and its pointer in the checkpoint layout.
+pub fn write_state(w: &mut Writer, queue: &[f32], labels: &[Option<usize>], pointer: usize) {
+    w.f32s(queue);
+    w.u64(labels.len() as u64);
+    labels
+        .iter()
+        .for_each(|l| w.u64(l.map_or(u64::MAX, |l| l as u64)));
+    w.u64(pointer as u64);
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    let queue = r.f32s()?;
+    let n = r.count(8)?;
+    let labels = (0..n)
+        .map(|_| Ok(r.u64()?).map(|l| (l != u64::MAX).then_some(l as usize)))
+        .collect::<Parsed<_>>()?;
+    Ok(HeadState::Dcq {
+        queue,
+        labels,
+        pointer: r.u64()? as usize,
+    })
 }
 
 /// DCQ's name: `DCQ` in tables, with its queue size short (`DCQ 10 %`).

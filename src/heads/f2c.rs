@@ -53,13 +53,14 @@ crate::sweepable!(F2cConfig {
 } nested { pool });
 
 use super::backend::{Backend, LossParts};
-use super::class_pool::{Capacity, Eviction, FeaturePool, Rows, SlotMap};
+use super::class_pool::{Capacity, Eviction, FeaturePool, Rows, SlotMap, SlotMapState};
 use super::pool_loss::{pool_loss_with, PoolLossSpec, PoolLossWork};
 use super::{
     check_len, gather_rows, scatter_rows, BenchBatch, ClassifierHead, Halves, HeadColumns,
     HeadContext, HeadState, HeadStats, Method, Naming, PairedInput, StepCost, StepInput,
     StepOutput,
 };
+use crate::binary::{Parsed, Reader, Writer};
 use crate::data::loaders::LoaderConfig;
 use crate::error::{FieldError, FieldResult, Result};
 use crate::numbers::short_number;
@@ -189,6 +190,34 @@ impl F2cConfig {
             floats: pool_rows * cols * d + 2 * b * cols,
         }
     }
+}
+
+/// Writes the pool's feature rows and its slot map in the checkpoint layout.
+pub fn write_state(w: &mut Writer, features: &[Vec<f32>], map: &SlotMapState) {
+    w.u64(features.len() as u64);
+    features.iter().for_each(|f| w.f32s(f));
+    w.usizes(&map.identity_of);
+    w.u64(map.next_row.len() as u64);
+    w.bytes(&map.next_row);
+    w.usizes(&map.recency);
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    let rows = r.count(8)?;
+    let features = (0..rows).map(|_| r.f32s()).collect::<Parsed<_>>()?;
+    let identity_of = r.usizes()?;
+    let n = r.count(1)?;
+    let next_row = r.take(n)?.to_vec();
+    let recency = r.usizes()?;
+    Ok(HeadState::F2c {
+        features,
+        map: SlotMapState {
+            identity_of,
+            next_row,
+            recency,
+        },
+    })
 }
 
 /// F²C's name with its pool size and any non-reference pool: `F²C pool 10%, FIFO` in tables,

@@ -11,8 +11,23 @@ use super::{
     check_len, BenchBatch, ClassifierHead, Halves, HeadState, HeadStats, Margin, Method, Naming,
     StepCost, StepInput, StepOutput,
 };
+use crate::binary::{Parsed, Reader, Writer};
 use crate::data::loaders::LoaderConfig;
 use crate::error::Result;
+
+/// Writes the centres and their momentum in the checkpoint layout.
+pub fn write_state(w: &mut Writer, weight: &[f32], velocity: &[f32]) {
+    w.f32s(weight);
+    w.f32s(velocity);
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    Ok(HeadState::Fc {
+        weight: r.f32s()?,
+        velocity: r.f32s()?,
+    })
+}
 
 /// The plan's line: full FC over `classes` identities.
 pub fn describe(classes: usize) -> String {

@@ -9,7 +9,8 @@
 //! through [`HeadConfig`] and [`Method`]: the plan's line ([`HeadConfig::describe`]), the run
 //! summary's columns ([`HeadConfig::summary_columns`]) and the run's names ([`Method::run_name`],
 //! [`Method::series_name`]), and what the head benchmark times and counts
-//! ([`HeadConfig::bench_batch`], [`HeadConfig::cost`]). Other modules compare methods (the paper's claims set F²C against
+//! ([`HeadConfig::bench_batch`], [`HeadConfig::cost`]), and its state's checkpoint layout
+//! ([`HeadState::write`]). Other modules compare methods (the paper's claims set F²C against
 //! FC) but never dispatch on one.
 //!
 //! Adding a head: its file here (the head and its config struct, implementing [`ClassifierHead`],
@@ -31,6 +32,7 @@ use std::any::Any;
 
 use serde::{Deserialize, Serialize};
 
+use crate::binary::{Parsed, Reader, Writer};
 use crate::data::loaders::LoaderConfig;
 use crate::error::{FieldError, FieldResult, Result};
 use backend::{Backend, LossParts, SgdParams};
@@ -628,6 +630,15 @@ impl<B: Backend, T: ClassifierHead<B> + 'static> ConcreteHead<B> for T {
     }
 }
 
+/// The tag of each method's [`HeadState`] in a checkpoint. A new method takes a new tag; a tag is
+/// never reused or renumbered, so that checkpoints stay readable.
+pub const STATE_TAGS: [(Method, u64); 4] = [
+    (Method::Fc, 0),
+    (Method::PartialFc, 1),
+    (Method::F2c, 2),
+    (Method::Dcq, 3),
+];
+
 /// A head's state between steps, on the host: everything its later steps depend on (scratch
 /// buffers excepted).
 #[derive(Debug, Clone, PartialEq)]
@@ -665,6 +676,49 @@ impl HeadState {
             HeadState::PartialFc { .. } => Method::PartialFc,
             HeadState::F2c { .. } => Method::F2c,
             HeadState::Dcq { .. } => Method::Dcq,
+        }
+    }
+
+    /// Appends the state in the checkpoint layout: its method's tag ([`STATE_TAGS`]), then what
+    /// the method's file writes.
+    pub fn write(&self, w: &mut Writer) {
+        let method = self.method();
+        w.u64(
+            STATE_TAGS
+                .iter()
+                .find(|(m, _)| *m == method)
+                .expect("every method has a tag")
+                .1,
+        );
+        match self {
+            HeadState::Fc { weight, velocity } => full_fc::write_state(w, weight, velocity),
+            HeadState::PartialFc {
+                weight,
+                velocity,
+                sampler,
+            } => partial_fc::write_state(w, weight, velocity, sampler),
+            HeadState::F2c { features, map } => f2c::write_state(w, features, map),
+            HeadState::Dcq {
+                queue,
+                labels,
+                pointer,
+            } => dcq::write_state(w, queue, labels, *pointer),
+        }
+    }
+
+    /// Reads a state [`HeadState::write`] wrote.
+    pub fn read(r: &mut Reader) -> Parsed<Self> {
+        let tag = r.u64()?;
+        let method = STATE_TAGS
+            .iter()
+            .find(|(_, t)| *t == tag)
+            .ok_or_else(|| format!("unknown head tag {tag}"))?
+            .0;
+        match method {
+            Method::Fc => full_fc::read_state(r),
+            Method::PartialFc => partial_fc::read_state(r),
+            Method::F2c => f2c::read_state(r),
+            Method::Dcq => dcq::read_state(r),
         }
     }
 
@@ -751,6 +805,17 @@ mod tests {
             assert!(is(head.as_any()), "{method}");
             assert!(is(head.as_any_mut()), "{method}");
         }
+    }
+
+    #[test]
+    fn every_method_has_its_own_state_tag() {
+        let mut tags: Vec<u64> = Method::ALL
+            .iter()
+            .map(|m| STATE_TAGS.iter().find(|(t, _)| t == m).expect("tagged").1)
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(tags.len(), Method::ALL.len());
     }
 
     #[test]

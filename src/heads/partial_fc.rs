@@ -13,8 +13,30 @@ use super::pfc_sampler::{num_sample, sample_classes};
 use super::{
     ClassifierHead, HeadColumns, HeadState, Margin, Method, Naming, StepCost, StepInput, StepOutput,
 };
+use crate::binary::{Parsed, Reader, Writer};
 use crate::error::Result;
 use crate::numbers::short_number;
+
+/// Writes the centres as FC does, then where the class sampler's generator stands.
+pub fn write_state(w: &mut Writer, weight: &[f32], velocity: &[f32], sampler: &SamplerState) {
+    full_fc::write_state(w, weight, velocity);
+    w.bytes(&sampler.seed);
+    w.u64(sampler.stream);
+    w.bytes(&sampler.word_pos.to_le_bytes());
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    Ok(HeadState::PartialFc {
+        weight: r.f32s()?,
+        velocity: r.f32s()?,
+        sampler: SamplerState {
+            seed: r.take(32)?.try_into().expect("32 bytes"),
+            stream: r.u64()?,
+            word_pos: u128::from_le_bytes(r.take(16)?.try_into().expect("16 bytes")),
+        },
+    })
+}
 
 /// The plan's line: the centres sampled per step at rate `sample_rate` of `classes`.
 pub fn describe(sample_rate: f32, classes: usize) -> String {
