@@ -139,7 +139,10 @@ impl std::str::FromStr for Method {
         Method::ALL
             .into_iter()
             .find(|m| m.key() == s)
-            .ok_or_else(|| format!("unknown method `{s}`: expected one of fc, pfc, f2c, dcq"))
+            .ok_or_else(|| {
+                let keys: Vec<&str> = Method::ALL.iter().map(|m| m.key()).collect();
+                format!("unknown method `{s}`: expected one of {}", keys.join(", "))
+            })
     }
 }
 
