@@ -97,20 +97,20 @@ impl<'a> Reader<'a> {
     }
 
     pub fn f32s(&mut self) -> Parsed<Vec<f32>> {
-        let n = self.count(4)?;
-        Ok(self
-            .take(4 * n)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect())
+        self.values(f32::from_le_bytes)
     }
 
     pub fn f64s(&mut self) -> Parsed<Vec<f64>> {
-        let n = self.count(8)?;
+        self.values(f64::from_le_bytes)
+    }
+
+    /// A count, then that many values of `N` bytes each, read by `from_le`.
+    fn values<T, const N: usize>(&mut self, from_le: fn([u8; N]) -> T) -> Parsed<Vec<T>> {
+        let n = self.count(N)?;
         Ok(self
-            .take(8 * n)?
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .take(N * n)?
+            .chunks_exact(N)
+            .map(|c| from_le(c.try_into().expect("N bytes")))
             .collect())
     }
 
