@@ -32,9 +32,9 @@ use f2c::heads::class_pool::{Capacity, Eviction, PoolConfig, Rows};
 use f2c::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
 use f2c::heads::full_fc::FullFc;
 use f2c::heads::partial_fc::PartialFc;
-use f2c::heads::{Halves, HeadConfig, Margin, PairedInput};
+use f2c::heads::{Halves, Margin, PairedInput};
 use f2c::nets::gallery::Gallery;
-use f2c::nets::probe::{embed, inputs, l2_normalize, Backbone, Net};
+use f2c::nets::probe::{embed, inputs, l2_normalize, Net};
 use f2c::results::RunStatus;
 use f2c::train::run::{run_experiment, RunOptions};
 use f2c::Experiment;
@@ -534,24 +534,13 @@ fn cuda_dfdx_training_step_ops_agree_with_cpu() {
     );
 }
 
-/// A committed experiment shrunk to seconds (as tests/end_to_end.rs does) on `device`.
+/// A committed experiment shrunk to seconds ([`crate::end_to_end::tiny`]), trained for 60 steps on
+/// `device`.
 fn tiny(file: &str, device: DeviceChoice) -> Experiment {
-    let mut e = Experiment::load(Path::new(file)).unwrap();
+    let mut e = crate::end_to_end::tiny(file);
     e.device = device;
-    e.data.train_identities = 150;
-    e.data.eval_identities = 40;
-    e.data.max_instances = 12;
-    e.data.nuisance_scale = 0.75;
-    e.backbone = Backbone::Mlp256x64;
     e.train.steps = 60;
     e.train.warmup_steps = 10;
-    if let HeadConfig::F2c(f) = &mut e.head {
-        f.pool.capacity = Capacity::Fraction(0.2);
-        e.train.loaders = f2c::data::loaders::LoaderConfig {
-            identities: 8,
-            instances: 32,
-        };
-    }
     e.validate(Path::new(file)).unwrap();
     e
 }
