@@ -9,6 +9,7 @@
 
 pub mod ablation;
 pub mod bench;
+pub mod binary;
 pub mod config;
 pub mod data;
 pub mod device;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod heads;
 pub mod nets;
+pub mod numbers;
 pub mod report;
 pub mod results;
 pub mod train;

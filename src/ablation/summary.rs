@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::heads::{HeadConfig, Method};
+use crate::heads::{HeadColumns, Method};
 use crate::results::{RunRecord, RunStatus};
 
 /// One run of a matrix, flattened. Optional columns are empty where they do not apply.
@@ -25,13 +25,15 @@ pub struct SummaryRow {
     pub group: String,
     /// Human-readable values of the group's axes for this run, e.g. `pool=0.01`.
     pub label: String,
-    /// The method, written as its key (`fc`, `pfc`, `f2c`).
+    /// The method, written as its key (`fc`, `pfc`, `f2c`, `dcq`).
     pub method: Method,
     pub seed: u64,
+    // The head's columns ([`HeadColumns`]), flat for the CSV.
     /// Partial FC sample rate.
     pub sample_rate: Option<f64>,
-    /// F²C pool size as a fraction of the training identities.
+    /// F²C pool or DCQ queue size as a fraction of the training identities.
     pub pool_fraction: Option<f64>,
+    /// F²C gallery EMA momentum or DCQ key-encoder momentum.
     pub ema_momentum: Option<f64>,
     /// F²C pool rows per slot (1 or 2).
     pub pool_rows: Option<u8>,
@@ -119,39 +121,13 @@ impl SummaryRow {
     /// Flattens a record; `config_id`, `group` and `label` come from the matrix expansion.
     pub fn from_record(rec: &RunRecord, config_id: &str, group: &str, label: &str) -> Self {
         let exp = &rec.experiment;
-        let n = rec.num_train_identities();
-        let (sample_rate, pool_fraction, ema, rows, eviction) = match &exp.head {
-            HeadConfig::Fc { .. } => (None, None, None, None, None),
-            HeadConfig::PartialFc { sample_rate, .. } => {
-                (Some(*sample_rate as f64), None, None, None, None)
-            }
-            // DCQ's queue fraction and key-encoder momentum fill the pool and EMA columns.
-            HeadConfig::Dcq(d) => (
-                None,
-                Some(exp.head.size_fraction(n)),
-                Some(d.momentum as f64),
-                None,
-                None,
-            ),
-            HeadConfig::F2c(f) => {
-                let frac = exp.head.size_fraction(n);
-                let rows = match f.pool.rows {
-                    crate::heads::class_pool::Rows::One => 1,
-                    crate::heads::class_pool::Rows::Two => 2,
-                };
-                let ev = match f.pool.eviction {
-                    crate::heads::class_pool::Eviction::Lru => "lru",
-                    crate::heads::class_pool::Eviction::Fifo => "fifo",
-                };
-                (
-                    None,
-                    Some(frac),
-                    Some(f.ema_momentum as f64),
-                    Some(rows),
-                    Some(ev.to_string()),
-                )
-            }
-        };
+        let HeadColumns {
+            sample_rate,
+            pool_fraction,
+            ema_momentum,
+            pool_rows,
+            eviction,
+        } = exp.head.summary_columns(rec.num_train_identities());
         let ok = rec.status == RunStatus::Ok;
         let m = rec.metrics.filter(|_| ok);
         SummaryRow {
@@ -163,8 +139,8 @@ impl SummaryRow {
             seed: exp.seed,
             sample_rate,
             pool_fraction,
-            ema_momentum: ema,
-            pool_rows: rows,
+            ema_momentum,
+            pool_rows,
             eviction,
             id_per_step: exp.train.loaders.identities,
             inst_per_step: exp.train.loaders.instances,
@@ -181,6 +157,19 @@ impl SummaryRow {
                 RunStatus::Ok => RowStatus::Ok,
                 RunStatus::Failed(why) => RowStatus::Failed(why.clone()),
             },
+        }
+    }
+}
+
+impl SummaryRow {
+    /// The head's columns of the row, for its name ([`Method::run_name`]).
+    pub fn head_columns(&self) -> HeadColumns {
+        HeadColumns {
+            sample_rate: self.sample_rate,
+            pool_fraction: self.pool_fraction,
+            ema_momentum: self.ema_momentum,
+            pool_rows: self.pool_rows,
+            eviction: self.eviction.clone(),
         }
     }
 }

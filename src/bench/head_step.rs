@@ -10,13 +10,13 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::data::loaders::LoaderConfig;
 use crate::error::Result;
 use crate::heads::backend::{Backend, SgdParams};
 use crate::heads::class_pool::{Capacity, Rows};
 use crate::heads::f2c::PoolEval;
-use crate::heads::pfc_sampler::num_sample;
-use crate::heads::{ClassifierHead, Halves, HeadConfig, HeadContext, Margin, Method, StepInput};
+use crate::heads::{
+    BenchBatch, ClassifierHead, Halves, HeadConfig, HeadContext, Margin, Method, StepInput,
+};
 
 /// The peer's optimiser: SGD, lr 0.1, momentum 0.9, weight decay 5e-4.
 const SGD: SgdParams = SgdParams {
@@ -96,100 +96,9 @@ impl HeadCase {
         self.head.size_fraction(1)
     }
 
-    /// What is timed, in words: `peer` for the step the PyTorch figures time, else F²C's form.
+    /// What is timed, in words ([`HeadConfig::bench_variant`]).
     pub fn variant(&self) -> &'static str {
-        match &self.head {
-            HeadConfig::F2c(f) if f.symmetric => "tworow-symmetric",
-            HeadConfig::F2c(_) => "row0-one-direction",
-            _ => "peer",
-        }
-    }
-
-    /// The loaders a training run of this head would take for a batch of `batch` samples: pairs
-    /// for DCQ (query and key), instances otherwise (the peer's random labels).
-    pub fn loaders(&self, batch: usize) -> LoaderConfig {
-        match self.head.method() {
-            Method::Dcq => LoaderConfig {
-                identities: batch / 2,
-                instances: 0,
-            },
-            _ => LoaderConfig {
-                identities: 0,
-                instances: batch,
-            },
-        }
-    }
-
-    /// The batch's halves: F²C's reference and DCQ split it in two (probe/gallery, query/key);
-    /// the peer's F²C step probes every row against the first half's gallery features.
-    fn halves(&self, batch: usize) -> Halves {
-        let (a, b) = match &self.head {
-            HeadConfig::F2c(f) if !f.symmetric => (0..batch, 0..batch / 2),
-            HeadConfig::F2c(_) | HeadConfig::Dcq(_) => (0..batch / 2, batch / 2..batch),
-            _ => (0..0, 0..0),
-        };
-        Halves {
-            a: a.collect(),
-            b: b.collect(),
-        }
-    }
-
-    /// Columns of the logit matrix per step: N (FC), sampled centres (Partial FC, at least r·N),
-    /// pool slots Q (F²C), queue entries plus the step's keys K + B/2 (DCQ).
-    pub fn columns(&self, classes: usize, batch: usize) -> usize {
-        match &self.head {
-            HeadConfig::Fc { .. } => classes,
-            HeadConfig::PartialFc { sample_rate, .. } => num_sample(classes, *sample_rate),
-            HeadConfig::F2c(f) => f.pool.capacity.slots(classes),
-            HeadConfig::Dcq(d) => d.queue.slots(classes) + batch / 2,
-        }
-    }
-
-    /// Floating-point operations of the step's GEMMs: 2·rows·cols·D per GEMM. FC / Partial FC run
-    /// three (logits, dL/d(emb), dL/d(centres)); F²C two per evaluation (logits, dL/d(emb)), with
-    /// B probes once (peer) or B/2 probes × two directions × two rows (reference); DCQ two for its
-    /// B/2 queries. Counted dense, as the PyTorch peer computes them; our F²C backward skips the
-    /// negative rows' zeros.
-    pub fn gemm_flops(&self, classes: usize, dim: usize, batch: usize) -> f64 {
-        let (rows, evals, gemms) = self.gemm_shape(batch);
-        gemms as f64
-            * 2.0
-            * evals as f64
-            * rows as f64
-            * self.columns(classes, batch) as f64
-            * dim as f64
-    }
-
-    /// Estimated bytes of the case's head state and step buffers at `classes` identities: what
-    /// must fit in memory before it is worth building (the networks and data come on top).
-    pub fn memory_bytes(&self, classes: usize, dim: usize, batch: usize) -> u64 {
-        let (n, d, b) = (classes as u64, dim as u64, batch as u64);
-        let cols = self.columns(classes, batch) as u64;
-        let floats = match &self.head {
-            // Centres and momentum over N; normalised rows, their gradient and norms over the
-            // columns used; the (B, columns) cosines.
-            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => {
-                2 * n * d + 2 * cols * d + cols + b * cols
-            }
-            // Pool rows; the cosines of the probes against them, twice for the two-row mix.
-            HeadConfig::F2c(f) => {
-                let rows = if f.pool.rows == Rows::Two { 2 } else { 1 };
-                rows * cols * d + 2 * b * cols
-            }
-            // The bank (queue and the step's keys) and the (B/2, K + B/2) cosines.
-            HeadConfig::Dcq(_) => cols * d + b / 2 * cols,
-        };
-        4 * (floats + 4 * b * d)
-    }
-
-    /// (probe rows, evaluations, GEMMs per evaluation) of one step.
-    pub fn gemm_shape(&self, batch: usize) -> (usize, usize, usize) {
-        match &self.head {
-            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => (batch, 1, 3),
-            HeadConfig::F2c(f) if !f.symmetric => (batch, 1, 2),
-            HeadConfig::F2c(_) => (batch / 2, 4, 2),
-            HeadConfig::Dcq(_) => (batch / 2, 1, 2),
-        }
+        self.head.bench_variant()
     }
 }
 
@@ -197,7 +106,8 @@ impl HeadCase {
 pub struct HeadBench<B: Backend> {
     be: B,
     head: Box<dyn ClassifierHead<B>>,
-    method: Method,
+    /// Identity pairs of the batch: row `halves.b[i]` has the label of `halves.a[i]` for i below.
+    pairs: usize,
     classes: usize,
     halves: Halves,
     /// (B, D) unit probe embeddings.
@@ -231,7 +141,7 @@ impl<B: Backend> HeadBench<B> {
         batch: usize,
         seed: u64,
     ) -> Result<Self> {
-        let loaders = case.loaders(batch);
+        let BenchBatch { loaders, halves } = case.head.bench_batch(batch);
         let ctx = HeadContext {
             classes,
             pairs_per_step: loaders.identities,
@@ -248,9 +158,9 @@ impl<B: Backend> HeadBench<B> {
         Ok(HeadBench {
             head: case.head.build(be.clone(), classes, dim, seed)?,
             be,
-            method: case.head.method(),
+            pairs: loaders.identities,
             classes,
-            halves: case.halves(batch),
+            halves,
             probe,
             gallery: case.head.second_net().map(|_| gallery),
             labels: vec![0; batch],
@@ -269,11 +179,9 @@ impl<B: Backend> HeadBench<B> {
         for l in self.labels.iter_mut() {
             *l = self.rng.gen_range(0..n);
         }
-        if self.method == Method::Dcq {
-            // A key is another instance of its query's identity.
-            for (&a, &b) in self.halves.a.iter().zip(&self.halves.b) {
-                self.labels[b] = self.labels[a];
-            }
+        // The second row of an identity pair (e.g. DCQ's key) is another instance of the first's.
+        for (&a, &b) in self.halves.a.iter().zip(&self.halves.b).take(self.pairs) {
+            self.labels[b] = self.labels[a];
         }
         let t0 = Instant::now();
         let out = self.head.step(&StepInput {
@@ -310,25 +218,27 @@ mod tests {
 
     #[test]
     fn gemm_flops_by_hand() {
+        let flops = |c: HeadCase, n| c.head.cost(n, 8, 4).gemm_flops(8);
         // FC: 3 GEMMs × 2·B·N·D = 6·4·10·8 = 1920. PFC r = 0.5: 5 columns → 960.
-        assert_eq!(HeadCase::fc().gemm_flops(10, 8, 4), 1920.0);
-        assert_eq!(HeadCase::pfc(0.5).gemm_flops(10, 8, 4), 960.0);
+        assert_eq!(flops(HeadCase::fc(), 10), 1920.0);
+        assert_eq!(flops(HeadCase::pfc(0.5), 10), 960.0);
         // F²C 10% of 100: Q = 10; peer: 4·B·Q·D = 4·4·10·8 = 1280; reference: 2 directions ×
         // 2 rows × 4·(B/2)·Q·D = 2560.
-        assert_eq!(HeadCase::f2c(0.1, false).gemm_flops(100, 8, 4), 1280.0);
-        assert_eq!(HeadCase::f2c(0.1, true).gemm_flops(100, 8, 4), 2560.0);
+        assert_eq!(flops(HeadCase::f2c(0.1, false), 100), 1280.0);
+        assert_eq!(flops(HeadCase::f2c(0.1, true), 100), 2560.0);
         // DCQ 10% of 100: K + B/2 = 12 columns, 2 GEMMs of B/2 = 2 queries: 4·2·12·8 = 768.
-        assert_eq!(HeadCase::dcq(0.1).columns(100, 4), 12);
-        assert_eq!(HeadCase::dcq(0.1).gemm_flops(100, 8, 4), 768.0);
+        assert_eq!(HeadCase::dcq(0.1).head.cost(100, 8, 4).columns, 12);
+        assert_eq!(flops(HeadCase::dcq(0.1), 100), 768.0);
     }
 
     #[test]
     fn memory_estimate_by_hand() {
+        let bytes = |c: HeadCase, n, d, b| c.head.cost(n, d, b).memory_bytes(d, b);
         // FC, N 10, D 8, B 4: centres + momentum 160, normalised rows + gradient 160, norms 10,
         // cosines 40, embeddings and their buffers 128 floats: 498 × 4 bytes.
-        assert_eq!(HeadCase::fc().memory_bytes(10, 8, 4), 4 * 498);
+        assert_eq!(bytes(HeadCase::fc(), 10, 8, 4), 4 * 498);
         // At 10M identities, D 128, B 256 full FC needs about 30 GiB; F²C with a 10% pool about 3.
-        let gib = |c: HeadCase| c.memory_bytes(10_000_000, 128, 256) as f64 / (1u64 << 30) as f64;
+        let gib = |c: HeadCase| bytes(c, 10_000_000, 128, 256) as f64 / (1u64 << 30) as f64;
         assert!(gib(HeadCase::fc()) > 24.0, "{}", gib(HeadCase::fc()));
         assert!(gib(HeadCase::f2c(0.1, true)) < 4.0);
     }

@@ -176,22 +176,9 @@ impl BenchRow {
 }
 
 impl BenchRow {
-    /// The case in words, e.g. `F²C 10% (reference: 2 rows, symmetric)`.
+    /// The case in words, e.g. `F²C 10% (reference: 2 rows, symmetric)` ([`Method::series_name`]).
     pub fn label(&self) -> String {
-        series_name(self.head, &self.variant, self.param)
-    }
-}
-
-/// A benchmark series in words: the method, its size and, for F²C, which step.
-pub fn series_name(head: Method, variant: &str, param: f64) -> String {
-    match (head, variant) {
-        (Method::Fc, _) => "FC".into(),
-        (Method::PartialFc, _) => format!("Partial FC r={param}"),
-        (Method::Dcq, _) => format!("DCQ queue {}%", param * 100.0),
-        (Method::F2c, "tworow-symmetric") => {
-            format!("F²C {}% (reference: 2 rows, symmetric)", param * 100.0)
-        }
-        (Method::F2c, _) => format!("F²C {}%", param * 100.0),
+        self.head.series_name(&self.variant, self.param)
     }
 }
 
@@ -234,7 +221,7 @@ pub fn read_rows(path: &std::path::Path) -> Result<Vec<BenchRow>> {
 
 /// Cases per identity count, smallest memory first so that a non-resettable high-water mark
 /// still grows case by case.
-fn cases() -> [HeadCase; 6] {
+pub fn cases() -> [HeadCase; 6] {
     [
         HeadCase::f2c(0.01, false),
         HeadCase::f2c(0.1, false),
@@ -293,10 +280,11 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
     // into the kernel's out-of-memory killer (on GPUs an allocation failure says so itself).
     let budget = (opts.device == DeviceChoice::Cpu).then(|| memory_status_kib("MemAvailable:"));
     let fits = |case: &HeadCase, n: usize| -> std::result::Result<(), String> {
+        let needs = case.head.cost(n, d, b).memory_bytes(d, b);
         match budget {
-            Some(avail) if case.memory_bytes(n, d, b) > avail / 10 * 9 => Err(format!(
+            Some(avail) if needs > avail / 10 * 9 => Err(format!(
                 "needs about {:.1} GiB of memory, {:.1} GiB available",
-                case.memory_bytes(n, d, b) as f64 / (1u64 << 30) as f64,
+                needs as f64 / (1u64 << 30) as f64,
                 avail as f64 / (1u64 << 30) as f64
             )),
             _ => Ok(()),
@@ -347,7 +335,8 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
             let hwm = memory_status("VmHWM:");
             let med = median(&times);
             let gemm_only = sgemm_peak::gemm_only_seconds(&be, &case, n, d, b, opts.steps.min(3))?;
-            let flops = case.gemm_flops(n, d, b);
+            let cost = case.head.cost(n, d, b);
+            let flops = cost.gemm_flops(d);
             let pytorch_s = peer.seconds(&case, n, d, b);
             let row = BenchRow {
                 head: case.head.method(),
@@ -358,7 +347,7 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
                 median_step_s: med,
                 head_state_bytes: state,
                 variant: case.variant().into(),
-                columns: case.columns(n, b),
+                columns: cost.columns,
                 steps: opts.steps,
                 min_step_s: times.iter().copied().fold(f64::INFINITY, f64::min),
                 peak_growth_bytes: hwm.saturating_sub(rss0),

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use super::head_step::HeadCase;
 use crate::error::{Error, Result};
+use crate::heads::f2c::{ONE_DIRECTION_STEP, REFERENCE_STEP};
+use crate::heads::PEER_STEP;
 
 /// PyTorch 2.x on this kind of 2-core CPU machine, the peer script (now `scripts/torch_heads.py`) at B 256, D 128
 /// (measured before the peer script was in the repository): seconds per step at 10k / 100k / 1M identities.
@@ -19,7 +21,7 @@ const PYTORCH: [(&str, f64, [f64; 3]); 4] = [
 /// The peer's seconds for the same step, where the issue gives one (the F²C reference variant has
 /// no peer: the peer times one direction against row 0).
 pub fn pytorch_seconds(case: &HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
-    if dim != 128 || batch != 256 || case.variant() == "tworow-symmetric" {
+    if dim != 128 || batch != 256 || case.variant() == REFERENCE_STEP {
         return None;
     }
     let col = [10_000, 100_000, 1_000_000]
@@ -102,7 +104,7 @@ impl Peer {
                 // step with its variant appended (`f2c0.1-tworow-symmetric`).
                 let key = match (case.head.method(), case.variant()) {
                     (crate::heads::Method::Fc, _) => "fc".to_string(),
-                    (_, "peer" | "row0-one-direction") => {
+                    (_, PEER_STEP | ONE_DIRECTION_STEP) => {
                         format!("{}{}", case.head(), case.param())
                     }
                     (_, variant) => format!("{}{}-{variant}", case.head(), case.param()),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::head_step::HeadCase;
 use crate::error::Result;
 use crate::heads::backend::Backend;
+use crate::heads::StepCost;
 
 /// Best rate in GFLOP/s of an `n`×`n`×`n` sgemm over `reps` runs (after one warm-up run).
 pub fn sgemm_peak<B: Backend>(be: &B, n: usize, reps: usize) -> Result<f64> {
@@ -36,8 +37,14 @@ pub fn gemm_only_seconds<B: Backend>(
     reps: usize,
 ) -> Result<f64> {
     let d = dim;
-    let (rows, evals, gemms) = case.gemm_shape(batch);
-    let (cols, three) = (case.columns(classes, batch), gemms == 3);
+    let StepCost {
+        rows,
+        columns: cols,
+        evals,
+        gemms,
+        ..
+    } = case.head.cost(classes, dim, batch);
+    let three = gemms == 3;
     let fill =
         |len: usize| -> Vec<f32> { (0..len).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect() };
     let e = be.upload(&fill(rows * d))?;

@@ -1,12 +1,10 @@
 //! Whole training-step throughput per method (data, probe net, second net for F²C and DCQ, head)
-//! at one size: the shipped experiments (`experiments/{fc,pfc,f2c,dcq}.ron`) with the identity
+//! at one size: each method's shipped experiment (`experiments/<key>.ron`) with the identity
 //! count and batch size of the benchmark, timed through the trainer's own step on the bench's
 //! device.
 
-use crate::data::loaders::LoaderConfig;
 use crate::error::Result;
-use crate::heads::class_pool::Capacity;
-use crate::heads::HeadConfig;
+use crate::heads::Method;
 use crate::train::run::time_training_steps;
 use crate::Experiment;
 
@@ -23,60 +21,36 @@ pub struct TrainRow {
     pub samples_per_s: f64,
 }
 
-/// The shipped experiments of the methods the bench compares.
-const EXPERIMENTS: [&str; 4] = [
-    "experiments/fc.ron",
-    "experiments/pfc.ron",
-    "experiments/f2c.ron",
-    "experiments/dcq.ron",
-];
+/// The shipped experiment of `method`: `experiments/<key>.ron`.
+pub fn experiment_path(method: Method) -> String {
+    format!("experiments/{}.ron", method.key())
+}
 
-/// The shipped experiment `i` resized to `classes` identities and a batch of `batch` samples:
-/// FC / Partial FC take instances only, F²C half identity pairs and half instances as shipped,
-/// DCQ pairs only.
-pub fn bench_experiment(i: usize, classes: usize, batch: usize) -> Result<Experiment> {
-    let mut exp = crate::config::embedded::load(EXPERIMENTS[i])?;
+/// The shipped experiment of `method` resized to `classes` identities and a batch of `batch`
+/// samples, on the loaders its head trains on at that batch
+/// ([`crate::heads::HeadConfig::resize_for_bench`]).
+pub fn bench_experiment(method: Method, classes: usize, batch: usize) -> Result<Experiment> {
+    let mut exp = crate::config::embedded::load(&experiment_path(method))?;
     exp.data
         .as_mut()
         .expect("the shipped experiments are synthetic")
         .train_identities = classes;
-    exp.train.loaders = match &mut exp.head {
-        HeadConfig::F2c(cfg) => {
-            if let Capacity::Count(_) = cfg.pool.capacity {
-                cfg.pool.capacity = Capacity::Fraction(0.1);
-            }
-            LoaderConfig {
-                identities: batch / 4,
-                instances: batch - 2 * (batch / 4),
-            }
-        }
-        HeadConfig::Dcq(_) => LoaderConfig {
-            identities: batch / 2,
-            instances: 0,
-        },
-        HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => LoaderConfig {
-            identities: 0,
-            instances: batch,
-        },
-    };
+    exp.train.loaders = exp.head.resize_for_bench(batch);
     Ok(exp)
 }
 
 /// Median whole-step time and samples/s of each of `methods`' shipped experiments at `classes`
 /// identities.
 pub fn training_throughput(
-    methods: &[crate::heads::Method],
+    methods: &[Method],
     classes: usize,
     batch: usize,
     warmup: usize,
     steps: usize,
 ) -> Result<Vec<TrainRow>> {
     let mut rows = Vec::new();
-    for i in 0..EXPERIMENTS.len() {
-        let exp = bench_experiment(i, classes, batch)?;
-        if !methods.contains(&exp.head.method()) {
-            continue;
-        }
+    for method in Method::ALL.into_iter().filter(|m| methods.contains(m)) {
+        let exp = bench_experiment(method, classes, batch)?;
         let param = exp.head.size_fraction(classes);
         let times = time_training_steps(&exp, warmup, steps)?;
         let med = super::head_step::median(&times);
@@ -99,9 +73,11 @@ mod tests {
 
     #[test]
     fn experiments_resize_to_the_bench_batch() {
-        for i in 0..EXPERIMENTS.len() {
-            let exp = bench_experiment(i, 5000, 256).unwrap();
-            exp.validate(std::path::Path::new(EXPERIMENTS[i])).unwrap();
+        for method in Method::ALL {
+            let exp = bench_experiment(method, 5000, 256).unwrap();
+            exp.validate(std::path::Path::new(&experiment_path(method)))
+                .unwrap();
+            assert_eq!(exp.head.method(), method);
             assert_eq!(
                 (
                     exp.data.unwrap().train_identities,

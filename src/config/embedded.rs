@@ -1,91 +1,15 @@
 //! The shipped experiment files, compiled in, so that commands that start from them (the
 //! benchmark's whole-step throughput) run from any directory. Derived files resolve their bases
-//! among these.
+//! among these. build.rs lists every file of `experiments/`, so a new one needs no edit here.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::Experiment;
 
-/// (path relative to the repository root, text) of every shipped experiment file.
-pub const EXPERIMENTS: [(&str, &str); 19] = [
-    (
-        "experiments/base.ron",
-        include_str!("../../experiments/base.ron"),
-    ),
-    (
-        "experiments/f2c.ron",
-        include_str!("../../experiments/f2c.ron"),
-    ),
-    (
-        "experiments/fc.ron",
-        include_str!("../../experiments/fc.ron"),
-    ),
-    (
-        "experiments/pfc.ron",
-        include_str!("../../experiments/pfc.ron"),
-    ),
-    (
-        "experiments/dcq.ron",
-        include_str!("../../experiments/dcq.ron"),
-    ),
-    (
-        "experiments/ablation.ron",
-        include_str!("../../experiments/ablation.ron"),
-    ),
-    (
-        "experiments/paper.ron",
-        include_str!("../../experiments/paper.ron"),
-    ),
-    (
-        "experiments/tiny.ron",
-        include_str!("../../experiments/tiny.ron"),
-    ),
-    (
-        "experiments/curve-fc.ron",
-        include_str!("../../experiments/curve-fc.ron"),
-    ),
-    (
-        "experiments/curve-pfc.ron",
-        include_str!("../../experiments/curve-pfc.ron"),
-    ),
-    (
-        "experiments/curve-f2c.ron",
-        include_str!("../../experiments/curve-f2c.ron"),
-    ),
-    (
-        "experiments/curve-dcq.ron",
-        include_str!("../../experiments/curve-dcq.ron"),
-    ),
-    (
-        "experiments/tuning.ron",
-        include_str!("../../experiments/tuning.ron"),
-    ),
-    (
-        "experiments/orl-base.ron",
-        include_str!("../../experiments/orl-base.ron"),
-    ),
-    (
-        "experiments/orl-f2c.ron",
-        include_str!("../../experiments/orl-f2c.ron"),
-    ),
-    (
-        "experiments/orl-fc.ron",
-        include_str!("../../experiments/orl-fc.ron"),
-    ),
-    (
-        "experiments/orl-pfc.ron",
-        include_str!("../../experiments/orl-pfc.ron"),
-    ),
-    (
-        "experiments/orl-dcq.ron",
-        include_str!("../../experiments/orl-dcq.ron"),
-    ),
-    (
-        "experiments/scale.ron",
-        include_str!("../../experiments/scale.ron"),
-    ),
-];
+// `EXPERIMENTS`: (path relative to the repository root, text) of every `experiments/*.ron`,
+// listed by build.rs.
+include!(concat!(env!("OUT_DIR"), "/experiments.rs"));
 
 /// The text of the shipped file at `path` (relative to the repository root).
 fn text(path: &Path) -> Result<String> {

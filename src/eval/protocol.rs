@@ -139,6 +139,15 @@ mod tests {
         )
     }
 
+    /// Every impostor pair scored, ten folds.
+    fn every_pair() -> EvalConfig {
+        EvalConfig {
+            impostors: ImpostorPairs::All,
+            folds: 10,
+            split: Default::default(),
+        }
+    }
+
     /// `ids` identities of `per` instances each, in contiguous blocks.
     fn labels(ids: usize, per: usize) -> Vec<usize> {
         (0..ids * per).map(|i| i / per).collect()
@@ -152,17 +161,7 @@ mod tests {
         // that leaks identity (which would push them towards 1).
         let (ids, per, dim) = (200, 5, 64);
         let e = random_unit_rows(ids * per, dim, 1);
-        let m = evaluate(
-            &e,
-            dim,
-            &labels(ids, per),
-            &EvalConfig {
-                impostors: ImpostorPairs::All,
-                folds: 10,
-                split: Default::default(),
-            },
-            3,
-        );
+        let m = evaluate(&e, dim, &labels(ids, per), &every_pair(), 3);
         assert!(m.tar_far_1e2 < 0.05, "{m:?}");
         assert!(
             m.tar_far_1e4 <= m.tar_far_1e3 && m.tar_far_1e3 <= m.tar_far_1e2,
@@ -186,17 +185,7 @@ mod tests {
             .map(|c| centres[c] + rng.gen_range(-0.05..0.05))
             .collect();
         let e = normalised(e, dim);
-        let m = evaluate(
-            &e,
-            dim,
-            &labels(ids, per),
-            &EvalConfig {
-                impostors: ImpostorPairs::All,
-                folds: 10,
-                split: Default::default(),
-            },
-            4,
-        );
+        let m = evaluate(&e, dim, &labels(ids, per), &every_pair(), 4);
         let perfect = Metrics {
             tar_far_1e2: 1.0,
             tar_far_1e3: 1.0,
@@ -216,11 +205,7 @@ mod tests {
     fn evaluate_is_a_function_of_its_seed() {
         let (ids, per, dim) = (20, 3, 8);
         let e = random_unit_rows(ids * per, dim, 5);
-        let cfg = EvalConfig {
-            impostors: ImpostorPairs::All,
-            folds: 10,
-            split: Default::default(),
-        };
+        let cfg = every_pair();
         let l = labels(ids, per);
         assert_eq!(
             evaluate(&e, dim, &l, &cfg, 9),
@@ -237,17 +222,7 @@ mod tests {
         let mut l = labels(40, 3);
         l.extend((0..50).map(|i| 40 + i / 5));
         let e = random_unit_rows(l.len(), dim, 8);
-        let m = evaluate(
-            &e,
-            dim,
-            &l,
-            &EvalConfig {
-                impostors: ImpostorPairs::All,
-                folds: 10,
-                split: Default::default(),
-            },
-            1,
-        );
+        let m = evaluate(&e, dim, &l, &every_pair(), 1);
         assert_eq!((m.genuine_pairs, m.impostor_pairs), (220, 14_145));
         let (mut gen, mut imp) = (Vec::new(), Vec::new());
         for i in 0..l.len() {

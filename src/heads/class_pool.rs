@@ -23,6 +23,14 @@ impl Capacity {
             Capacity::Fraction(f) => ((f * num_identities as f64).round() as usize).max(1),
         }
     }
+
+    /// The capacity as a fraction of `num_identities`: as written for `Fraction`, Q/N for `Count`.
+    pub fn fraction_of(&self, num_identities: usize) -> f64 {
+        match *self {
+            Capacity::Fraction(f) => f,
+            Capacity::Count(q) => q as f64 / num_identities as f64,
+        }
+    }
 }
 
 /// How many gallery features each slot keeps.

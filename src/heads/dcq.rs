@@ -23,10 +23,13 @@ use serde::{Deserialize, Serialize};
 use super::backend::{Backend, LossSpec};
 use super::class_pool::Capacity;
 use super::{
-    check_len, ClassifierHead, HeadContext, HeadState, HeadStats, Margin, Method, StepInput,
+    check_len, gather_rows, scatter_rows, BenchBatch, ClassifierHead, Halves, HeadColumns,
+    HeadContext, HeadState, HeadStats, Margin, Method, Naming, PairedInput, StepCost, StepInput,
     StepOutput,
 };
-use crate::error::{Error, FieldError, FieldResult, Result};
+use crate::binary::{Parsed, Reader, Writer};
+use crate::data::loaders::LoaderConfig;
+use crate::error::{Error, FieldResult, Result};
 
 /// The cosine written over masked logits (the authors' −1e9): after scaling, its exponential is 0.
 const MASKED: f32 = -1e9;
@@ -55,18 +58,102 @@ impl DcqConfig {
             .validate(ctx.classes)
             .map_err(|e| e.within("queue"))?;
         crate::config::check_unit("momentum", self.momentum)?;
-        let k = self.queue.slots(ctx.classes);
-        if k < ctx.pairs_per_step {
-            return Err(FieldError::new(
-                "queue",
-                format!(
-                    "the queue has {k} entries but each step enqueues {} keys: it would overwrite \
-                     its own keys; raise the queue or lower train.loaders.identities",
-                    ctx.pairs_per_step
-                ),
-            ));
+        self.queue
+            .check_room(
+                ctx.classes,
+                ctx.pairs_per_step,
+                "queue entries",
+                "keys",
+                "every step would overwrite its own keys",
+            )
+            .map_err(|e| e.within("queue"))
+    }
+
+    /// The plan's line: queue entries and the key encoder's momentum.
+    pub fn describe(&self, classes: usize) -> String {
+        format!(
+            "DCQ, queue K = {} of N = {classes} identities, key momentum m = {}",
+            self.queue.slots(classes),
+            self.momentum
+        )
+    }
+
+    /// DCQ's summary columns: the queue fills the pool column, the key encoder's momentum the
+    /// EMA column.
+    pub fn summary_columns(&self, classes: usize) -> HeadColumns {
+        HeadColumns {
+            pool_fraction: Some(self.queue.fraction_of(classes)),
+            ema_momentum: Some(self.momentum as f64),
+            ..HeadColumns::default()
         }
-        Ok(())
+    }
+
+    /// Two GEMMs (logits, dL/d(query)) of the B/2 queries against the bank of K queue entries and
+    /// the step's B/2 keys; memory: the bank and the (B/2, K + B/2) cosines.
+    pub fn cost(&self, classes: usize, dim: usize, batch: usize) -> StepCost {
+        let columns = self.queue.slots(classes) + batch / 2;
+        let (cols, d, b) = (columns as u64, dim as u64, batch as u64);
+        StepCost {
+            rows: batch / 2,
+            columns,
+            evals: 1,
+            gemms: 2,
+            floats: cols * d + b / 2 * cols,
+        }
+    }
+}
+
+/// Writes the queue's features, its labels (u64::MAX for the random initial rows, which have
+/// none) and its pointer in the checkpoint layout.
+pub fn write_state(w: &mut Writer, queue: &[f32], labels: &[Option<usize>], pointer: usize) {
+    w.f32s(queue);
+    w.u64(labels.len() as u64);
+    labels
+        .iter()
+        .for_each(|l| w.u64(l.map_or(u64::MAX, |l| l as u64)));
+    w.u64(pointer as u64);
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    let queue = r.f32s()?;
+    let n = r.count(8)?;
+    let labels = (0..n)
+        .map(|_| Ok(r.u64()?).map(|l| (l != u64::MAX).then_some(l as usize)))
+        .collect::<Parsed<_>>()?;
+    Ok(HeadState::Dcq {
+        queue,
+        labels,
+        pointer: r.u64()? as usize,
+    })
+}
+
+/// DCQ's name: `DCQ` in tables, with its queue size short (`DCQ 10 %`).
+pub fn run_name(cols: &HeadColumns, naming: Naming) -> String {
+    let label = Method::Dcq.label();
+    match (cols.pool_fraction, naming) {
+        (Some(f), Naming::Short) => format!("{label} {} %", 100.0 * f),
+        _ => label.into(),
+    }
+}
+
+/// DCQ's head-benchmark series at queue fraction `param`.
+pub fn series_name(param: f64) -> String {
+    format!("DCQ queue {}%", param * 100.0)
+}
+
+/// The head benchmark's batch: `batch` / 2 identity pairs, queries in the first half and their
+/// keys in the second.
+pub fn bench_batch(batch: usize) -> BenchBatch {
+    BenchBatch {
+        loaders: LoaderConfig {
+            identities: batch / 2,
+            instances: 0,
+        },
+        halves: Halves {
+            a: (0..batch / 2).collect(),
+            b: (batch / 2..batch).collect(),
+        },
     }
 }
 
@@ -155,17 +242,12 @@ impl<B: Backend> DcqHead<B> {
         Ok(())
     }
 
-    /// One DCQ step: queries `probe` rows `a[i]`, keys `gallery` rows `b[i]` (the same identity).
-    /// Returns the loss, dL/d(probe) for all rows (zero outside `a`) and the fraction of queries
-    /// whose identity had an entry in the queue (masked).
-    pub fn step_pairs(
-        &mut self,
-        probe: &[f32],
-        gallery: &[f32],
-        labels: &[usize],
-        a: &[usize],
-        b: &[usize],
-    ) -> Result<StepOutput> {
+    /// One DCQ step: queries `probe` rows `a[i]`, keys `gallery` rows `b[i]` (the same identity),
+    /// with `a` and `b` the input's halves. Returns the loss, dL/d(probe) for all rows (zero
+    /// outside `a`) and the fraction of queries whose identity had an entry in the queue (masked).
+    pub fn step_pairs(&mut self, input: PairedInput<'_>) -> Result<StepOutput> {
+        let (a, b) = input.halves();
+        let labels = input.labels;
         let d = self.dim;
         let m = a.len();
         let pair_ok = a.len() == b.len() && a.iter().zip(b).all(|(&q, &k)| labels[q] == labels[k]);
@@ -176,7 +258,7 @@ impl<B: Backend> DcqHead<B> {
                     .into(),
             ));
         }
-        let mut out = vec![0.0f32; probe.len()];
+        let mut out = vec![0.0f32; input.probe.len()];
         if m == 0 {
             return Ok(StepOutput {
                 loss: Default::default(),
@@ -187,14 +269,9 @@ impl<B: Backend> DcqHead<B> {
         self.ensure(m)?;
         let k = self.len;
         let n = k + m;
-        let pick = |emb: &[f32], rows: &[usize]| -> Vec<f32> {
-            rows.iter()
-                .flat_map(|&r| emb[r * d..(r + 1) * d].iter().copied())
-                .collect()
-        };
         let be = &self.be;
-        self.queries = be.upload(&pick(probe, a))?; // (m, D)
-        self.keys = be.upload(&pick(gallery, b))?; // (m, D)
+        self.queries = be.upload(&gather_rows(input.probe, a, d))?; // (m, D)
+        self.keys = be.upload(&gather_rows(input.gallery, b, d))?; // (m, D)
         let step_rows: Vec<usize> = (0..m).collect();
         let bank_rows: Vec<usize> = (k..n).collect();
         be.copy_rows(&self.keys, &step_rows, &mut self.bank, &bank_rows, d)?;
@@ -221,19 +298,11 @@ impl<B: Backend> DcqHead<B> {
         be.fill_at(&mut self.cos, &masked, MASKED)?;
 
         let targets: Vec<i64> = (0..m).map(|i| (k + i) as i64).collect();
-        let spec = LossSpec {
-            margin: self.margin,
-            scale: self.scale,
-            ce_weight: 1.0 / m as f32,
-            neg_k: 0,
-            neg_weight: 0.0,
-        };
+        let spec = LossSpec::mean_cross_entropy(self.margin, self.scale, m);
         let loss = be.margin_loss(&mut self.cos, m, n, &targets, &spec)?; // cos ← dL/dcos
         be.matmul_ab(m, d, n, &self.cos, &self.bank, &mut self.grad, false)?; // (m, D)
         let g = be.download(&self.grad)?;
-        for (i, &r) in a.iter().enumerate() {
-            out[r * d..(r + 1) * d].copy_from_slice(&g[i * d..(i + 1) * d]);
-        }
+        scatter_rows(&g, a, &mut out, d);
 
         // Enqueue the step's keys and labels at the pointer, wrapping around.
         let dst: Vec<usize> = (0..m).map(|i| (self.ptr + i) % k).collect();
@@ -254,14 +323,7 @@ impl<B: Backend> DcqHead<B> {
 
 impl<B: Backend> ClassifierHead<B> for DcqHead<B> {
     fn step(&mut self, input: &StepInput<'_>) -> Result<StepOutput> {
-        let gallery = input.gallery_or_err("DCQ")?;
-        self.step_pairs(
-            input.probe,
-            gallery,
-            input.labels,
-            &input.halves.a,
-            &input.halves.b,
-        )
+        self.step_pairs(input.paired("DCQ")?)
     }
 
     /// The queue's features and labels.
@@ -302,14 +364,6 @@ impl<B: Backend> ClassifierHead<B> for DcqHead<B> {
         self.ptr = *pointer;
         Ok(())
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
 }
 
 #[cfg(test)]
@@ -324,6 +378,27 @@ mod tests {
             queue: Capacity::Count(queue),
             momentum: 0.999,
         }
+    }
+
+    /// One step of `h`: queries `probe` rows `a[i]`, keys `gallery` rows `b[i]`.
+    fn step(
+        h: &mut DcqHead<CpuBackend>,
+        probe: &[f32],
+        gallery: &[f32],
+        labels: &[usize],
+        a: &[usize],
+        b: &[usize],
+    ) -> Result<StepOutput> {
+        let halves = Halves {
+            a: a.to_vec(),
+            b: b.to_vec(),
+        };
+        h.step_pairs(PairedInput {
+            probe,
+            gallery,
+            labels,
+            halves: &halves,
+        })
     }
 
     fn unit(v: &[f32]) -> Vec<f32> {
@@ -376,14 +451,12 @@ mod tests {
         let mut h = head_with(&[[0.6, 0.8], [1.0, 0.0]], &[Some(7), Some(3)]);
         let probe = vec![1.0, 0.0, 0.0, 0.0];
         let gallery = vec![0.0, 0.0, 0.8, 0.6];
-        let out = h.step_pairs(&probe, &gallery, &[3, 3], &[0], &[1]).unwrap();
+        let out = step(&mut h, &probe, &gallery, &[3, 3], &[0], &[1]).unwrap();
         assert!((out.loss.ce - 5.0067153).abs() < 1e-5, "{}", out.loss.ce);
         assert_eq!(out.stats.hit_rate, Some(1.0));
         // Without the mask the (1, 0) entry gives logit 50: ln(e^25 + e^30 + e^50) − 25 ≈ 25.
         let mut unmasked = head_with(&[[0.6, 0.8], [1.0, 0.0]], &[Some(7), Some(4)]);
-        let out = unmasked
-            .step_pairs(&probe, &gallery, &[3, 3], &[0], &[1])
-            .unwrap();
+        let out = step(&mut unmasked, &probe, &gallery, &[3, 3], &[0], &[1]).unwrap();
         assert!((out.loss.ce - 25.0).abs() < 1e-3, "{}", out.loss.ce);
         assert_eq!(out.stats.hit_rate, Some(0.0));
     }
@@ -404,9 +477,7 @@ mod tests {
             .collect();
         let flat: Vec<f32> = emb.concat();
         let labels = [1, 1, 2, 2];
-        let out = h
-            .step_pairs(&flat, &flat, &labels, &[0, 2], &[1, 3])
-            .unwrap();
+        let out = step(&mut h, &flat, &flat, &labels, &[0, 2], &[1, 3]).unwrap();
         let want = naive_loss(
             &[emb[0].clone(), emb[2].clone()],
             &[emb[1].clone(), emb[3].clone()],
@@ -435,8 +506,7 @@ mod tests {
         let loss_at = |probe: &[f32]| {
             let mut h = head_with(&queue, &qlab);
             h.scale = 4.0; // a soft softmax, so that every logit moves the loss
-            h.step_pairs(probe, &base, &labels, &[0, 2], &[1, 3])
-                .unwrap()
+            step(&mut h, probe, &base, &labels, &[0, 2], &[1, 3]).unwrap()
         };
         let g = loss_at(&base).grad;
         let eps = 1e-3f32;
@@ -460,7 +530,7 @@ mod tests {
         let steps: [[usize; 2]; 3] = [[0, 1], [2, 3], [4, 5]];
         for labs in steps {
             let labels = [labs[0], labs[0], labs[1], labs[1]];
-            h.step_pairs(&emb, &emb, &labels, &[0, 2], &[1, 3]).unwrap();
+            step(&mut h, &emb, &emb, &labels, &[0, 2], &[1, 3]).unwrap();
         }
         // Keys enqueued: labels 0, 1 → rows 0, 1; 2, 3 → rows 2, 0; 4, 5 → rows 1, 2.
         let (rows, labels) = h.queue().unwrap();
@@ -476,8 +546,7 @@ mod tests {
     fn unpaired_rows_are_rejected() {
         let mut h = DcqHead::new(CpuBackend, &cfg(3), 10, 2, 1).unwrap();
         let emb = vec![1.0f32, 0.0, 0.0, 1.0];
-        let err = h
-            .step_pairs(&emb, &emb, &[1, 2], &[0], &[1])
+        let err = step(&mut h, &emb, &emb, &[1, 2], &[0], &[1])
             .unwrap_err()
             .to_string();
         assert!(err.contains("same identity"), "{err}");

@@ -53,20 +53,29 @@ crate::sweepable!(F2cConfig {
 } nested { pool });
 
 use super::backend::{Backend, LossParts};
-use super::class_pool::{FeaturePool, SlotMap};
+use super::class_pool::{Capacity, Eviction, FeaturePool, Rows, SlotMap, SlotMapState};
 use super::pool_loss::{pool_loss_with, PoolLossSpec, PoolLossWork};
 use super::{
-    check_len, ClassifierHead, HeadContext, HeadState, HeadStats, Method, StepInput, StepOutput,
+    check_len, gather_rows, scatter_rows, BenchBatch, ClassifierHead, Halves, HeadColumns,
+    HeadContext, HeadState, HeadStats, Method, Naming, PairedInput, StepCost, StepInput,
+    StepOutput,
 };
+use crate::binary::{Parsed, Reader, Writer};
+use crate::data::loaders::LoaderConfig;
 use crate::error::{FieldError, FieldResult, Result};
+use crate::numbers::short_number;
+
+/// [`F2cConfig::bench_variant`] of the authors' step: two rows per slot, both directions.
+pub const REFERENCE_STEP: &str = "tworow-symmetric";
+/// [`F2cConfig::bench_variant`] of the PyTorch peer's simpler step: one direction, against row 0.
+pub const ONE_DIRECTION_STEP: &str = "row0-one-direction";
 
 impl F2cConfig {
     /// Range checks of F²C's own fields (paths relative to the head).
     pub fn validate(&self, ctx: &HeadContext) -> FieldResult {
-        self.pool
-            .capacity
-            .validate(ctx.classes)
-            .map_err(|e| e.within("pool.capacity"))?;
+        let capacity = &self.pool.capacity;
+        let within = |e: FieldError| e.within("pool.capacity");
+        capacity.validate(ctx.classes).map_err(within)?;
         crate::config::check_unit("ema_momentum", self.ema_momentum)?;
         if let TopK::Fixed(0) = self.top_k {
             return Err(FieldError::new(
@@ -74,18 +83,174 @@ impl F2cConfig {
                 "Fixed(k) needs k ≥ 1; use Auto for the reference rule",
             ));
         }
-        let q = self.pool.capacity.slots(ctx.classes);
         let written = ctx.pairs_per_step + ctx.instances_per_step / 2;
-        if q < written {
-            return Err(FieldError::new(
-                "pool.capacity",
-                format!(
-                    "the pool has {q} slots but each step writes {written} gallery features: every \
-                     step would evict its own identities; raise the capacity or lower train.loaders"
-                ),
-            ));
+        capacity
+            .check_room(
+                ctx.classes,
+                written,
+                "pool slots",
+                "gallery features",
+                "every step would evict its own identities",
+            )
+            .map_err(within)
+    }
+
+    /// The plan's line: pool slots, k of the negative loss and the gallery's momentum.
+    pub fn describe(&self, classes: usize) -> String {
+        let q = self.pool.capacity.slots(classes);
+        format!(
+            "F²C, pool Q = {q} slots of N = {classes} identities, top-k k = {}, EMA m = {}",
+            self.top_k.k(q),
+            self.ema_momentum
+        )
+    }
+
+    /// F²C's summary columns: the pool as a fraction, the gallery's momentum, the pool's rows
+    /// and eviction.
+    pub fn summary_columns(&self, classes: usize) -> HeadColumns {
+        HeadColumns {
+            sample_rate: None,
+            pool_fraction: Some(self.pool.capacity.fraction_of(classes)),
+            ema_momentum: Some(self.ema_momentum as f64),
+            pool_rows: Some(match self.pool.rows {
+                Rows::One => 1,
+                Rows::Two => 2,
+            }),
+            eviction: Some(
+                match self.pool.eviction {
+                    Eviction::Lru => "lru",
+                    Eviction::Fifo => "fifo",
+                }
+                .to_string(),
+            ),
         }
-        Ok(())
+    }
+
+    /// [`REFERENCE_STEP`] for the authors' symmetric step, else [`ONE_DIRECTION_STEP`].
+    pub fn bench_variant(&self) -> &'static str {
+        if self.symmetric {
+            REFERENCE_STEP
+        } else {
+            ONE_DIRECTION_STEP
+        }
+    }
+
+    /// The head benchmark's batch: `batch` instances. The symmetric step splits them into probe
+    /// and gallery halves; the peer's one-direction step probes every row against the first
+    /// half's gallery features.
+    pub fn bench_batch(&self, batch: usize) -> BenchBatch {
+        let (a, b) = if self.symmetric {
+            (0..batch / 2, batch / 2..batch)
+        } else {
+            (0..batch, 0..batch / 2)
+        };
+        BenchBatch {
+            loaders: LoaderConfig {
+                identities: 0,
+                instances: batch,
+            },
+            halves: Halves {
+                a: a.collect(),
+                b: b.collect(),
+            },
+        }
+    }
+
+    /// For the whole-step benchmark at `batch` samples: half of them from identity pairs, half
+    /// instances; a pool written as a count (sized for the shipped identities) becomes 10 % of the
+    /// benchmark's.
+    pub fn resize_for_bench(&mut self, batch: usize) -> LoaderConfig {
+        if let Capacity::Count(_) = self.pool.capacity {
+            self.pool.capacity = Capacity::Fraction(0.1);
+        }
+        LoaderConfig {
+            identities: batch / 4,
+            instances: batch - 2 * (batch / 4),
+        }
+    }
+
+    /// Two GEMMs (logits, dL/d(emb)) per evaluation against the Q pool slots: B probes once
+    /// (the peer's step) or B/2 probes × two directions × two rows (the authors'). Counted dense,
+    /// as the PyTorch peer computes them; our backward skips the negative rows' zeros. Memory: the
+    /// pool's rows and the probes' cosines against them, twice for the two-row mix.
+    pub fn cost(&self, classes: usize, dim: usize, batch: usize) -> StepCost {
+        let q = self.pool.capacity.slots(classes);
+        let (rows, evals) = if self.symmetric {
+            (batch / 2, 4)
+        } else {
+            (batch, 1)
+        };
+        let pool_rows: u64 = if self.pool.rows == Rows::Two { 2 } else { 1 };
+        let (cols, d, b) = (q as u64, dim as u64, batch as u64);
+        StepCost {
+            rows,
+            columns: q,
+            evals,
+            gemms: 2,
+            floats: pool_rows * cols * d + 2 * b * cols,
+        }
+    }
+}
+
+/// Writes the pool's feature rows and its slot map in the checkpoint layout.
+pub fn write_state(w: &mut Writer, features: &[Vec<f32>], map: &SlotMapState) {
+    w.u64(features.len() as u64);
+    features.iter().for_each(|f| w.f32s(f));
+    w.usizes(&map.identity_of);
+    w.u64(map.next_row.len() as u64);
+    w.bytes(&map.next_row);
+    w.usizes(&map.recency);
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    let rows = r.count(8)?;
+    let features = (0..rows).map(|_| r.f32s()).collect::<Parsed<_>>()?;
+    let identity_of = r.usizes()?;
+    let n = r.count(1)?;
+    let next_row = r.take(n)?.to_vec();
+    let recency = r.usizes()?;
+    Ok(HeadState::F2c {
+        features,
+        map: SlotMapState {
+            identity_of,
+            next_row,
+            recency,
+        },
+    })
+}
+
+/// F²C's name with its pool size and any non-reference pool: `F²C pool 10%, FIFO` in tables,
+/// `F²C 10 %` short.
+pub fn run_name(cols: &HeadColumns, naming: Naming) -> String {
+    let label = Method::F2c.label();
+    match naming {
+        Naming::Table => {
+            let mut s = match cols.pool_fraction {
+                Some(f) => format!("{label} pool {}%", short_number(f * 100.0)),
+                None => label.into(),
+            };
+            if cols.pool_rows == Some(1) {
+                s.push_str(", 1 row/slot");
+            }
+            if cols.eviction.as_deref() == Some("fifo") {
+                s.push_str(", FIFO");
+            }
+            s
+        }
+        Naming::Short => match cols.pool_fraction {
+            Some(f) => format!("{label} {} %", 100.0 * f),
+            None => label.into(),
+        },
+    }
+}
+
+/// F²C's head-benchmark series at pool fraction `param`, naming the authors' step.
+pub fn series_name(variant: &str, param: f64) -> String {
+    if variant == REFERENCE_STEP {
+        format!("F²C {}% (reference: 2 rows, symmetric)", param * 100.0)
+    } else {
+        format!("F²C {}%", param * 100.0)
     }
 }
 
@@ -188,35 +353,19 @@ impl<B: Backend> F2cHead<B> {
         Ok((loss, grad, positives))
     }
 
-    /// One training step over a batch split in halves `a` and `b` (row indices): with `symmetric`,
-    /// A probes against B's gallery features (rolled back) and then B against A's (kept), as the
-    /// reference's `forward`; otherwise only A against B, kept. `probe` and `gallery` are the
-    /// (n, D) embeddings of the whole batch by the two networks.
-    pub fn step(
-        &mut self,
-        probe: &[f32],
-        gallery: &[f32],
-        labels: &[usize],
-        a: &[usize],
-        b: &[usize],
-    ) -> Result<F2cOutput> {
+    /// One training step over a batch split in halves A and B: with `symmetric`, A probes
+    /// against B's gallery features (rolled back) and then B against A's (kept), as the
+    /// reference's `forward`; otherwise only A against B, kept. The input's embeddings are those of
+    /// the whole batch by the two networks.
+    pub fn step(&mut self, input: PairedInput<'_>) -> Result<F2cOutput> {
         let d = self.pool.dim;
-        let pick = |emb: &[f32], rows: &[usize]| -> Vec<f32> {
-            rows.iter()
-                .flat_map(|&r| emb[r * d..(r + 1) * d].iter().copied())
-                .collect()
-        };
+        let (a, b) = input.halves();
         let labels_of =
-            |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| labels[r]).collect() };
-        let mut grad = vec![0.0f32; probe.len()];
+            |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| input.labels[r]).collect() };
+        let mut grad = vec![0.0f32; input.probe.len()];
         let mut loss = LossParts::default();
         let mut positives = 0;
         let mut probes = 0;
-        let mut scatter = |rows: &[usize], g: &[f32]| {
-            for (i, &r) in rows.iter().enumerate() {
-                grad[r * d..(r + 1) * d].copy_from_slice(&g[i * d..(i + 1) * d]);
-            }
-        };
         let directions: &[(&[usize], &[usize], bool)] = if self.symmetric {
             &[(a, b, true), (b, a, false)]
         } else {
@@ -224,9 +373,9 @@ impl<B: Backend> F2cHead<B> {
         };
         for &(p, g, trial) in directions {
             let (l, gr, pos) = self.direction(
-                &pick(probe, p),
+                &gather_rows(input.probe, p, d),
                 &labels_of(p),
-                &pick(gallery, g),
+                &gather_rows(input.gallery, g, d),
                 &labels_of(g),
                 trial,
             )?;
@@ -234,7 +383,7 @@ impl<B: Backend> F2cHead<B> {
             loss.neg += l.neg;
             positives += pos;
             probes += p.len();
-            scatter(p, &gr);
+            scatter_rows(&gr, p, &mut grad, d);
         }
         Ok(F2cOutput {
             loss,
@@ -246,15 +395,7 @@ impl<B: Backend> F2cHead<B> {
 
 impl<B: Backend> ClassifierHead<B> for F2cHead<B> {
     fn step(&mut self, input: &StepInput<'_>) -> Result<StepOutput> {
-        let gallery = input.gallery_or_err("F²C")?;
-        let out = F2cHead::step(
-            self,
-            input.probe,
-            gallery,
-            input.labels,
-            &input.halves.a,
-            &input.halves.b,
-        )?;
+        let out = F2cHead::step(self, input.paired("F²C")?)?;
         Ok(StepOutput {
             loss: out.loss,
             grad: out.grad,
@@ -299,13 +440,5 @@ impl<B: Backend> ClassifierHead<B> for F2cHead<B> {
             .collect::<Result<_>>()?;
         self.pool.map = map;
         Ok(())
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
     }
 }

@@ -8,9 +8,75 @@ use rand_distr::{Distribution, Normal};
 
 use super::backend::{Backend, LossSpec, SgdParams};
 use super::{
-    check_len, ClassifierHead, HeadState, HeadStats, Margin, Method, StepInput, StepOutput,
+    check_len, BenchBatch, ClassifierHead, Halves, HeadState, HeadStats, Margin, Method, Naming,
+    StepCost, StepInput, StepOutput,
 };
+use crate::binary::{Parsed, Reader, Writer};
+use crate::data::loaders::LoaderConfig;
 use crate::error::Result;
+
+/// Writes the centres and their momentum in the checkpoint layout.
+pub fn write_state(w: &mut Writer, weight: &[f32], velocity: &[f32]) {
+    w.f32s(weight);
+    w.f32s(velocity);
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    Ok(HeadState::Fc {
+        weight: r.f32s()?,
+        velocity: r.f32s()?,
+    })
+}
+
+/// The plan's line: full FC over `classes` identities.
+pub fn describe(classes: usize) -> String {
+    format!("full FC over N = {classes} centres")
+}
+
+/// Full FC's name: `Full FC` in tables, `FC` short.
+pub fn run_name(naming: Naming) -> String {
+    match naming {
+        Naming::Table => Method::Fc.label().into(),
+        Naming::Short => "FC".into(),
+    }
+}
+
+/// Full FC's head-benchmark series.
+pub fn series_name() -> String {
+    "FC".into()
+}
+
+/// The head benchmark's batch for FC and Partial FC: `batch` instances, every row a probe.
+pub fn bench_batch(batch: usize) -> BenchBatch {
+    BenchBatch {
+        loaders: LoaderConfig {
+            identities: 0,
+            instances: batch,
+        },
+        halves: Halves::default(),
+    }
+}
+
+/// A step over all N = `classes` centres.
+pub fn cost(classes: usize, dim: usize, batch: usize) -> StepCost {
+    cost_over(classes, classes, dim, batch)
+}
+
+/// A step over `columns` of the N = `classes` centres (all for FC, the sample for Partial FC):
+/// three GEMMs of the B probes (logits, dL/d(emb), dL/d(centres)); the centres and their momentum
+/// over N, the normalised rows, their gradient and norms over the columns, and the (B, columns)
+/// cosines.
+pub fn cost_over(columns: usize, classes: usize, dim: usize, batch: usize) -> StepCost {
+    let (n, d, b, cols) = (classes as u64, dim as u64, batch as u64, columns as u64);
+    StepCost {
+        rows: batch,
+        columns,
+        evals: 1,
+        gemms: 3,
+        floats: 2 * n * d + 2 * cols * d + cols + b * cols,
+    }
+}
 
 /// Class centres with their momentum, plus the work buffers of a step (kept between steps so
 /// that no step allocates).
@@ -102,11 +168,6 @@ impl<B: Backend> FullFc<B> {
         self.num_classes
     }
 
-    /// Bytes of head state: centres and their momentum.
-    pub fn state_bytes(&self) -> u64 {
-        2 * (self.num_classes * self.dim * 4) as u64
-    }
-
     /// One full-FC step on L2-normalised embeddings `emb` (B, D) with `labels` in 0..N.
     pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<StepOutput> {
         let targets: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
@@ -132,13 +193,7 @@ impl<B: Backend> FullFc<B> {
         w.emb = be.upload(emb)?;
         be.gather_normalize(&self.weight, d, rows, &mut w.normed, &mut w.norms)?;
         be.matmul_abt(b, m, d, &w.emb, &w.normed, &mut w.cos)?; // (B, M) cosines
-        let spec = LossSpec {
-            margin: self.margin,
-            scale: self.scale,
-            ce_weight: 1.0 / b as f32,
-            neg_k: 0,
-            neg_weight: 0.0,
-        };
+        let spec = LossSpec::mean_cross_entropy(self.margin, self.scale, b);
         let loss = be.margin_loss(&mut w.cos, b, m, targets, &spec)?; // cos now holds dL/dcos
         be.matmul_ab(b, d, m, &w.cos, &w.normed, &mut w.grad_emb, false)?; // (B, D)
         be.matmul_atb(m, d, b, &w.cos, &w.emb, &mut w.grad_normed)?; // (M, D)
@@ -191,8 +246,9 @@ impl<B: Backend> ClassifierHead<B> for FullFc<B> {
         FullFc::step(self, input.probe, input.labels, input.sgd)
     }
 
+    /// The centres and their momentum.
     fn state_bytes(&self) -> u64 {
-        FullFc::state_bytes(self)
+        2 * (self.num_classes * self.dim * 4) as u64
     }
 
     fn save_state(&self) -> Result<HeadState> {
@@ -205,13 +261,5 @@ impl<B: Backend> ClassifierHead<B> for FullFc<B> {
             HeadState::Fc { weight, velocity } => self.load_centres(weight, velocity),
             other => Err(other.wrong_method(Method::Fc)),
         }
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
     }
 }

@@ -5,12 +5,21 @@
 //! probe net. The trainer and the benchmark both build heads from a [`HeadConfig`] with
 //! [`HeadConfig::build`], so they cannot disagree about what a head is.
 //!
-//! Adding a head: its file here (the head and its config struct, implementing [`ClassifierHead`]),
-//! a [`HeadConfig`] variant and a [`Method`] variant; the compiler then points at every match that
-//! needs an arm.
+//! Everything the rest of the suite knows of one method lives in that method's file and is reached
+//! through [`HeadConfig`] and [`Method`]: the plan's line ([`HeadConfig::describe`]), the run
+//! summary's columns ([`HeadConfig::summary_columns`]) and the run's names ([`Method::run_name`],
+//! [`Method::series_name`]), and what the head benchmark times and counts
+//! ([`HeadConfig::bench_batch`], [`HeadConfig::cost`]), and its state's checkpoint layout
+//! ([`HeadState::write`]). Other modules compare methods (the paper's claims set F²C against
+//! FC) but never dispatch on one.
+//!
+//! Adding a head: its file here (the head and its config struct, implementing [`ClassifierHead`],
+//! and the functions above), a [`HeadConfig`] variant and a [`Method`] variant; the compiler then
+//! points at the matches in this file that need an arm, and nowhere else.
 
 pub mod backend;
 pub mod class_pool;
+pub mod cost;
 pub mod dcq;
 pub mod f2c;
 pub mod full_fc;
@@ -23,10 +32,12 @@ use std::any::Any;
 
 use serde::{Deserialize, Serialize};
 
+use crate::binary::{Parsed, Reader, Writer};
 use crate::data::loaders::LoaderConfig;
 use crate::error::{FieldError, FieldResult, Result};
 use backend::{Backend, LossParts, SgdParams};
 use class_pool::Capacity;
+pub use cost::StepCost;
 pub use margin::Margin;
 
 /// Which head an experiment trains, with that head's own settings.
@@ -91,6 +102,29 @@ impl Method {
             Method::Dcq => "DCQ",
         }
     }
+
+    /// The name of a run of this method with the summary columns `cols`, in tables
+    /// (`Partial FC r=0.1`, `F²C pool 10%, FIFO`) or short (`PFC 0.1`, `F²C 10 %`).
+    pub fn run_name(self, cols: &HeadColumns, naming: Naming) -> String {
+        match self {
+            Method::Fc => full_fc::run_name(naming),
+            Method::PartialFc => partial_fc::run_name(cols, naming),
+            Method::F2c => f2c::run_name(cols, naming),
+            Method::Dcq => dcq::run_name(cols, naming),
+        }
+    }
+
+    /// The name of a head-benchmark series: the method, its size `param` (sample rate, pool or
+    /// queue fraction) and, where the method has more than one, the form of its step `variant`
+    /// ([`HeadConfig::bench_variant`]).
+    pub fn series_name(self, variant: &str, param: f64) -> String {
+        match self {
+            Method::Fc => full_fc::series_name(),
+            Method::PartialFc => partial_fc::series_name(param),
+            Method::F2c => f2c::series_name(variant, param),
+            Method::Dcq => dcq::series_name(param),
+        }
+    }
 }
 
 impl std::fmt::Display for Method {
@@ -105,7 +139,10 @@ impl std::str::FromStr for Method {
         Method::ALL
             .into_iter()
             .find(|m| m.key() == s)
-            .ok_or_else(|| format!("unknown method `{s}`: expected one of fc, pfc, f2c, dcq"))
+            .ok_or_else(|| {
+                let keys: Vec<&str> = Method::ALL.iter().map(|m| m.key()).collect();
+                format!("unknown method `{s}`: expected one of {}", keys.join(", "))
+            })
     }
 }
 
@@ -123,18 +160,14 @@ impl HeadConfig {
     /// The method's size parameter for `classes` identities: 1 for full FC, the sample rate r for
     /// Partial FC, the pool fraction Q/N for F²C and the queue fraction K/N for DCQ.
     pub fn size_fraction(&self, classes: usize) -> f64 {
-        let of = |c: &Capacity| match *c {
-            Capacity::Fraction(f) => f,
-            Capacity::Count(q) => q as f64 / classes as f64,
-        };
         match self {
             HeadConfig::Fc { .. } => 1.0,
             // Through the decimal text so that 0.1f32 reads as 0.1, not 0.100000001.
             HeadConfig::PartialFc { sample_rate, .. } => {
                 sample_rate.to_string().parse().unwrap_or(f64::NAN)
             }
-            HeadConfig::F2c(f) => of(&f.pool.capacity),
-            HeadConfig::Dcq(d) => of(&d.queue),
+            HeadConfig::F2c(f) => f.pool.capacity.fraction_of(classes),
+            HeadConfig::Dcq(d) => d.queue.fraction_of(classes),
         }
     }
 
@@ -262,6 +295,73 @@ impl HeadConfig {
         }
     }
 
+    /// The plan's line for this head over `classes` training identities: its sizes as resolved
+    /// (centres sampled, pool slots, queue entries) and its own settings.
+    pub fn describe(&self, classes: usize) -> String {
+        match self {
+            HeadConfig::Fc { .. } => full_fc::describe(classes),
+            HeadConfig::PartialFc { sample_rate, .. } => {
+                partial_fc::describe(*sample_rate, classes)
+            }
+            HeadConfig::F2c(f) => f.describe(classes),
+            HeadConfig::Dcq(d) => d.describe(classes),
+        }
+    }
+
+    /// The head's columns in a run summary, over `classes` training identities.
+    pub fn summary_columns(&self, classes: usize) -> HeadColumns {
+        match self {
+            HeadConfig::Fc { .. } => HeadColumns::default(),
+            HeadConfig::PartialFc { sample_rate, .. } => partial_fc::summary_columns(*sample_rate),
+            HeadConfig::F2c(f) => f.summary_columns(classes),
+            HeadConfig::Dcq(d) => d.summary_columns(classes),
+        }
+    }
+
+    /// The form of the step the head benchmark times: [`PEER_STEP`] where it is the step the
+    /// PyTorch peer times, else the head's own name for it.
+    pub fn bench_variant(&self) -> &'static str {
+        match self {
+            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } | HeadConfig::Dcq(_) => PEER_STEP,
+            HeadConfig::F2c(f) => f.bench_variant(),
+        }
+    }
+
+    /// How the head benchmark lays out a batch of `batch` samples with random labels for this
+    /// head.
+    pub fn bench_batch(&self, batch: usize) -> BenchBatch {
+        match self {
+            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => full_fc::bench_batch(batch),
+            HeadConfig::F2c(f) => f.bench_batch(batch),
+            HeadConfig::Dcq(_) => dcq::bench_batch(batch),
+        }
+    }
+
+    /// Readies the head of a shipped experiment for the whole-training-step benchmark at `batch`
+    /// samples per step, and returns the loaders it trains on there.
+    pub fn resize_for_bench(&mut self, batch: usize) -> LoaderConfig {
+        match self {
+            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } => {
+                full_fc::bench_batch(batch).loaders
+            }
+            HeadConfig::F2c(f) => f.resize_for_bench(batch),
+            HeadConfig::Dcq(_) => dcq::bench_batch(batch).loaders,
+        }
+    }
+
+    /// The GEMMs and memory of one step at `classes` identities, dimension `dim` and `batch`
+    /// samples, as the head benchmark counts them.
+    pub fn cost(&self, classes: usize, dim: usize, batch: usize) -> StepCost {
+        match self {
+            HeadConfig::Fc { .. } => full_fc::cost(classes, dim, batch),
+            HeadConfig::PartialFc { sample_rate, .. } => {
+                partial_fc::cost(*sample_rate, classes, dim, batch)
+            }
+            HeadConfig::F2c(f) => f.cost(classes, dim, batch),
+            HeadConfig::Dcq(d) => d.cost(classes, dim, batch),
+        }
+    }
+
     /// The head of this config for `classes` training identities of dimension `dim` on `be`;
     /// `seed` drives its initialisation and sampling.
     pub fn build<B: Backend>(
@@ -337,6 +437,44 @@ impl crate::config::sweep::Sweep for HeadConfig {
     }
 }
 
+/// A head's columns in a run summary (`summary.csv`); `None` where they do not apply.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeadColumns {
+    /// Partial FC's sample rate.
+    pub sample_rate: Option<f64>,
+    /// F²C's pool or DCQ's queue, as a fraction of the training identities.
+    pub pool_fraction: Option<f64>,
+    /// F²C's gallery EMA momentum or DCQ's key-encoder momentum.
+    pub ema_momentum: Option<f64>,
+    /// F²C's pool rows per slot (1 or 2).
+    pub pool_rows: Option<u8>,
+    /// F²C's eviction policy (`lru` / `fifo`).
+    pub eviction: Option<String>,
+}
+
+/// Which name of a run [`Method::run_name`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// The tables' and figures' name, e.g. `Partial FC r=0.1`, `F²C pool 10%, 1 row/slot`.
+    Table,
+    /// The README's short name, e.g. `PFC 0.1`, `F²C 10 %`.
+    Short,
+}
+
+/// [`HeadConfig::bench_variant`] of a head whose benchmarked step is the PyTorch peer's.
+pub const PEER_STEP: &str = "peer";
+
+/// How the head benchmark lays out one step's batch for a head ([`HeadConfig::bench_batch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchBatch {
+    /// The loaders a training run with this batch would take, against which the case is
+    /// validated. The first `identities` rows of half `a` and of half `b` are pairs: the
+    /// benchmark gives `b[i]` the label of `a[i]`, as the identity loader would.
+    pub loaders: LoaderConfig,
+    /// The batch's halves.
+    pub halves: Halves,
+}
+
 /// The second network of a head ([`HeadConfig::second_net`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SecondNet {
@@ -383,14 +521,55 @@ pub struct StepInput<'a> {
     pub sgd: &'a SgdParams,
 }
 
-impl StepInput<'_> {
-    /// The gallery embeddings, or an error naming the head that needs them.
-    pub fn gallery_or_err(&self, head: &str) -> Result<&[f32]> {
-        self.gallery.ok_or_else(|| {
+impl<'a> StepInput<'a> {
+    /// The input of a head with a second network, or an error naming the head that needs it.
+    pub fn paired(&self, head: &str) -> Result<PairedInput<'a>> {
+        let gallery = self.gallery.ok_or_else(|| {
             crate::error::Error::Other(format!(
                 "the {head} head needs second-network embeddings in its step input"
             ))
+        })?;
+        Ok(PairedInput {
+            probe: self.probe,
+            gallery,
+            labels: self.labels,
+            halves: self.halves,
         })
+    }
+}
+
+/// One step's input to a head with a second network (F²C, DCQ): [`StepInput`] with its gallery
+/// embeddings present.
+#[derive(Debug, Clone, Copy)]
+pub struct PairedInput<'a> {
+    /// (n, D) probe embeddings, row-major.
+    pub probe: &'a [f32],
+    /// (n, D) embeddings of the same rows by the second network.
+    pub gallery: &'a [f32],
+    /// (n,) training labels in 0..N.
+    pub labels: &'a [usize],
+    /// Which rows play which part.
+    pub halves: &'a Halves,
+}
+
+impl<'a> PairedInput<'a> {
+    /// Halves A and B.
+    pub fn halves(&self) -> (&'a [usize], &'a [usize]) {
+        (&self.halves.a, &self.halves.b)
+    }
+}
+
+/// Rows `rows` of the (n, `dim`) row-major matrix `m`: (rows.len(), `dim`).
+pub(crate) fn gather_rows(m: &[f32], rows: &[usize], dim: usize) -> Vec<f32> {
+    rows.iter()
+        .flat_map(|&r| m[r * dim..(r + 1) * dim].iter().copied())
+        .collect()
+}
+
+/// Writes the (rows.len(), `dim`) matrix `src` into rows `rows` of `dst`.
+pub(crate) fn scatter_rows(src: &[f32], rows: &[usize], dst: &mut [f32], dim: usize) {
+    for (i, &r) in rows.iter().enumerate() {
+        dst[r * dim..(r + 1) * dim].copy_from_slice(&src[i * dim..(i + 1) * dim]);
     }
 }
 
@@ -415,7 +594,7 @@ pub struct HeadStats {
 
 /// A classification head: its state, one training step, and its size. Every method implements
 /// it; [`HeadConfig::build`] makes one from its config.
-pub trait ClassifierHead<B: Backend>: Send {
+pub trait ClassifierHead<B: Backend>: Send + ConcreteHead<B> {
     /// One training step: the loss of `input`, its gradient with respect to the probe
     /// embeddings, and the head's own update (centres, pool or queue).
     fn step(&mut self, input: &StepInput<'_>) -> Result<StepOutput>;
@@ -431,13 +610,37 @@ pub trait ClassifierHead<B: Backend>: Send {
     /// config; the head then continues exactly as the saved one would. A state of another method
     /// or of other sizes is an error, and leaves the head unchanged.
     fn load_state(&mut self, state: &HeadState) -> Result<()>;
+}
 
-    /// The concrete head, to reach its state (e.g. the pool of an F²C head).
+/// The concrete head behind a `dyn ClassifierHead`, to reach its state (e.g. the pool of an F²C
+/// head); every head has it without writing it.
+pub trait ConcreteHead<B: Backend> {
+    /// The concrete head, to downcast.
     fn as_any(&self) -> &dyn Any;
 
     /// The concrete head, mutably.
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
+
+// Only for heads, so that a `Box<dyn ClassifierHead>` does not answer for itself.
+impl<B: Backend, T: ClassifierHead<B> + 'static> ConcreteHead<B> for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The tag of each method's [`HeadState`] in a checkpoint. A new method takes a new tag; a tag is
+/// never reused or renumbered, so that checkpoints stay readable.
+pub const STATE_TAGS: [(Method, u64); 4] = [
+    (Method::Fc, 0),
+    (Method::PartialFc, 1),
+    (Method::F2c, 2),
+    (Method::Dcq, 3),
+];
 
 /// A head's state between steps, on the host: everything its later steps depend on (scratch
 /// buffers excepted).
@@ -479,6 +682,49 @@ impl HeadState {
         }
     }
 
+    /// Appends the state in the checkpoint layout: its method's tag ([`STATE_TAGS`]), then what
+    /// the method's file writes.
+    pub fn write(&self, w: &mut Writer) {
+        let method = self.method();
+        w.u64(
+            STATE_TAGS
+                .iter()
+                .find(|(m, _)| *m == method)
+                .expect("every method has a tag")
+                .1,
+        );
+        match self {
+            HeadState::Fc { weight, velocity } => full_fc::write_state(w, weight, velocity),
+            HeadState::PartialFc {
+                weight,
+                velocity,
+                sampler,
+            } => partial_fc::write_state(w, weight, velocity, sampler),
+            HeadState::F2c { features, map } => f2c::write_state(w, features, map),
+            HeadState::Dcq {
+                queue,
+                labels,
+                pointer,
+            } => dcq::write_state(w, queue, labels, *pointer),
+        }
+    }
+
+    /// Reads a state [`HeadState::write`] wrote.
+    pub fn read(r: &mut Reader) -> Parsed<Self> {
+        let tag = r.u64()?;
+        let method = STATE_TAGS
+            .iter()
+            .find(|(_, t)| *t == tag)
+            .ok_or_else(|| format!("unknown head tag {tag}"))?
+            .0;
+        match method {
+            Method::Fc => full_fc::read_state(r),
+            Method::PartialFc => partial_fc::read_state(r),
+            Method::F2c => f2c::read_state(r),
+            Method::Dcq => dcq::read_state(r),
+        }
+    }
+
     /// The error of loading this state into a head of `method`.
     pub(crate) fn wrong_method(&self, method: Method) -> crate::error::Error {
         crate::error::Error::Other(format!(
@@ -502,6 +748,29 @@ pub(crate) fn check_len(what: &str, got: usize, expected: usize) -> Result<()> {
 }
 
 impl Capacity {
+    /// Checks that the capacity over `classes` identities holds the `written` rows each step
+    /// writes into it; `slots`, `rows` and `consequence` (of too few slots) word the error.
+    pub fn check_room(
+        &self,
+        classes: usize,
+        written: usize,
+        slots: &str,
+        rows: &str,
+        consequence: &str,
+    ) -> FieldResult {
+        let places = self.slots(classes);
+        if places >= written {
+            return Ok(());
+        }
+        Err(FieldError::new(
+            "",
+            format!(
+                "{places} {slots} for the {written} {rows} each step writes: {consequence}; \
+                 raise it or lower train.loaders"
+            ),
+        ))
+    }
+
     /// Range check of a capacity over `classes` identities (field path relative to it).
     pub fn validate(&self, classes: usize) -> FieldResult {
         match *self {
@@ -514,6 +783,57 @@ impl Capacity {
                 format!("Count must be 1 ..= train_identities ({classes}), got {q}"),
             )),
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backend::CpuBackend;
+    use super::*;
+
+    #[test]
+    fn a_boxed_head_downcasts_to_its_concrete_type() {
+        for method in Method::ALL {
+            let mut head: Box<dyn ClassifierHead<CpuBackend>> = HeadConfig::authors(method)
+                .build(CpuBackend, 100, 8, 1)
+                .unwrap();
+            // Called on the box, as the trainer does: the head answers, not the box.
+            let is = |any: &dyn Any| match method {
+                Method::Fc => any.is::<full_fc::FullFc<CpuBackend>>(),
+                Method::PartialFc => any.is::<partial_fc::PartialFc<CpuBackend>>(),
+                Method::F2c => any.is::<f2c::F2cHead<CpuBackend>>(),
+                Method::Dcq => any.is::<dcq::DcqHead<CpuBackend>>(),
+            };
+            assert!(is(head.as_any()), "{method}");
+            assert!(is(head.as_any_mut()), "{method}");
+        }
+    }
+
+    #[test]
+    fn every_method_has_its_own_state_tag() {
+        let mut tags: Vec<u64> = Method::ALL
+            .iter()
+            .map(|m| STATE_TAGS.iter().find(|(t, _)| t == m).expect("tagged").1)
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(tags.len(), Method::ALL.len());
+    }
+
+    #[test]
+    fn every_method_describes_itself() {
+        for method in Method::ALL {
+            let head = HeadConfig::authors(method);
+            let cols = head.summary_columns(1000);
+            assert!(!head.describe(1000).is_empty());
+            assert!(method
+                .run_name(&cols, Naming::Table)
+                .starts_with(method.label()));
+            let cost = head.cost(1000, 8, 16);
+            assert!(cost.columns >= 1 && cost.gemm_flops(8) > 0.0 && cost.memory_bytes(8, 16) > 0);
+            let batch = head.bench_batch(16);
+            assert_eq!(batch.loaders.batch_size(), 16, "{method}");
         }
     }
 }

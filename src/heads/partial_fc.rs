@@ -8,10 +8,71 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
 use super::backend::{Backend, SgdParams};
-use super::full_fc::FullFc;
+use super::full_fc::{self, FullFc};
 use super::pfc_sampler::{num_sample, sample_classes};
-use super::{ClassifierHead, HeadState, Margin, Method, StepInput, StepOutput};
+use super::{
+    ClassifierHead, HeadColumns, HeadState, Margin, Method, Naming, StepCost, StepInput, StepOutput,
+};
+use crate::binary::{Parsed, Reader, Writer};
 use crate::error::Result;
+use crate::numbers::short_number;
+
+/// Writes the centres as FC does, then where the class sampler's generator stands.
+pub fn write_state(w: &mut Writer, weight: &[f32], velocity: &[f32], sampler: &SamplerState) {
+    full_fc::write_state(w, weight, velocity);
+    w.bytes(&sampler.seed);
+    w.u64(sampler.stream);
+    w.bytes(&sampler.word_pos.to_le_bytes());
+}
+
+/// Reads what [`write_state`] wrote.
+pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
+    Ok(HeadState::PartialFc {
+        weight: r.f32s()?,
+        velocity: r.f32s()?,
+        sampler: SamplerState {
+            seed: r.take(32)?.try_into().expect("32 bytes"),
+            stream: r.u64()?,
+            word_pos: u128::from_le_bytes(r.take(16)?.try_into().expect("16 bytes")),
+        },
+    })
+}
+
+/// The plan's line: the centres sampled per step at rate `sample_rate` of `classes`.
+pub fn describe(sample_rate: f32, classes: usize) -> String {
+    format!(
+        "Partial FC, r = {sample_rate}: {} of N = {classes} centres per step",
+        num_sample(classes, sample_rate)
+    )
+}
+
+/// Partial FC's summary column: its sample rate.
+pub fn summary_columns(sample_rate: f32) -> HeadColumns {
+    HeadColumns {
+        sample_rate: Some(sample_rate as f64),
+        ..HeadColumns::default()
+    }
+}
+
+/// Partial FC's name with its rate: `Partial FC r=0.1` in tables, `PFC 0.1` short.
+pub fn run_name(cols: &HeadColumns, naming: Naming) -> String {
+    let label = Method::PartialFc.label();
+    match (cols.sample_rate, naming) {
+        (Some(r), Naming::Table) => format!("{label} r={}", short_number(r)),
+        (Some(r), Naming::Short) => format!("PFC {}", r as f32),
+        (None, _) => label.into(),
+    }
+}
+
+/// Partial FC's head-benchmark series at sample rate `param`.
+pub fn series_name(param: f64) -> String {
+    format!("Partial FC r={param}")
+}
+
+/// A full-FC step over the centres sampled at rate `sample_rate` (at least r·N of them).
+pub fn cost(sample_rate: f32, classes: usize, dim: usize, batch: usize) -> StepCost {
+    full_fc::cost_over(num_sample(classes, sample_rate), classes, dim, batch)
+}
 
 /// A full-FC head trained through a class sample per step.
 pub struct PartialFc<B: Backend> {
@@ -53,11 +114,6 @@ impl<B: Backend> PartialFc<B> {
         self.num_sample
     }
 
-    /// Bytes of head state: centres and momentum for all N classes, as for FC.
-    pub fn state_bytes(&self) -> u64 {
-        self.centres.state_bytes()
-    }
-
     /// One step: sample the classes, then the FC step on those rows only.
     pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<StepOutput> {
         let sample = sample_classes(
@@ -82,8 +138,9 @@ impl<B: Backend> ClassifierHead<B> for PartialFc<B> {
         PartialFc::step(self, input.probe, input.labels, input.sgd)
     }
 
+    /// The centres and their momentum for all N classes, as for FC.
     fn state_bytes(&self) -> u64 {
-        PartialFc::state_bytes(self)
+        self.centres.state_bytes()
     }
 
     fn save_state(&self) -> Result<HeadState> {
@@ -115,14 +172,6 @@ impl<B: Backend> ClassifierHead<B> for PartialFc<B> {
             }
             other => Err(other.wrong_method(Method::PartialFc)),
         }
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
     }
 }
 

@@ -160,8 +160,9 @@ fn against<B: Backend>(
     Ok(())
 }
 
-/// The start both entry points share: the (already positives-first) rows uploaded and the first
-/// term, against row 0 of every slot, evaluated into `w`.
+/// The start both entry points share: the rows put positives first and uploaded, and the first
+/// term, against row 0 of every slot, evaluated into `w`. Returns the order (to restore the
+/// gradient's rows), the reordered targets, the loss's spec and the first term.
 #[allow(clippy::too_many_arguments)]
 fn first_term<B: Backend>(
     be: &B,
@@ -172,23 +173,15 @@ fn first_term<B: Backend>(
     q: usize,
     d: usize,
     spec: &PoolLossSpec,
-) -> Result<(LossSpec, LossParts)> {
-    w.emb = be.upload(emb)?;
-    let ls = loss_spec(targets, spec);
+) -> Result<(PositivesFirst, Vec<i64>, LossSpec, LossParts)> {
+    let order = PositivesFirst::new(targets);
+    let targets = order.targets(targets);
+    w.emb = be.upload(&order.rows(emb, d))?;
+    let ls = loss_spec(&targets, spec);
     let mut total = LossParts::default();
-    against(
-        be,
-        w,
-        row0,
-        false,
-        targets.len(),
-        q,
-        d,
-        targets,
-        &ls,
-        &mut total,
-    )?;
-    Ok((ls, total))
+    let b = targets.len();
+    against(be, w, row0, false, b, q, d, &targets, &ls, &mut total)?;
+    Ok((order, targets, ls, total))
 }
 
 /// The loss and dL/d(emb) out of the work buffers; doubled when the second term equals the first.
@@ -225,21 +218,12 @@ pub fn pool_loss<B: Backend>(
 ) -> Result<(LossParts, Vec<f32>)> {
     let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
     assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
-    let order = PositivesFirst::new(targets);
-    let targets = &order.targets(targets);
     let mut work = None;
     PoolLossWork::ensure(be, &mut work, b, q, d)?;
     let w = work.as_mut().expect("work buffers");
-    let (ls, mut total) = first_term(
-        be,
-        w,
-        &pool.features[0],
-        &order.rows(emb, d),
-        targets,
-        q,
-        d,
-        spec,
-    )?;
+    let (order, targets, ls, mut total) =
+        first_term(be, w, &pool.features[0], emb, targets, q, d, spec)?;
+    let targets = &targets;
     let mut double = false;
     if spec.eval == PoolEval::TwoRow {
         match pool.features.get(1) {
@@ -269,20 +253,11 @@ pub fn pool_loss_with<B: Backend>(
 ) -> Result<(LossParts, Vec<f32>)> {
     let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
     assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
-    let order = PositivesFirst::new(targets);
-    let targets = &order.targets(targets);
     PoolLossWork::ensure(be, work, b.max(refreshed.len()), q, d)?;
     let w = work.as_mut().expect("work buffers");
-    let (ls, mut total) = first_term(
-        be,
-        w,
-        &pool.features[0],
-        &order.rows(emb, d),
-        targets,
-        q,
-        d,
-        spec,
-    )?;
+    let (order, targets, ls, mut total) =
+        first_term(be, w, &pool.features[0], emb, targets, q, d, spec)?;
+    let targets = &targets;
     let mut double = false;
     if spec.eval == PoolEval::TwoRow {
         if pool.features.len() > 1 {

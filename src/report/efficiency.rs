@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::bench::training_step::TrainRow;
-use crate::bench::{fmt_mib as mib, fmt_seconds as ms, series_name, BenchOutcome, BenchRow};
+use crate::bench::{fmt_mib as mib, fmt_seconds as ms, BenchOutcome, BenchRow};
 use crate::error::{Error, Result};
-use crate::heads::Method;
+use crate::heads::f2c::ONE_DIRECTION_STEP;
+use crate::heads::{Method, PEER_STEP};
+use crate::report::figures::{ensure_parent, plot_err};
 
 /// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
 pub const HEADS_CSV: &str = "results/bench/heads.csv";
@@ -87,8 +89,8 @@ pub fn markdown(
     };
     if let Some(n) = rows.iter().map(|r| r.classes).max() {
         if let (Some(fc), Some(f2c)) = (
-            find(Method::Fc, "peer", n),
-            find(Method::F2c, "row0-one-direction", n),
+            find(Method::Fc, PEER_STEP, n),
+            find(Method::F2c, ONE_DIRECTION_STEP, n),
         ) {
             s += &format!(
                 "\nAt N = {n}: F²C (10% pool) is {:.1}× faster than FC and holds {:.1}× less head state.\n",
@@ -201,15 +203,8 @@ impl Plotted {
 }
 
 fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| {
-        Error::Other(format!(
-            "{}: drawing the figure failed: {e}",
-            path.display()
-        ))
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+    let err = |e: &dyn std::fmt::Display| plot_err(path, e);
+    ensure_parent(path)?;
     let xs = rows.iter().map(|r| r.classes as f64);
     let (x0, x1) = xs.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
     let ys = rows
@@ -305,7 +300,7 @@ fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
         }
         let last = pts.last().map_or(0.0, |r| what.ours(r));
         entries.push((
-            series_name(head, variant, param),
+            head.series_name(variant, param),
             color,
             !peer.is_empty(),
             last,

@@ -9,18 +9,21 @@
 //! approximate metrics, so no font file is needed. Error bars are drawn as paths (the `errorbar`
 //! feature of plotters is not needed).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::ablation::summary::SummaryRow;
 use crate::error::{Error, Result};
 use crate::heads::Method;
+use crate::numbers::short_number;
 use crate::report::stats::{config_stats, ConfigStats, Metric, Summary};
-use crate::report::tables::{method_name, short_number};
+use crate::report::tables::method_name;
 
-/// Size of every figure, pixels.
+/// Size of every figure but the efficiency figures, pixels.
 const SIZE: (u32, u32) = (640, 420);
 
 /// One plotted point: x position and TAR@FAR=1e-3 in percent with its CI half-width.
@@ -103,14 +106,15 @@ fn x_desc_with_collapse(
 }
 
 /// Creates the figure's directory; only called once a figure has something to show.
-fn ensure_parent(path: &Path) -> Result<()> {
+pub(crate) fn ensure_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) => std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e)),
         None => Ok(()),
     }
 }
 
-fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+/// The error of a figure at `path` that could not be drawn.
+pub(crate) fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Other(format!(
         "{}: drawing the figure failed: {e}",
         path.display()
@@ -146,91 +150,31 @@ struct Figure<'a> {
     refs: Vec<Reference>,
 }
 
-/// Draws the points with error bars, joined by a line, and the reference lines with their CI bands.
-fn draw<X>(path: &Path, fig: &Figure, x_spec: X) -> Result<()>
+/// Draws an SVG figure of the suite's size at `path`, its folder created: a white canvas and a
+/// chart with `caption` over `x` × `y`, which `draw` fills (mesh and series, each series with a
+/// legend entry such as [`legend_line`]), then the legend in the lower right.
+pub(crate) fn line_figure<X>(
+    path: &Path,
+    caption: &str,
+    x: X,
+    y: Range<f64>,
+    draw: impl FnOnce(&mut LineChart<'_, '_, X>) -> Result<()>,
+) -> Result<()>
 where
     X: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
 {
     let err = |e: &dyn std::fmt::Display| plot_err(path, e);
     ensure_parent(path)?;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(fig.caption, ("sans-serif", 18))
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
-        .build_cartesian_2d(x_spec, y_range(&fig.points, &fig.refs))
+        .build_cartesian_2d(x, y)
         .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc(fig.x_desc.as_str())
-        .y_desc("TAR@FAR=1e-3 (%)")
-        .x_labels(fig.x_labels)
-        .x_label_formatter(fig.x_fmt)
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .disable_x_mesh()
-        .light_line_style(BLACK.mix(0.04))
-        .draw()
-        .map_err(|e| err(&e))?;
-
-    let (x0, x1) = fig.x_span;
-    for (r, color) in fig.refs.iter().zip([RED, BLUE]) {
-        if let Some(ci) = r.ci {
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x0, r.mean - ci), (x1, r.mean + ci)],
-                    color.mix(0.12).filled(),
-                )))
-                .map_err(|e| err(&e))?;
-        }
-        let label = match r.ci {
-            Some(ci) => format!("{} {:.2} ± {:.2} (band: 95% CI)", r.name, r.mean, ci),
-            None => format!("{} {:.2}", r.name, r.mean),
-        };
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(x0, r.mean), (x1, r.mean)],
-                6,
-                4,
-                color.stroke_width(2),
-            ))
-            .map_err(|e| err(&e))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
-    }
-
-    let bar = BLACK.stroke_width(1);
-    for p in &fig.points {
-        let Some(ci) = p.ci else { continue };
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                [(p.x, p.mean - ci), (p.x, p.mean + ci)],
-                bar,
-            )))
-            .map_err(|e| err(&e))?;
-        // Caps are a fixed number of pixels wide, whatever the x scale.
-        let cap = |y: f64| EmptyElement::at((p.x, y)) + PathElement::new([(-5, 0), (5, 0)], bar);
-        chart
-            .draw_series([cap(p.mean - ci), cap(p.mean + ci)])
-            .map_err(|e| err(&e))?;
-    }
-    chart
-        .draw_series(LineSeries::new(
-            fig.points.iter().map(|p| (p.x, p.mean)),
-            BLACK.stroke_width(2),
-        ))
-        .map_err(|e| err(&e))?
-        .label("F²C, mean ± 95% CI over seeds")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.stroke_width(2)));
-    chart
-        .draw_series(
-            fig.points
-                .iter()
-                .map(|p| Circle::new((p.x, p.mean), 4, BLACK.filled())),
-        )
-        .map_err(|e| err(&e))?;
+    draw(&mut chart)?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -239,6 +183,100 @@ where
         .draw()
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
+}
+
+/// The chart [`line_figure`] hands its caller: x of `X`, y linear.
+pub(crate) type LineChart<'a, 'b, X> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, RangedCoordf64>,
+>;
+
+/// A legend entry's mark: a short 2 px line in `color`.
+pub(crate) fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+}
+
+/// Draws the points with error bars, joined by a line, and the reference lines with their CI bands.
+fn draw<X>(path: &Path, fig: &Figure, x_spec: X) -> Result<()>
+where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let err = |e: &dyn std::fmt::Display| plot_err(path, e);
+    let y = y_range(&fig.points, &fig.refs);
+    line_figure(path, fig.caption, x_spec, y, |chart| {
+        chart
+            .configure_mesh()
+            .x_desc(fig.x_desc.as_str())
+            .y_desc("TAR@FAR=1e-3 (%)")
+            .x_labels(fig.x_labels)
+            .x_label_formatter(fig.x_fmt)
+            .y_label_formatter(&|y| format!("{y:.1}"))
+            .disable_x_mesh()
+            .light_line_style(BLACK.mix(0.04))
+            .draw()
+            .map_err(|e| err(&e))?;
+
+        let (x0, x1) = fig.x_span;
+        for (r, color) in fig.refs.iter().zip([RED, BLUE]) {
+            if let Some(ci) = r.ci {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, r.mean - ci), (x1, r.mean + ci)],
+                        color.mix(0.12).filled(),
+                    )))
+                    .map_err(|e| err(&e))?;
+            }
+            let label = match r.ci {
+                Some(ci) => format!("{} {:.2} ± {:.2} (band: 95% CI)", r.name, r.mean, ci),
+                None => format!("{} {:.2}", r.name, r.mean),
+            };
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x0, r.mean), (x1, r.mean)],
+                    6,
+                    4,
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(label)
+                .legend(legend_line(color));
+        }
+
+        let bar = BLACK.stroke_width(1);
+        for p in &fig.points {
+            let Some(ci) = p.ci else { continue };
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    [(p.x, p.mean - ci), (p.x, p.mean + ci)],
+                    bar,
+                )))
+                .map_err(|e| err(&e))?;
+            // Caps are a fixed number of pixels wide, whatever the x scale.
+            let cap =
+                |y: f64| EmptyElement::at((p.x, y)) + PathElement::new([(-5, 0), (5, 0)], bar);
+            chart
+                .draw_series([cap(p.mean - ci), cap(p.mean + ci)])
+                .map_err(|e| err(&e))?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                fig.points.iter().map(|p| (p.x, p.mean)),
+                BLACK.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?
+            .label("F²C, mean ± 95% CI over seeds")
+            .legend(legend_line(BLACK));
+        chart
+            .draw_series(
+                fig.points
+                    .iter()
+                    .map(|p| Circle::new((p.x, p.mean), 4, BLACK.filled())),
+            )
+            .map_err(|e| err(&e))?;
+        Ok(())
+    })
 }
 
 /// TAR@FAR=1e-3 against the pool fraction of the `pool_size` group; `false` when it has no results.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::error::{Error, Result};
-use crate::heads::Method;
+use crate::heads::{Method, Naming};
 use crate::results::RunRecord;
 
 /// The line before the generated block.
@@ -132,13 +132,7 @@ pub fn block(root: &Path, matrix_dir: &Path, rows: &[SummaryRow]) -> Result<Stri
     for label in &labels {
         let of: Vec<&&SummaryRow> = main.iter().filter(|r| r.label == *label).collect();
         let first = of[0];
-        let name = match (first.method, first.sample_rate, first.pool_fraction) {
-            (Method::PartialFc, Some(r), _) => format!("PFC {}", r as f32),
-            (Method::F2c | Method::Dcq, _, Some(f)) => {
-                format!("{} {} %", first.method.label(), 100.0 * f)
-            }
-            (m, _, _) => m.label().replace("Full ", ""),
-        };
+        let name = first.method.run_name(&first.head_columns(), Naming::Short);
         let ok: Vec<f64> = of
             .iter()
             .filter(|r| r.status == RowStatus::Ok)

@@ -36,11 +36,12 @@ use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 use crate::heads::Method;
+use crate::numbers::short_number;
 use crate::report::scale::{thousands, wall_minutes, Study, TABLE_MD};
 use crate::report::stats::{
     config_stats, groups, mean, seeds_needed, ConfigStats, Metric, Paired, TARGET_HALF_WIDTH,
 };
-use crate::report::tables::{format_p, human_bytes, method_name, runs_text, short_number};
+use crate::report::tables::{format_p, human_bytes, method_name, runs_text};
 
 /// Non-inferiority margin of claim 1, in percentage points of TAR@FAR=1e-3.
 pub const NON_INFERIORITY_MARGIN_PP: f64 = 2.0;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ablation::summary::SummaryRow;
 use crate::error::Result;
-use crate::heads::Method;
+use crate::heads::Naming;
 use crate::report::stats::{
     config_stats, groups, seeds_needed, ConfigStats, Metric, Summary, ALPHA, TARGET_HALF_WIDTH,
 };
@@ -38,41 +38,11 @@ const RATE_COLUMNS: [(Metric, &str, &str); 4] = [
     (Metric::Rank1, "Rank-1 (%)", r"Rank-1 (\%)"),
 ];
 
-/// A number with up to four decimals and no trailing zeros: 0.1 → "0.1", 10.0 → "10".
-pub fn short_number(x: f64) -> String {
-    let s = format!("{x:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
-    } else {
-        s.into()
-    }
-}
-
 /// The readable name of a run's method and its method parameters, e.g. "Full FC",
-/// "Partial FC r=0.1", "F²C pool 10%". Non-reference pool variants are appended
-/// (", 1 row/slot", ", FIFO"). The margin is not in the summary, so it is not named.
+/// "Partial FC r=0.1", "F²C pool 10%" ([`crate::heads::Method::run_name`]). The margin is not in
+/// the summary, so it is not named.
 pub fn method_name(row: &SummaryRow) -> String {
-    match row.method {
-        Method::Fc | Method::Dcq => row.method.label().into(),
-        Method::PartialFc => match row.sample_rate {
-            Some(r) => format!("{} r={}", row.method.label(), short_number(r)),
-            None => row.method.label().into(),
-        },
-        Method::F2c => {
-            let mut s = match row.pool_fraction {
-                Some(f) => format!("{} pool {}%", row.method.label(), short_number(f * 100.0)),
-                None => row.method.label().into(),
-            };
-            if row.pool_rows == Some(1) {
-                s.push_str(", 1 row/slot");
-            }
-            if row.eviction.as_deref() == Some("fifo") {
-                s.push_str(", FIFO");
-            }
-            s
-        }
-    }
+    row.method.run_name(&row.head_columns(), Naming::Table)
 }
 
 /// Bytes in binary units with two decimals: 512 → "512 B", 1536 → "1.50 KiB".
@@ -498,10 +468,6 @@ mod tests {
 
     #[test]
     fn numbers_bytes_and_p_values() {
-        assert_eq!(short_number(0.1 * 100.0), "10");
-        assert_eq!(short_number(0.001 * 100.0), "0.1");
-        assert_eq!(short_number(0.0005 * 100.0), "0.05");
-        assert_eq!(short_number(-0.00001), "0");
         assert_eq!(human_bytes(512), "512 B");
         // 1536 B = 1.5 KiB; 3·2^20 + 2^19 B = 3.5 MiB.
         assert_eq!(human_bytes(1536), "1.50 KiB");

@@ -5,16 +5,16 @@
 //!
 //! The file is `<dir>/<run_id>.ckpt`, written atomically (temporary file + rename), in a compact
 //! little-endian binary layout: the magic `F2C-CKPT`, a format version (u32), then the sections
-//! in the order of [`Checkpoint`]'s fields. Counts and integers are u64, values f32 (parameters,
-//! features) or f64 (losses, times), strings a u64 length and UTF-8 bytes. A checkpoint names its
-//! run id, and a run refuses one whose id differs from its experiment's.
+//! in the order of [`Checkpoint`]'s fields ([`crate::binary`]). Counts and integers are u64, values
+//! f32 (parameters, features) or f64 (losses, times), strings a u64 length and UTF-8 bytes. The
+//! head's section is its method's tag and what the method's file writes ([`HeadState::write`]).
+//! A checkpoint names its run id, and a run refuses one whose id differs from its experiment's.
 
 use std::path::{Path, PathBuf};
 
+use crate::binary::{Parsed, Reader, Writer};
 use crate::data::loaders::LoaderState;
 use crate::error::{Error, Result};
-use crate::heads::class_pool::SlotMapState;
-use crate::heads::partial_fc::SamplerState;
 use crate::heads::HeadState;
 use crate::nets::params::ParamTensor;
 use crate::results::record::write_atomic;
@@ -95,53 +95,10 @@ impl Checkpoint {
             w.u64(pos);
         });
         let t = &self.trainer;
-        w.params(&t.probe);
-        w.params(&t.velocity);
-        w.opt(t.second.as_ref(), |w, p| w.params(p));
-        match &t.head {
-            HeadState::Fc { weight, velocity } => {
-                w.u64(0);
-                w.f32s(weight);
-                w.f32s(velocity);
-            }
-            HeadState::PartialFc {
-                weight,
-                velocity,
-                sampler,
-            } => {
-                w.u64(1);
-                w.f32s(weight);
-                w.f32s(velocity);
-                w.0.extend_from_slice(&sampler.seed);
-                w.u64(sampler.stream);
-                w.0.extend_from_slice(&sampler.word_pos.to_le_bytes());
-            }
-            HeadState::F2c { features, map } => {
-                w.u64(2);
-                w.u64(features.len() as u64);
-                features.iter().for_each(|f| w.f32s(f));
-                w.usizes(&map.identity_of);
-                w.u64(map.next_row.len() as u64);
-                w.0.extend_from_slice(&map.next_row);
-                w.usizes(&map.recency);
-            }
-            HeadState::Dcq {
-                queue,
-                labels,
-                pointer,
-            } => {
-                w.u64(3);
-                w.f32s(queue);
-                // u64::MAX stands for the random initial rows, which have no label.
-                let labels: Vec<u64> = labels
-                    .iter()
-                    .map(|l| l.map_or(u64::MAX, |l| l as u64))
-                    .collect();
-                w.u64(labels.len() as u64);
-                labels.iter().for_each(|&l| w.u64(l));
-                w.u64(*pointer as u64);
-            }
-        }
+        write_params(&mut w, &t.probe);
+        write_params(&mut w, &t.velocity);
+        w.opt(t.second.as_ref(), |w, p| write_params(w, p));
+        t.head.write(&mut w);
         w.0
     }
 
@@ -164,55 +121,10 @@ impl Checkpoint {
         let step_times = r.f64s()?;
         let identity = (r.u64()?, r.u64()?);
         let instance = r.opt(|r| Ok((r.u64()?, r.u64()?)))?;
-        let probe = r.params()?;
-        let velocity = r.params()?;
-        let second = r.opt(|r| r.params())?;
-        let head = match r.u64()? {
-            0 => HeadState::Fc {
-                weight: r.f32s()?,
-                velocity: r.f32s()?,
-            },
-            1 => HeadState::PartialFc {
-                weight: r.f32s()?,
-                velocity: r.f32s()?,
-                sampler: SamplerState {
-                    seed: r.take(32)?.try_into().expect("32 bytes"),
-                    stream: r.u64()?,
-                    word_pos: u128::from_le_bytes(r.take(16)?.try_into().expect("16 bytes")),
-                },
-            },
-            2 => {
-                let rows = r.count(8)?;
-                let features = (0..rows)
-                    .map(|_| r.f32s())
-                    .collect::<std::result::Result<_, _>>()?;
-                let identity_of = r.usizes()?;
-                let n = r.count(1)?;
-                let next_row = r.take(n)?.to_vec();
-                let recency = r.usizes()?;
-                HeadState::F2c {
-                    features,
-                    map: SlotMapState {
-                        identity_of,
-                        next_row,
-                        recency,
-                    },
-                }
-            }
-            3 => {
-                let queue = r.f32s()?;
-                let n = r.count(8)?;
-                let labels = (0..n)
-                    .map(|_| Ok(r.u64()?).map(|l| (l != u64::MAX).then_some(l as usize)))
-                    .collect::<std::result::Result<_, String>>()?;
-                HeadState::Dcq {
-                    queue,
-                    labels,
-                    pointer: r.u64()? as usize,
-                }
-            }
-            tag => return Err(format!("unknown head tag {tag}")),
-        };
+        let probe = read_params(&mut r)?;
+        let velocity = read_params(&mut r)?;
+        let second = r.opt(read_params)?;
+        let head = HeadState::read(&mut r)?;
         if r.at != bytes.len() {
             return Err(format!("{} bytes left over", bytes.len() - r.at));
         }
@@ -240,145 +152,35 @@ impl Checkpoint {
     }
 }
 
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u64(&mut self, x: u64) {
-        self.0.extend_from_slice(&x.to_le_bytes());
-    }
-
-    fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        self.0.extend_from_slice(s.as_bytes());
-    }
-
-    fn f32s(&mut self, xs: &[f32]) {
-        self.u64(xs.len() as u64);
-        self.0.reserve(4 * xs.len());
-        xs.iter()
-            .for_each(|x| self.0.extend_from_slice(&x.to_le_bytes()));
-    }
-
-    fn f64s(&mut self, xs: &[f64]) {
-        self.u64(xs.len() as u64);
-        xs.iter()
-            .for_each(|x| self.0.extend_from_slice(&x.to_le_bytes()));
-    }
-
-    fn usizes(&mut self, xs: &[usize]) {
-        self.u64(xs.len() as u64);
-        xs.iter().for_each(|&x| self.u64(x as u64));
-    }
-
-    fn opt<T>(&mut self, x: Option<&T>, f: impl FnOnce(&mut Self, &T)) {
-        match x {
-            Some(x) => {
-                self.0.push(1);
-                f(self, x);
-            }
-            None => self.0.push(0),
-        }
-    }
-
-    fn params(&mut self, params: &[ParamTensor]) {
-        self.u64(params.len() as u64);
-        for p in params {
-            self.str(&p.name);
-            self.usizes(&p.shape);
-            self.f32s(&p.values);
-        }
+/// Writes a network's parameters: their count, then each one's name, shape and values.
+fn write_params(w: &mut Writer, params: &[ParamTensor]) {
+    w.u64(params.len() as u64);
+    for p in params {
+        w.str(&p.name);
+        w.usizes(&p.shape);
+        w.f32s(&p.values);
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-type Parsed<T> = std::result::Result<T, String>;
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Parsed<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| format!("truncated at byte {}", self.at))?;
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-
-    fn u64(&mut self) -> Parsed<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-
-    /// A count of items of `size` bytes each, checked against what is left (a corrupt count
-    /// must not allocate without bound).
-    fn count(&mut self, size: usize) -> Parsed<usize> {
-        let n = self.u64()?;
-        let left = (self.bytes.len() - self.at) as u64;
-        if n.saturating_mul(size as u64) > left {
-            return Err(format!(
-                "a count of {n} at byte {} exceeds the file",
-                self.at - 8
-            ));
-        }
-        Ok(n as usize)
-    }
-
-    fn str(&mut self) -> Parsed<String> {
-        let n = self.count(1)?;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "a name is not UTF-8".into())
-    }
-
-    fn f32s(&mut self) -> Parsed<Vec<f32>> {
-        let n = self.count(4)?;
-        Ok(self
-            .take(4 * n)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect())
-    }
-
-    fn f64s(&mut self) -> Parsed<Vec<f64>> {
-        let n = self.count(8)?;
-        Ok(self
-            .take(8 * n)?
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect())
-    }
-
-    fn usizes(&mut self) -> Parsed<Vec<usize>> {
-        let n = self.count(8)?;
-        (0..n).map(|_| Ok(self.u64()? as usize)).collect()
-    }
-
-    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Parsed<T>) -> Parsed<Option<T>> {
-        match self.take(1)?[0] {
-            0 => Ok(None),
-            1 => f(self).map(Some),
-            b => Err(format!("bad presence byte {b} at byte {}", self.at - 1)),
-        }
-    }
-
-    fn params(&mut self) -> Parsed<Vec<ParamTensor>> {
-        let n = self.count(8)?;
-        (0..n)
-            .map(|_| {
-                Ok(ParamTensor {
-                    name: self.str()?,
-                    shape: self.usizes()?,
-                    values: self.f32s()?,
-                })
+/// Reads what [`write_params`] wrote.
+fn read_params(r: &mut Reader) -> Parsed<Vec<ParamTensor>> {
+    let n = r.count(8)?;
+    (0..n)
+        .map(|_| {
+            Ok(ParamTensor {
+                name: r.str()?,
+                shape: r.usizes()?,
+                values: r.f32s()?,
             })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heads::class_pool::SlotMapState;
+    use crate::heads::partial_fc::SamplerState;
 
     fn sample(head: HeadState, second: bool) -> Checkpoint {
         let p = |v: f32| ParamTensor {
@@ -448,6 +250,46 @@ mod tests {
                 back.trainer.probe[0].values[1].to_bits(),
                 (-0.0f32).to_bits()
             );
+        }
+    }
+
+    #[test]
+    fn head_states_keep_their_layout() {
+        // Each state's bytes written out by hand from the module documentation's layout, so that
+        // moving the encoding cannot change what earlier checkpoints hold.
+        let u = |x: u64| x.to_le_bytes().to_vec();
+        let f = |xs: &[f32]| {
+            let mut b = u(xs.len() as u64);
+            xs.iter().for_each(|x| b.extend(x.to_le_bytes()));
+            b
+        };
+        let want: Vec<Vec<u8>> = vec![
+            [u(0), f(&[1.0, 2.0]), f(&[0.5, -0.5])].concat(),
+            [
+                u(1),
+                f(&[1.0]),
+                f(&[0.0]),
+                vec![7; 32],
+                u(3),
+                (u128::MAX - 5).to_le_bytes().to_vec(),
+            ]
+            .concat(),
+            [
+                u(2),
+                u(2),
+                f(&[0.1; 4]),
+                f(&[0.2; 4]),
+                [u(2), u(5), u(9)].concat(),
+                [u(2), vec![1, 0]].concat(),
+                [u(2), u(1), u(0)].concat(),
+            ]
+            .concat(),
+            [u(3), f(&[0.3; 6]), u(3), u(u64::MAX), u(4), u(0), u(2)].concat(),
+        ];
+        for (head, want) in heads().iter().zip(want) {
+            let mut w = Writer::default();
+            head.write(&mut w);
+            assert_eq!(w.0, want, "{:?}", head.method());
         }
     }
 

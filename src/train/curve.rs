@@ -20,6 +20,7 @@ use crate::eval::protocol::evaluate;
 use crate::eval::EvalSplit;
 use crate::heads::backend::Backend;
 use crate::nets::network::Network;
+use crate::report::figures::{legend_line, line_figure, plot_err};
 use crate::Experiment;
 
 /// Which held-out identities a curve is scored on.
@@ -237,9 +238,6 @@ pub fn summary_line(name: &str, rows: &[CurveRow]) -> String {
     )
 }
 
-/// Size of the figure, pixels.
-const SIZE: (u32, u32) = (640, 420);
-
 /// Line colours, in the order of the curves: the Okabe–Ito palette, distinguishable with the
 /// common colour-vision deficiencies and legible on white.
 const LINE_COLORS: [RGBColor; 7] = [
@@ -254,63 +252,40 @@ const LINE_COLORS: [RGBColor; 7] = [
 
 /// Draws TAR@FAR=1e-3 (%) against epochs, one line per `(name, curve)`, to an SVG at `path`.
 pub fn plot(curves: &[(String, Vec<CurveRow>)], path: &Path) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| {
-        Error::Other(format!(
-            "{}: drawing the figure failed: {e}",
-            path.display()
-        ))
-    };
+    let err = |e: &dyn std::fmt::Display| plot_err(path, e);
     if curves.is_empty() || curves.iter().any(|(_, rows)| rows.is_empty()) {
         return Err(Error::Other(
             "curve --plot: every curve needs at least one row".into(),
         ));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
     let points = || curves.iter().flat_map(|(_, rows)| rows.iter());
     let x_max = points().map(|r| r.epoch).fold(0.0, f64::max).max(1e-9);
     let y_max = points().map(|r| 100.0 * r.tar_far_1e3).fold(0.0, f64::max);
     let y_max = (y_max * 1.08).clamp(1.0, 100.0);
-
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Learning curves", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("epochs")
-        .y_desc("TAR@FAR=1e-3 (%)")
-        .x_label_formatter(&|x| format!("{x:.1}"))
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .light_line_style(BLACK.mix(0.04))
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (k, (name, rows)) in curves.iter().enumerate() {
-        let color = LINE_COLORS[k % LINE_COLORS.len()];
-        let line = rows.iter().map(|r| (r.epoch, 100.0 * r.tar_far_1e3));
+    line_figure(path, "Learning curves", 0.0..x_max, 0.0..y_max, |chart| {
         chart
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart
-            .draw_series(line.map(|p| Circle::new(p, 3, color.filled())))
+            .configure_mesh()
+            .x_desc("epochs")
+            .y_desc("TAR@FAR=1e-3 (%)")
+            .x_label_formatter(&|x| format!("{x:.1}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .light_line_style(BLACK.mix(0.04))
+            .draw()
             .map_err(|e| err(&e))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))
+        for (k, (name, rows)) in curves.iter().enumerate() {
+            let color = LINE_COLORS[k % LINE_COLORS.len()];
+            let line = rows.iter().map(|r| (r.epoch, 100.0 * r.tar_far_1e3));
+            chart
+                .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label(name.as_str())
+                .legend(legend_line(color));
+            chart
+                .draw_series(line.map(|p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| err(&e))?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

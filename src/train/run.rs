@@ -20,7 +20,6 @@ use crate::error::{Error, Result};
 use crate::eval::pair_list::{evaluate_pair_list, PairListMetrics};
 use crate::eval::protocol::evaluate;
 use crate::heads::backend::Backend;
-use crate::heads::HeadConfig;
 use crate::nets::network::{BackboneInput, Network};
 use crate::results::record::{code_revision, peak_memory_bytes, run_id};
 use crate::results::{RunRecord, RunStatus};
@@ -122,26 +121,7 @@ pub fn describe_plan(exp: &Experiment, data: &TrainingData) -> String {
         .iter()
         .map(|m| format!("{}", (m * t.steps as f32).round() as usize))
         .collect();
-    let head = match &exp.head {
-        HeadConfig::Fc { .. } => format!("full FC over N = {n} centres"),
-        HeadConfig::PartialFc { sample_rate, .. } => format!(
-            "Partial FC, r = {sample_rate}: {} of N = {n} centres per step",
-            crate::heads::pfc_sampler::num_sample(n, *sample_rate)
-        ),
-        HeadConfig::F2c(f) => {
-            let q = f.pool.capacity.slots(n);
-            format!(
-                "F²C, pool Q = {q} slots of N = {n} identities, top-k k = {}, EMA m = {}",
-                f.top_k.k(q),
-                f.ema_momentum
-            )
-        }
-        HeadConfig::Dcq(d) => format!(
-            "DCQ, queue K = {} of N = {n} identities, key momentum m = {}",
-            d.queue.slots(n),
-            d.momentum
-        ),
-    };
+    let head = exp.head.describe(n);
     let held_out = match (&exp.data, &exp.images) {
         (Some(d), _) => format!(
             "{} held-out identities × {} instances",

@@ -8,12 +8,11 @@
 //! in the same order (g ← g + wd·p; v ← g + u·v; p ← p − lr·v, or p ← p − lr·(g + u·v) with
 //! Nesterov), so on the CPU the numbers equal dfdx's bit for bit (tested below).
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut,
-};
+use dfdx::nn::tensor_collection::{TensorCollection, ViewTensorMut};
 use dfdx::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::nets::params::{visit_params, ParamVisitor, Trainable};
 
 /// The update rule's constants, apart from the learning rate, which changes per step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,11 +40,7 @@ impl<M: Clone> MomentumSgd<M> {
         M: TensorCollection<f32, D>,
     {
         let mut velocity = model.clone();
-        M::iter_tensors(&mut RecursiveWalker {
-            m: &mut velocity,
-            f: &mut Zero,
-        })
-        .expect("zeroing parameters cannot fail");
+        visit_params(&mut velocity, &mut Trainable(Zero)).expect("zeroing parameters cannot fail");
         MomentumSgd { rule, velocity }
     }
 
@@ -70,35 +65,25 @@ impl<M: Clone> MomentumSgd<M> {
     where
         M: TensorCollection<f32, D>,
     {
-        let mut op = Update {
+        let mut op = Trainable(Update {
             rule: self.rule,
             lr,
             grads,
-        };
-        M::iter_tensors(&mut RecursiveWalker {
-            m: (model, &mut self.velocity),
-            f: &mut op,
-        })
-        .map_err(|e| Error::Other(format!("optimiser: {e:?}")))?;
-        Ok(())
+        });
+        visit_params((model, &mut self.velocity), &mut op)
+            .map_err(|e| Error::Other(format!("optimiser: {e:?}")))
     }
 }
 
+/// Zeroes each parameter (the velocity's other tensors are never read).
 struct Zero;
 
-impl<D: Device<f32>> TensorVisitor<f32, D> for Zero {
+impl<D: Device<f32>> ParamVisitor<D> for Zero {
     type Viewer = ViewTensorMut;
     type Err = D::Err;
-    type E2 = f32;
-    type D2 = D;
 
-    fn visit<S: Shape>(
-        &mut self,
-        _: TensorOptions<S, f32, D>,
-        t: &mut Tensor<S, f32, D>,
-    ) -> std::result::Result<Option<Tensor<S, f32, D>>, Self::Err> {
-        t.try_fill_with_zeros()?;
-        Ok(None)
+    fn param<S: Shape>(&mut self, t: &mut Tensor<S, f32, D>) -> std::result::Result<(), D::Err> {
+        t.try_fill_with_zeros()
     }
 }
 
@@ -108,20 +93,14 @@ struct Update<'a, D: Device<f32>> {
     grads: &'a Gradients<f32, D>,
 }
 
-impl<D: Device<f32>> TensorVisitor<f32, D> for Update<'_, D> {
+impl<D: Device<f32>> ParamVisitor<D> for Update<'_, D> {
     type Viewer = (ViewTensorMut, ViewTensorMut);
     type Err = D::Err;
-    type E2 = f32;
-    type D2 = D;
 
-    fn visit<S: Shape>(
+    fn param<S: Shape>(
         &mut self,
-        opts: TensorOptions<S, f32, D>,
         (p, v): (&mut Tensor<S, f32, D>, &mut Tensor<S, f32, D>),
-    ) -> std::result::Result<Option<Tensor<S, f32, D>>, Self::Err> {
-        if !opts.do_gradient_update {
-            return Ok(None);
-        }
+    ) -> std::result::Result<(), D::Err> {
         let SgdRule {
             momentum: u,
             nesterov,
@@ -138,7 +117,7 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for Update<'_, D> {
         } else {
             p.try_axpy(1.0, v, -self.lr)?; // p − lr·v
         }
-        Ok(None)
+        Ok(())
     }
 }
 

@@ -32,9 +32,9 @@ use f2c::heads::class_pool::{Capacity, Eviction, PoolConfig, Rows};
 use f2c::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
 use f2c::heads::full_fc::FullFc;
 use f2c::heads::partial_fc::PartialFc;
-use f2c::heads::{HeadConfig, Margin};
+use f2c::heads::{Halves, Margin, PairedInput};
 use f2c::nets::gallery::Gallery;
-use f2c::nets::probe::{embed, inputs, l2_normalize, Backbone, Net};
+use f2c::nets::probe::{embed, inputs, l2_normalize, Net};
 use f2c::results::RunStatus;
 use f2c::train::run::{run_experiment, RunOptions};
 use f2c::Experiment;
@@ -415,15 +415,23 @@ fn cuda_f2c_head_steps_agree_with_cpu() {
         };
         let mut cpu = F2cHead::new(CpuBackend, &cfg, ids, d, 11).unwrap();
         let mut gpu = F2cHead::new(be.clone(), &cfg, ids, d, 11).unwrap();
-        let a: Vec<usize> = (0..batch).step_by(2).collect();
-        let b: Vec<usize> = (1..batch).step_by(2).collect();
+        let halves = Halves {
+            a: (0..batch).step_by(2).collect(),
+            b: (1..batch).step_by(2).collect(),
+        };
         for step in 0..4 {
             let probe = unit_rows(&mut rng, batch, d);
             let gallery = unit_rows(&mut rng, batch, d);
             let labels: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..ids)).collect();
             let what = format!("{margin:?} {top_k:?} {pool_eval:?} step {step}");
-            let x = cpu.step(&probe, &gallery, &labels, &a, &b).unwrap();
-            let y = gpu.step(&probe, &gallery, &labels, &a, &b).unwrap();
+            let input = PairedInput {
+                probe: &probe,
+                gallery: &gallery,
+                labels: &labels,
+                halves: &halves,
+            };
+            let x = cpu.step(input).unwrap();
+            let y = gpu.step(input).unwrap();
             assert_eq!(x.positive_fraction, y.positive_fraction, "{what}");
             assert_rel(&format!("{what}: ce"), x.loss.ce, y.loss.ce, 1e-4);
             assert_rel(&format!("{what}: neg"), x.loss.neg, y.loss.neg, 1e-4);
@@ -526,25 +534,13 @@ fn cuda_dfdx_training_step_ops_agree_with_cpu() {
     );
 }
 
-/// A committed experiment shrunk to seconds (as tests/end_to_end.rs does) on `device`.
+/// A committed experiment shrunk to seconds ([`crate::end_to_end::tiny`]), trained for 60 steps on
+/// `device`.
 fn tiny(file: &str, device: DeviceChoice) -> Experiment {
-    let mut e = Experiment::load(Path::new(file)).unwrap();
+    let mut e = crate::end_to_end::tiny(file);
     e.device = device;
-    let d = e.data.as_mut().expect("synthetic data");
-    d.train_identities = 150;
-    d.eval_identities = 40;
-    d.max_instances = 12;
-    d.nuisance_scale = 0.75;
-    e.backbone = Backbone::Mlp256x64;
     e.train.steps = 60;
     e.train.warmup_steps = 10;
-    if let HeadConfig::F2c(f) = &mut e.head {
-        f.pool.capacity = Capacity::Fraction(0.2);
-        e.train.loaders = f2c::data::loaders::LoaderConfig {
-            identities: 8,
-            instances: 32,
-        };
-    }
     e.validate(Path::new(file)).unwrap();
     e
 }

@@ -12,7 +12,7 @@ use f2c::Experiment;
 /// A committed experiment shrunk to seconds: 150 identities, 400 steps, the small backbone, and
 /// milder nuisance than the default benchmark (this test asks whether learning works at all, not
 /// how hard the benchmark is).
-fn tiny(file: &str) -> Experiment {
+pub(crate) fn tiny(file: &str) -> Experiment {
     let mut e = Experiment::load(Path::new(file)).unwrap();
     let d = e.data.as_mut().expect("synthetic data");
     d.train_identities = 150;

@@ -5,7 +5,7 @@ use f2c::heads::backend::CpuBackend;
 use f2c::heads::class_pool::{Capacity, Eviction, FeaturePool, PoolConfig, Rows};
 use f2c::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
 use f2c::heads::pool_loss::{pool_loss, PoolLossSpec};
-use f2c::heads::Margin;
+use f2c::heads::{Halves, Margin, PairedInput};
 
 fn config(q: usize, rows: Rows, eval: PoolEval, symmetric: bool) -> F2cConfig {
     F2cConfig {
@@ -168,7 +168,15 @@ fn symmetric_step_keeps_only_the_second_direction() {
     let probe = [1.0, 0.0, 0.0, 1.0, 0.6, 0.8, 0.8, 0.6];
     let gallery = probe;
     let out = head
-        .step(&probe, &gallery, &[10, 11, 12, 13], &[0, 1], &[2, 3])
+        .step(PairedInput {
+            probe: &probe,
+            gallery: &gallery,
+            labels: &[10, 11, 12, 13],
+            halves: &Halves {
+                a: vec![0, 1],
+                b: vec![2, 3],
+            },
+        })
         .unwrap();
     // The kept direction writes A's gallery features: 10 and 11 are resident, 12 and 13 are not.
     let map = &head.pool().map;

@@ -355,7 +355,9 @@ fn fake_scale_run(
         Method::Dcq => 0.70,
     };
     let s = exp.seed as f64;
-    let tar = base - exp.data.train_identities as f64 / 1e5 + 0.01 * s + 0.003 * (s * s % 3.0);
+    let tar = base - exp.data.as_ref().unwrap().train_identities as f64 / 1e5
+        + 0.01 * s
+        + 0.003 * (s * s % 3.0);
     Ok(f2c::results::RunRecord {
         run_id: f2c::results::record::run_id(exp),
         experiment: exp.clone(),
@@ -379,6 +381,8 @@ fn fake_scale_run(
         final_loss: 0.5,
         code_revision: "test".into(),
         machine: "test".into(),
+        train_identities: None,
+        pair_list: None,
     })
 }
 

@@ -44,6 +44,20 @@ pub struct LossSpec {
     pub neg_weight: f32,
 }
 
+impl LossSpec {
+    /// The margin softmax's mean cross-entropy over `rows` rows, each with a target, and no
+    /// negative loss (FC, Partial FC, DCQ).
+    pub fn mean_cross_entropy(margin: Margin, scale: f32, rows: usize) -> Self {
+        LossSpec {
+            margin,
+            scale,
+            ce_weight: 1.0 / rows as f32,
+            neg_k: 0,
+            neg_weight: 0.0,
+        }
+    }
+}
+
 /// The two parts of a loss returned by [`Backend::margin_loss`], already weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LossParts {
