@@ -436,6 +436,8 @@ fn every_derived_field_path_has_a_setter() {
         ("eval.impostors", "AtMost(2000000)"),
         ("eval.folds", "5"),
         ("eval.split", "Validation"),
+        // Images in place of the synthetic data (the nested paths exist once `images` is set).
+        ("images", "ImagesConfig(root: \"data/orl\", layout: Folder, eval_identities: 10)"),
     ];
     // The derived paths of the F²C base, plus the one path only a Partial FC head has.
     let mut listed = base().paths();
