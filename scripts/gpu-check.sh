@@ -10,6 +10,7 @@
 #   nvrtc-headers   the headers at the paths baked into the binary compile a kernel with NVRTC
 #   cuda-agreement  tests/suite cuda_agreement:: --include-ignored --test-threads=1 (CPU vs GPU agreement)
 #   train-<name>    f2c train experiments/<name>.ron --device cuda:0, for <name> in F2C_GPU_TRAIN
+#   train-orl-cnn   f2c train experiments/orl-f2c.ron --device cuda:0 (the tiny CNN on ORL faces)
 #   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS
 #   ablate-gpu      f2c ablate ablations/gpu.ron
 #   unit-cuda       the library's unit tests whose names contain `cuda`, ignored ones included
@@ -239,6 +240,7 @@ note "pack $pack, output $out, budget ${budget}s, device $device"
 note "library folders: ${ld_extra:-none found}"
 note "CUDA include folders here: ${cuda_includes[*]:-none}"
 cp -r "$pack/experiments" "$pack/ablations" "$work/run/" 2>/dev/null
+[[ -d $pack/data ]] && cp -r "$pack/data" "$work/run/"
 setup_headers
 
 step preflight 40 bash "$pack/gpu-check.sh" --internal preflight
@@ -263,6 +265,13 @@ for name in ${F2C_GPU_TRAIN:-fc}; do
         step "train-$name" 75 "$f2c" train "experiments/$name.ron" --device "$device"
     fi
 done
+if [[ ! -x $f2c ]]; then
+    skip train-orl-cnn "bin/f2c not in the pack"
+elif [[ ! -d $pack/data/orl ]]; then
+    skip train-orl-cnn "data/orl not in the pack (fetch it before packing)"
+else
+    step train-orl-cnn 90 "$f2c" train experiments/orl-f2c.ron --device "$device"
+fi
 if [[ -x $f2c ]]; then
     # shellcheck disable=SC2086 # the extra arguments are meant to split
     step bench 150 "$f2c" bench --device "$device" ${F2C_GPU_BENCH_ARGS:---classes 100000,1000000,10000000 --steps 3 --warmup 1}

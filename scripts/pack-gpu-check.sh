@@ -136,6 +136,11 @@ for d in experiments ablations; do
     mkdir -p "$pack/$d"
     if [[ -d $repo/$d ]]; then cp -r "$repo/$d/." "$pack/$d/"; fi
 done
+# The ORL faces (when fetched: bash scripts/fetch-orl.sh), for the CNN's run on the GPU.
+if [[ -d $repo/data/orl ]]; then
+    mkdir -p "$pack/data"
+    cp -r "$repo/data/orl" "$pack/data/"
+fi
 cp "$repo/scripts/gpu-check.sh" "$pack/gpu-check.sh"
 chmod +x "$pack/gpu-check.sh"
 
