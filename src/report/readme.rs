@@ -44,6 +44,15 @@ fn one() -> usize {
 pub const TIMING_JSON: &str = "timing.json";
 
 impl MatrixTiming {
+    /// ", 3 calls" when the matrix was trained over several `ablate` calls, else nothing.
+    pub fn calls_suffix(&self) -> String {
+        if self.calls > 1 {
+            format!(", {} calls", self.calls)
+        } else {
+            String::new()
+        }
+    }
+
     /// Writes the timing as pretty JSON, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let json =
@@ -160,11 +169,7 @@ pub fn block(root: &Path, matrix_dir: &Path, rows: &[SummaryRow]) -> Result<Stri
                 t.elapsed_s / 60.0,
                 t.trained,
                 t.jobs,
-                if t.calls > 1 {
-                    format!(", {} calls", t.calls)
-                } else {
-                    String::new()
-                }
+                t.calls_suffix()
             )
         } else {
             "not recorded".to_string()

@@ -203,11 +203,7 @@ fn spec(study: &Study, part: &Part) -> TableSpec {
             t.elapsed_s / 3600.0,
             t.trained,
             t.jobs,
-            if t.calls > 1 {
-                format!(", {} calls", t.calls)
-            } else {
-                String::new()
-            },
+            t.calls_suffix(),
             t.machine
         ));
     }
