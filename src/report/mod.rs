@@ -16,8 +16,8 @@ pub mod tuning;
 
 use std::path::{Path, PathBuf};
 
-use crate::ablation::references::{mark_collapsed, read_references, REFERENCES_CSV};
-use crate::ablation::summary::read_csv;
+use crate::ablation::references::{mark_collapsed, read_references, ReferenceRow, REFERENCES_CSV};
+use crate::ablation::summary::{read_csv, SummaryRow};
 use crate::error::{Error, Result};
 
 /// The matrices the report reads beside the default one, from `<root>/results/<name>/`, instead of
@@ -36,6 +36,21 @@ pub fn paper_results(matrix_dir: &Path) -> PathBuf {
     }
 }
 
+/// The summary of the matrix whose results are in `dir`, its runs marked collapsed from the
+/// reference points beside it, and those points when there are any.
+pub(crate) fn read_marked(dir: &Path) -> Result<(Vec<SummaryRow>, Option<Vec<ReferenceRow>>)> {
+    let mut rows = read_csv(&dir.join("summary.csv"))?;
+    let references = dir.join(REFERENCES_CSV);
+    let refs = if references.exists() {
+        let refs = read_references(&references)?;
+        mark_collapsed(&mut rows, &refs);
+        Some(refs)
+    } else {
+        None
+    };
+    Ok((rows, refs))
+}
+
 /// Regenerates `<root>/paper/tables/*`, `<root>/paper/figures/*` and `<root>/paper/README.md` from
 /// `<results_dir>/summary.csv` (and `<results_dir>/references.csv`, and the benchmark, curves,
 /// tuning grid, scale study and real-face study under `<root>/results/` when present); returns the files written.
@@ -48,15 +63,7 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
             results_dir.display()
         )));
     }
-    let mut rows = read_csv(&summary)?;
-    let references = results_dir.join(REFERENCES_CSV);
-    let refs = if references.exists() {
-        let refs = read_references(&references)?;
-        mark_collapsed(&mut rows, &refs);
-        Some(refs)
-    } else {
-        None
-    };
+    let (rows, refs) = read_marked(results_dir)?;
     let mut written = tables::write_tables(&rows, &root.join("paper/tables"))?;
     written.extend(figures::write_figures(&rows, &root.join("paper/figures"))?);
     written.extend(efficiency::regenerate(root)?);

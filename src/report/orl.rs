@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ablation::references::{
-    mark_collapsed, read_references, ReferenceKind, ReferenceRow, REFERENCES_CSV,
-};
-use crate::ablation::summary::read_csv;
+use crate::ablation::references::{ReferenceKind, ReferenceRow};
 use crate::error::Result;
 use crate::report::scale::wall_minutes;
 use crate::report::stats::{config_stats, ConfigStats};
@@ -30,18 +27,11 @@ pub struct Study {
 /// Reads `<root>/results/orl/`; `None` when it has no summary.
 pub fn load(root: &Path) -> Result<Option<Study>> {
     let dir = root.join("results").join(MATRIX);
-    let summary = dir.join("summary.csv");
-    if !summary.exists() {
+    if !dir.join("summary.csv").exists() {
         return Ok(None);
     }
-    let mut rows = read_csv(&summary)?;
-    let path = dir.join(REFERENCES_CSV);
-    let references = if path.exists() {
-        read_references(&path)?
-    } else {
-        Vec::new()
-    };
-    mark_collapsed(&mut rows, &references);
+    let (mut rows, references) = crate::report::read_marked(&dir)?;
+    let references = references.unwrap_or_default();
     // One table, one family with its reference: every row in the group Full FC is looked up in.
     for row in &mut rows {
         row.group = MAIN_GROUP.to_string();

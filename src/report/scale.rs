@@ -12,9 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ablation::references::{mark_collapsed, read_references, REFERENCES_CSV};
 use crate::ablation::runner::record_path;
-use crate::ablation::summary::{read_csv, RowStatus, SummaryRow};
+use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::data::synthetic::{SyntheticConfig, SyntheticFaces};
 use crate::error::{Error, Result};
 use crate::report::readme::{MatrixTiming, TIMING_JSON};
@@ -103,15 +102,10 @@ pub fn wall_minutes(c: &ConfigStats) -> Option<f64> {
 pub fn load(root: &Path) -> Result<Option<Study>> {
     let results = root.join("results");
     let dir = results.join(MATRIX);
-    let summary = dir.join("summary.csv");
-    if !summary.exists() {
+    if !dir.join("summary.csv").exists() {
         return Ok(None);
     }
-    let mut rows = read_csv(&summary)?;
-    let references = dir.join(REFERENCES_CSV);
-    if references.exists() {
-        mark_collapsed(&mut rows, &read_references(&references)?);
-    }
+    let (rows, _) = crate::report::read_marked(&dir)?;
     // Training instances per (data, seed): generating the data is the only way to count them.
     let mut instances: Vec<(SyntheticConfig, u64, usize)> = Vec::new();
     /// The rows of one (N, steps) and the epochs of their runs.
