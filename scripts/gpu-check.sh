@@ -4,15 +4,22 @@
 # network. It runs from a folder made by scripts/pack-gpu-check.sh, which holds the executables, the
 # experiments and ablations, and the few CUDA headers that dfdx's run-time-compiled kernels include.
 #
-# Steps (each under `timeout`, all within F2C_GPU_CHECK_BUDGET seconds, default 450; a failing step
-# does not stop the next):
+# Steps, most important first (each under `timeout`, all within F2C_GPU_CHECK_BUDGET seconds,
+# default 480: a step gets at most what is left, and none starts with under 10 s left; a failing
+# step does not stop the next):
 #   preflight       GPU, driver, libraries: every shared library and driver symbol the executables need
 #   nvrtc-headers   the headers at the paths baked into the binary compile a kernel with NVRTC
 #   cuda-agreement  tests/suite cuda_agreement:: --include-ignored --test-threads=1 (CPU vs GPU agreement)
 #   train-<name>    f2c train experiments/<name>.ron --device cuda:0, for <name> in F2C_GPU_TRAIN
+#   torch-peer      python3 torch_heads.py --device cuda at the bench's sizes (PyTorch's head steps)
+#   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS --peer <torch-peer's file>: head
+#                   steps side by side with PyTorch's, whole training steps (time and host↔device
+#                   bytes) at the largest size, into results/bench/gpu/
+#   ablate-gpu      f2c ablate ablations/gpu.ron (the same runs on the GPU and on this CPU)
+#   train-10m       f2c train experiments/scale-10m.ron --device cuda:0 (F²C at 10⁷ identities)
+#   scale-gpu       f2c ablate ablations/scale-gpu.ron (the scale study's seed 1 on the GPU,
+#                   cheapest method first; runs that finish are kept, the rest are named by --dry-run)
 #   train-orl-cnn   f2c train experiments/orl-f2c.ron --device cuda:0 (the tiny CNN on ORL faces)
-#   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS
-#   ablate-gpu      f2c ablate ablations/gpu.ron
 #   unit-cuda       the library's unit tests whose names contain `cuda`, ignored ones included
 # A step whose executable or input is not in the pack is SKIPPED, not failed.
 #
@@ -147,7 +154,7 @@ fi
 out=${1:-${OUT:-$PWD/gpu-check-out}}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-budget=${F2C_GPU_CHECK_BUDGET:-450}
+budget=${F2C_GPU_CHECK_BUDGET:-480}
 device=${F2C_GPU_DEVICE:-cuda:0}
 start=$SECONDS
 
@@ -251,39 +258,50 @@ else
 fi
 
 f2c=$pack/bin/f2c
+# f2c_step NAME LIMIT_S INPUT ARGS...: `f2c ARGS...` as step NAME, skipped when bin/f2c or INPUT
+# (a file or folder of the pack, or "-") is missing.
+f2c_step() {
+    local name=$1 limit=$2 input=$3
+    shift 3
+    if [[ ! -x $f2c ]]; then
+        skip "$name" "bin/f2c not in the pack"
+    elif [[ $input != - && ! -e $pack/$input ]]; then
+        skip "$name" "$input not in the pack"
+    else
+        step "$name" "$limit" "$f2c" "$@"
+    fi
+}
 if [[ -x $pack/tests/suite ]]; then
     step cuda-agreement 150 "$pack/tests/suite" cuda_agreement:: --include-ignored --test-threads=1
 else
     skip cuda-agreement "tests/suite (the integration tests) not in the pack"
 fi
 for name in ${F2C_GPU_TRAIN:-fc}; do
-    if [[ ! -x $f2c ]]; then
-        skip "train-$name" "bin/f2c not in the pack"
-    elif [[ ! -f $pack/experiments/$name.ron ]]; then
-        skip "train-$name" "experiments/$name.ron not in the pack"
-    else
-        step "train-$name" 75 "$f2c" train "experiments/$name.ron" --device "$device"
-    fi
+    f2c_step "train-$name" 75 "experiments/$name.ron" train "experiments/$name.ron" --device "$device" --quiet
 done
-if [[ ! -x $f2c ]]; then
-    skip train-orl-cnn "bin/f2c not in the pack"
-elif [[ ! -d $pack/data/orl ]]; then
+sizes=${F2C_GPU_BENCH_SIZES:-100000,1000000,10000000}
+peer_args=()
+if [[ ! -f $pack/torch_heads.py ]]; then
+    skip torch-peer "torch_heads.py not in the pack"
+elif ! python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    skip torch-peer "no PyTorch with CUDA here"
+else
+    mkdir -p "$work/run/results/bench/gpu"
+    step torch-peer 90 python3 "$pack/torch_heads.py" --device cuda --classes "$sizes" --steps 5 --warmup 2 \
+        --out results/bench/gpu/torch_peer.jsonl
+    [[ -s $work/run/results/bench/gpu/torch_peer.jsonl ]] && peer_args=(--peer results/bench/gpu/torch_peer.jsonl)
+fi
+# shellcheck disable=SC2086 # the extra arguments are meant to split
+f2c_step bench 150 - bench --device "$device" --classes "$sizes" --out results/bench/gpu \
+    ${F2C_GPU_BENCH_ARGS:---steps 3 --warmup 1} "${peer_args[@]}"
+f2c_step ablate-gpu 120 ablations/gpu.ron ablate ablations/gpu.ron --no-tables --quiet
+f2c_step train-10m 90 experiments/scale-10m.ron train experiments/scale-10m.ron --device "$device" --quiet
+f2c_step scale-gpu 150 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --no-tables --quiet
+f2c_step scale-gpu-left 10 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --dry-run
+if [[ ! -d $pack/data/orl ]]; then
     skip train-orl-cnn "data/orl not in the pack (fetch it before packing)"
 else
-    step train-orl-cnn 90 "$f2c" train experiments/orl-f2c.ron --device "$device"
-fi
-if [[ -x $f2c ]]; then
-    # shellcheck disable=SC2086 # the extra arguments are meant to split
-    step bench 150 "$f2c" bench --device "$device" ${F2C_GPU_BENCH_ARGS:---classes 100000,1000000,10000000 --steps 3 --warmup 1}
-else
-    skip bench "bin/f2c not in the pack"
-fi
-if [[ ! -x $f2c ]]; then
-    skip ablate-gpu "bin/f2c not in the pack"
-elif [[ ! -f $pack/ablations/gpu.ron ]]; then
-    skip ablate-gpu "ablations/gpu.ron not in the pack"
-else
-    step ablate-gpu 120 "$f2c" ablate ablations/gpu.ron
+    f2c_step train-orl-cnn 90 experiments/orl-f2c.ron train experiments/orl-f2c.ron --device "$device" --quiet
 fi
 if [[ -x $pack/tests/f2c-lib ]]; then
     step unit-cuda 45 "$pack/tests/f2c-lib" cuda --include-ignored --test-threads=1

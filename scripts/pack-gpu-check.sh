@@ -13,7 +13,8 @@
 #   --out DIR     the pack folder, emptied first (default target/gpu-check, git-ignored)
 #   --max-mib N   fail when the pack is larger (default 56, leaving room for the working tree)
 # Layout: bin/f2c; tests/suite (the integration tests, cuda_agreement:: among them), tests/f2c-lib (the
-#   library's unit tests), tests/<bin>-bin; experiments/; ablations/; gpu-check.sh; cuda-include/;
+#   library's unit tests), tests/<bin>-bin; experiments/; ablations/; gpu-check.sh; torch_heads.py;
+#   data/orl (when fetched); cuda-include/;
 #   dfdx-out/; baked-paths.txt; needed-symbols.txt; MANIFEST.txt.
 # Then, with the device tool: carry ["target/gpu-check"], command `bash target/gpu-check/gpu-check.sh`.
 set -euo pipefail
@@ -143,6 +144,8 @@ if [[ -d $repo/data/orl ]]; then
 fi
 cp "$repo/scripts/gpu-check.sh" "$pack/gpu-check.sh"
 chmod +x "$pack/gpu-check.sh"
+# The PyTorch peer of the head bench, timed on the GPU beside ours.
+cp "$repo/scripts/torch_heads.py" "$pack/torch_heads.py"
 
 {
     echo "f2c GPU-check pack"

@@ -20,6 +20,7 @@ pub mod nets;
 pub mod numbers;
 pub mod report;
 pub mod results;
+pub mod traffic;
 pub mod train;
 
 pub use config::experiment::Experiment;

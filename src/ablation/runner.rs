@@ -346,6 +346,7 @@ fn failed_record(run_id: String, exp: &Experiment, reason: String, took: Duratio
         code_revision: code_revision(),
         train_identities: None,
         pair_list: None,
+        traffic_per_step: None,
         machine: format!(
             "{} {}, {} cores, {}",
             std::env::consts::OS,

@@ -240,6 +240,7 @@ mod tests {
             machine: "m".into(),
             train_identities: None,
             pair_list: None,
+            traffic_per_step: None,
         }
     }
 

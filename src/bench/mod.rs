@@ -368,8 +368,8 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
             rows.push(row);
         }
     }
-    let training = match (opts.no_training_step, opts.device) {
-        (false, DeviceChoice::Cpu) => {
+    let training = match opts.no_training_step {
+        false => {
             let n = *classes.last().expect("at least one size");
             eprintln!("bench: whole training steps at {n} identities");
             let methods: Vec<Method> = opts
@@ -387,9 +387,16 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
                     }
                 })
                 .collect();
-            training_step::training_throughput(&methods, n, b, opts.warmup, opts.steps)?
+            training_step::training_throughput(
+                &methods,
+                opts.device,
+                n,
+                b,
+                opts.warmup,
+                opts.steps,
+            )?
         }
-        _ => Vec::new(),
+        true => Vec::new(),
     };
     crate::results::csv_rows::write_rows(&opts.out.join("heads.csv"), &rows)?;
     if !training.is_empty() {

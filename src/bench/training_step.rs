@@ -1,8 +1,9 @@
 //! Whole training-step throughput per method (data, probe net, second net for F²C and DCQ, head)
 //! at one size: each method's shipped experiment (`experiments/<key>.ron`) with the identity
 //! count and batch size of the benchmark, timed through the trainer's own step on the bench's
-//! device.
+//! device, with the bytes the step moves between host and device ([`crate::traffic`]).
 
+use crate::device::DeviceChoice;
 use crate::error::Result;
 use crate::heads::Method;
 use crate::train::run::time_training_steps;
@@ -19,6 +20,12 @@ pub struct TrainRow {
     pub batch: usize,
     pub median_step_s: f64,
     pub samples_per_s: f64,
+    /// Bytes copied to the device per step, and in how many copies.
+    pub to_device_bytes: u64,
+    pub to_device_copies: u64,
+    /// Bytes copied back to the host per step, and in how many copies.
+    pub to_host_bytes: u64,
+    pub to_host_copies: u64,
 }
 
 /// The shipped experiment of `method`: `experiments/<key>.ron`.
@@ -26,11 +33,17 @@ pub fn experiment_path(method: Method) -> String {
     format!("experiments/{}.ron", method.key())
 }
 
-/// The shipped experiment of `method` resized to `classes` identities and a batch of `batch`
-/// samples, on the loaders its head trains on at that batch
+/// The shipped experiment of `method` on `device`, resized to `classes` identities and a batch of
+/// `batch` samples, on the loaders its head trains on at that batch
 /// ([`crate::heads::HeadConfig::resize_for_bench`]).
-pub fn bench_experiment(method: Method, classes: usize, batch: usize) -> Result<Experiment> {
+pub fn bench_experiment(
+    method: Method,
+    device: DeviceChoice,
+    classes: usize,
+    batch: usize,
+) -> Result<Experiment> {
     let mut exp = crate::config::embedded::load(&experiment_path(method))?;
+    exp.device = device;
     exp.data
         .as_mut()
         .expect("the shipped experiments are synthetic")
@@ -39,10 +52,11 @@ pub fn bench_experiment(method: Method, classes: usize, batch: usize) -> Result<
     Ok(exp)
 }
 
-/// Median whole-step time and samples/s of each of `methods`' shipped experiments at `classes`
-/// identities.
+/// Median whole-step time, samples/s and host↔device traffic of each of `methods`' shipped
+/// experiments at `classes` identities on `device`.
 pub fn training_throughput(
     methods: &[Method],
+    device: DeviceChoice,
     classes: usize,
     batch: usize,
     warmup: usize,
@@ -50,10 +64,11 @@ pub fn training_throughput(
 ) -> Result<Vec<TrainRow>> {
     let mut rows = Vec::new();
     for method in Method::ALL.into_iter().filter(|m| methods.contains(m)) {
-        let exp = bench_experiment(method, classes, batch)?;
+        let exp = bench_experiment(method, device, classes, batch)?;
         let param = exp.head.size_fraction(classes);
-        let times = time_training_steps(&exp, warmup, steps)?;
-        let med = super::head_step::median(&times);
+        let timed = time_training_steps(&exp, warmup, steps)?;
+        let med = super::head_step::median(&timed.seconds);
+        let t = timed.traffic;
         let b = exp.train.loaders.batch_size();
         rows.push(TrainRow {
             method: exp.head.method().to_string(),
@@ -62,6 +77,10 @@ pub fn training_throughput(
             batch: b,
             median_step_s: med,
             samples_per_s: b as f64 / med,
+            to_device_bytes: t.to_device_bytes,
+            to_device_copies: t.to_device_copies,
+            to_host_bytes: t.to_host_bytes,
+            to_host_copies: t.to_host_copies,
         });
     }
     Ok(rows)
@@ -74,7 +93,7 @@ mod tests {
     #[test]
     fn experiments_resize_to_the_bench_batch() {
         for method in Method::ALL {
-            let exp = bench_experiment(method, 5000, 256).unwrap();
+            let exp = bench_experiment(method, DeviceChoice::Cpu, 5000, 256).unwrap();
             exp.validate(std::path::Path::new(&experiment_path(method)))
                 .unwrap();
             assert_eq!(exp.head.method(), method);

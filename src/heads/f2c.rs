@@ -63,7 +63,7 @@ use super::{
 use crate::binary::{Parsed, Reader, Writer};
 use crate::data::loaders::LoaderConfig;
 use crate::error::{FieldError, FieldResult, Result};
-use crate::numbers::short_number;
+use crate::numbers::short_percent;
 
 /// [`F2cConfig::bench_variant`] of the authors' step: two rows per slot, both directions.
 pub const REFERENCE_STEP: &str = "tworow-symmetric";
@@ -227,7 +227,7 @@ pub fn run_name(cols: &HeadColumns, naming: Naming) -> String {
     match naming {
         Naming::Table => {
             let mut s = match cols.pool_fraction {
-                Some(f) => format!("{label} pool {}%", short_number(f * 100.0)),
+                Some(f) => format!("{label} pool {}%", short_percent(f)),
                 None => label.into(),
             };
             if cols.pool_rows == Some(1) {

@@ -160,12 +160,14 @@ where
             }
         }
         let dev = x.device().clone();
+        crate::traffic::to_device(std::mem::size_of::<usize>() * m);
         let idx = dev.try_tensor_from_vec(idx, (m,))?;
         let xt = x
             .try_reshape_like(&(b, I * h * w))?
             .try_permute::<_, Axes2<1, 0>>()?; // (I·H·W, B)
         let cols: Tensor<(usize, usize), E, D, T> = xt.try_gather(idx)?; // (I·K·K·L, B)
         let cols = if padded {
+            crate::traffic::to_device(std::mem::size_of::<E>() * m);
             let mask = dev.try_tensor_from_vec(mask, (m,))?;
             cols.try_mul(mask.try_broadcast_like::<(usize, usize), Axis<1>>(&(m, b))?)?
         } else {
@@ -397,6 +399,7 @@ pub fn images<const C: usize, D: Device<f32>>(
         "{} floats are not a whole number of {C}×{h}×{w} images",
         x.len()
     );
+    crate::traffic::to_device(4 * x.len());
     dev.tensor_from_vec(x.to_vec(), (b, Const::<C>, h, w))
 }
 
@@ -416,6 +419,7 @@ where
     for chunk in x.chunks(64 * per) {
         let side = crate::data::images::FACE_SIZE;
         let y = l2_normalize(net.forward(images::<C, D>(dev, chunk, side, side)));
+        crate::traffic::to_host(4 * y.shape().0 * N);
         out.extend(y.as_vec());
     }
     out

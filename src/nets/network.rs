@@ -148,7 +148,9 @@ macro_rules! cnn_network {
 
             fn embed_second(net: &mut Self::Net, dev: &D, x: &[f32]) -> Vec<f32> {
                 let x: Images<$c, f32, D> = cnn::images(dev, x, FACE_SIZE, FACE_SIZE);
-                l2_normalize(cnn::forward_gallery(net, x)).as_vec()
+                let y = l2_normalize(cnn::forward_gallery(net, x));
+                crate::traffic::to_host(4 * y.shape().0 * $e);
+                y.as_vec()
             }
         }
     };

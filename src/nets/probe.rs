@@ -28,6 +28,7 @@ pub fn l2_normalize<const E: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
 /// Uploads `rows` samples of `inputs` (row-major) as a (B, INPUT_DIM) tensor.
 pub fn inputs<D: Device<f32>>(dev: &D, inputs: &[f32]) -> Inputs<D> {
     let rows = inputs.len() / INPUT_DIM;
+    crate::traffic::to_device(4 * inputs.len());
     dev.tensor_from_vec(inputs.to_vec(), (rows, Const::<INPUT_DIM>))
 }
 
@@ -44,6 +45,7 @@ where
     // Chunks bound the activation memory of large evaluation sets.
     for chunk in x.chunks(4096 * INPUT_DIM) {
         let y = l2_normalize(net.forward(inputs(dev, chunk)));
+        crate::traffic::to_host(4 * y.shape().0 * E);
         out.extend(y.as_vec());
     }
     out

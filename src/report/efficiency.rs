@@ -43,6 +43,11 @@ pub fn write_paper(outcome: &BenchOutcome, paper: &Path) -> Result<Vec<PathBuf>>
     Ok(written)
 }
 
+/// Bytes as KiB with one decimal.
+fn kib(bytes: u64) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
 /// The efficiency table in markdown.
 pub fn markdown(
     rows: &[BenchRow],
@@ -100,16 +105,25 @@ pub fn markdown(
         }
     }
     if !training.is_empty() {
-        s += "\n## Whole training step (data + probe net + gallery net + head)\n\n| method | N | batch | step | samples/s |\n|---|---:|---:|---:|---:|\n";
+        s += "\n## Whole training step (data + probe net + gallery net + head)\n\n\
+              Host→device and device→host: bytes per step the step moves between host and device \
+              memory (copies in brackets), counted where the code moves them; the same on every \
+              device (on the CPU they are memory copies).\n\n\
+              | method | N | batch | step | samples/s | host→device | device→host |\n\
+              |---|---:|---:|---:|---:|---:|---:|\n";
         for t in training {
             s += &format!(
-                "| {} ({}) | {} | {} | {} | {:.0} |\n",
+                "| {} ({}) | {} | {} | {} | {:.0} | {} ({}) | {} ({}) |\n",
                 t.method,
                 t.param,
                 t.classes,
                 t.batch,
                 ms(t.median_step_s),
-                t.samples_per_s
+                t.samples_per_s,
+                kib(t.to_device_bytes),
+                t.to_device_copies,
+                kib(t.to_host_bytes),
+                t.to_host_copies,
             );
         }
     }

@@ -52,6 +52,11 @@ pub struct RunRecord {
     /// The pair-list benchmark's result, when the experiment names one (`images.pairs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair_list: Option<crate::eval::pair_list::PairListMetrics>,
+    /// Host↔device traffic per training step ([`crate::traffic`]), averaged over the steps this
+    /// process trained (a resumed run: those after the checkpoint). Absent in records written
+    /// before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_per_step: Option<crate::traffic::Traffic>,
 }
 
 /// A stable id of a resolved experiment: method, name and the first 12 hex digits of SHA-256 of
@@ -181,6 +186,9 @@ pub fn summary_text(rec: &RunRecord) -> String {
         rec.peak_memory_bytes as f64 / 1048576.0,
         rec.code_revision
     );
+    if let Some(t) = &rec.traffic_per_step {
+        s += &format!("\n  host↔device per step: {}", t.describe());
+    }
     s
 }
 
@@ -220,6 +228,7 @@ mod tests {
             machine: "m".into(),
             train_identities: None,
             pair_list: None,
+            traffic_per_step: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");

@@ -100,10 +100,19 @@ pub fn run_until(exp: &Experiment, opts: &RunOptions) -> Result<RunOutcome> {
     with_trainer(exp, Run { exp, opts })
 }
 
+/// What [`time_training_steps`] measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTimes {
+    /// Wall seconds of each timed step.
+    pub seconds: Vec<f64>,
+    /// Host↔device traffic per timed step.
+    pub traffic: crate::traffic::Traffic,
+}
+
 /// Wall seconds of each of `steps` training steps of `exp` (data, probe net, second net and
-/// head; no evaluation) after `warmup` untimed ones, on the experiment's device: the benchmark's
-/// whole-step throughput, through the same trainer as a run.
-pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Result<Vec<f64>> {
+/// head; no evaluation) after `warmup` untimed ones, on the experiment's device, and their
+/// host↔device traffic: the benchmark's whole-step throughput, through the same trainer as a run.
+pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Result<StepTimes> {
     with_trainer(exp, TimeSteps { exp, warmup, steps })
 }
 
@@ -174,23 +183,29 @@ struct TimeSteps<'a> {
 }
 
 impl TrainerTask for TimeSteps<'_> {
-    type Output = Vec<f64>;
+    type Output = StepTimes;
 
     fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
         mut trainer: Trainer<A, E, D, B>,
-    ) -> Result<Vec<f64>> {
+    ) -> Result<StepTimes> {
         let mut data = TrainingData::new(self.exp)?;
         let lr = self.exp.train.lr;
-        let mut times = Vec::with_capacity(self.steps);
+        let mut seconds = Vec::with_capacity(self.steps);
         for i in 0..self.warmup + self.steps {
+            if i == self.warmup {
+                crate::traffic::take();
+            }
             let t0 = Instant::now();
             trainer.step(data.next()?, lr)?;
             if i >= self.warmup {
-                times.push(t0.elapsed().as_secs_f64());
+                seconds.push(t0.elapsed().as_secs_f64());
             }
         }
-        Ok(times)
+        Ok(StepTimes {
+            seconds,
+            traffic: crate::traffic::take().per(self.steps as u64),
+        })
     }
 }
 
@@ -258,6 +273,7 @@ impl TrainerTask for Run<'_> {
         bar.set_position(first as u64);
         let mut last_save = Instant::now();
         let mut failure = None;
+        crate::traffic::take();
         for step in first..steps {
             if opts.stop_after == Some(step) {
                 bar.finish_and_clear();
@@ -288,6 +304,8 @@ impl TrainerTask for Run<'_> {
             }
         }
         bar.finish_and_clear();
+        let trained_here = (losses.len() + failure.is_some() as usize).saturating_sub(first);
+        let traffic = crate::traffic::take().per(trained_here as u64);
         if let Some(path) = &opts.export_probe {
             trainer.export_probe(path)?;
         }
@@ -324,6 +342,7 @@ impl TrainerTask for Run<'_> {
             machine: machine_description(exp.device),
             train_identities: exp.images.as_ref().map(|_| data.num_train_identities()),
             pair_list,
+            traffic_per_step: (trained_here > 0).then_some(traffic),
         };
         // The run has its result (a diverged run would diverge again): the checkpoint has served.
         if let Some(path) = &ckpt_path {

@@ -17,7 +17,7 @@ use dfdx::prelude::*;
 use crate::data::loaders::{split_probe_gallery, Batch};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
-use crate::heads::backend::{Backend, CpuBackend, LossParts, SgdParams};
+use crate::heads::backend::{Backend, CpuBackend, LossParts, Metered, SgdParams};
 use crate::heads::{ClassifierHead, Halves, HeadState, HeadStats, StepInput};
 use crate::nets::gallery::Gallery;
 use crate::nets::network::{Backbone, IResNet18Arch, MlpArch, Network, TinyArch};
@@ -130,6 +130,7 @@ impl<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> Trainer<A, E,
             .take()
             .expect("gradients are returned every step");
         let emb = A::forward_traced(&mut self.probe, &self.dev, &batch.inputs, grads); // (B, E)
+        crate::traffic::to_host(4 * b * E);
         let emb_host = emb.as_vec();
 
         // The second network follows the probe, then embeds the same batch without a tape.
@@ -151,6 +152,7 @@ impl<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> Trainer<A, E,
         })?;
 
         // Back-propagate the head's gradient through the probe net: d(Σ emb ⊙ g)/d(emb) = g.
+        crate::traffic::to_device(4 * out.grad.len());
         let g = self.dev.tensor_from_vec(out.grad, (b, Const::<E>));
         let mut grads = (emb * g).sum().backward();
         self.opt.update(&mut self.probe, &grads, lr)?;
@@ -277,7 +279,12 @@ pub trait TrainerTask {
 pub fn with_trainer<T: TrainerTask>(exp: &Experiment, task: T) -> Result<T::Output> {
     crate::device::check_available(exp.device)?;
     match exp.device {
-        DeviceChoice::Cpu => by_backbone(exp, Cpu::seed_from_u64(exp.seed), CpuBackend, task),
+        DeviceChoice::Cpu => by_backbone(
+            exp,
+            Cpu::seed_from_u64(exp.seed),
+            Metered(CpuBackend),
+            task,
+        ),
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(ordinal) => {
             // The backend first: it reports a missing driver or GPU as an error, where cudarc's
@@ -285,7 +292,7 @@ pub fn with_trainer<T: TrainerTask>(exp: &Experiment, task: T) -> Result<T::Outp
             let be = crate::heads::backend::CudaBackend::new(ordinal)?;
             let dev = Cuda::try_build(ordinal, exp.seed)
                 .map_err(|e| Error::Device(format!("cuda:{ordinal} could not be opened: {e:?}")))?;
-            by_backbone(exp, dev, be, task)
+            by_backbone(exp, dev, Metered(be), task)
         }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda(_) => Err(Error::Device(

@@ -504,6 +504,7 @@ fn fake_ok(exp: &Experiment) -> RunRecord {
         machine: "test".into(),
         train_identities: None,
         pair_list: None,
+        traffic_per_step: None,
     }
 }
 

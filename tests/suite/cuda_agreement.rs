@@ -229,6 +229,13 @@ fn cuda_buffers_normalisation_sgd_and_row_copies_agree_with_cpu() {
     // An empty copy (a pool row without writes) is a no-op.
     be.copy_rows(&gw, &[], &mut gd, &[], dim).unwrap();
     assert_eq!(be.download(&gd).unwrap(), d);
+
+    // Filling flat indices (DCQ's mask), one of them twice; none is a no-op.
+    let at = [0usize, 301, 7, 301, rows * dim - 1];
+    CpuBackend.fill_at(&mut d, &at, -1e9).unwrap();
+    be.fill_at(&mut gd, &at, -1e9).unwrap();
+    be.fill_at(&mut gd, &[], 5.0).unwrap();
+    assert_eq!(be.download(&gd).unwrap(), d);
 }
 
 #[test]
@@ -534,10 +541,13 @@ fn cuda_dfdx_training_step_ops_agree_with_cpu() {
     );
 }
 
-/// A committed experiment shrunk to seconds ([`crate::end_to_end::tiny`]), trained for 60 steps on
-/// `device`.
+/// A committed experiment shrunk to seconds ([`crate::end_to_end::tiny`]; DCQ's queue raised to
+/// two steps of keys), trained for 60 steps on `device`.
 fn tiny(file: &str, device: DeviceChoice) -> Experiment {
     let mut e = crate::end_to_end::tiny(file);
+    if let f2c::heads::HeadConfig::Dcq(d) = &mut e.head {
+        d.queue = f2c::heads::class_pool::Capacity::Count(2 * e.train.loaders.identities);
+    }
     e.device = device;
     e.train.steps = 60;
     e.train.warmup_steps = 10;
@@ -556,6 +566,7 @@ fn cuda_training_run_agrees_with_cpu() {
         "experiments/fc.ron",
         "experiments/pfc.ron",
         "experiments/f2c.ron",
+        "experiments/dcq.ron",
     ] {
         let cpu = run_experiment(&tiny(file, DeviceChoice::Cpu), &RunOptions::default()).unwrap();
         let gpu =

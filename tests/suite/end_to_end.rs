@@ -87,3 +87,39 @@ fn a_diverging_run_is_recorded_as_failed() {
         RunStatus::Ok => assert!(rec.final_loss.is_finite()),
     }
 }
+
+/// The host↔device traffic of a whole step, counted on the CPU as a GPU would move it: for full
+/// FC exactly the inputs, the embeddings both ways between the networks and the head, the targets,
+/// the loss's per-row parts and the gradient both ways; for F²C, whose head works on the pool's
+/// rows only, nothing that grows with the number of identities.
+#[test]
+fn a_step_moves_only_batch_sized_data_between_host_and_device() {
+    use f2c::train::run::time_training_steps;
+    let fc = tiny("experiments/fc.ron");
+    let b = fc.train.loaders.batch_size() as u64;
+    let (input, d) = (f2c::data::synthetic::INPUT_DIM as u64, 64);
+    let t = time_training_steps(&fc, 1, 2).unwrap().traffic;
+    // Up: inputs, embeddings to the head, targets (8 B each), the gradient to the probe's tape.
+    assert_eq!(
+        t.to_device_bytes,
+        4 * b * input + 4 * b * d + 8 * b + 4 * b * d
+    );
+    assert_eq!(t.to_device_copies, 4);
+    // Down: embeddings, two loss parts per row, the head's gradient.
+    assert_eq!(t.to_host_bytes, 4 * b * d + 8 * b + 4 * b * d);
+    assert_eq!(t.to_host_copies, 3);
+
+    let mut small = tiny("experiments/f2c.ron");
+    let mut large = small.clone();
+    large.data.as_mut().unwrap().train_identities *= 4;
+    small.train.steps = 50;
+    large.train.steps = 50;
+    // After the pool has filled (5 steps of 24 new identities fill 30 slots, 120 of 600).
+    let traffic = |e: &Experiment| time_training_steps(e, 10, 5).unwrap().traffic;
+    let (s, l) = (traffic(&small), traffic(&large));
+    assert!(s.bytes() > 0);
+    assert!(
+        l.bytes() <= s.bytes() + s.bytes() / 10,
+        "F²C at 4× the identities moves {l:?}, at 1× {s:?}"
+    );
+}

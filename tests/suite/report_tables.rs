@@ -383,6 +383,7 @@ fn fake_scale_run(
         machine: "test".into(),
         train_identities: None,
         pair_list: None,
+        traffic_per_step: None,
     })
 }
 

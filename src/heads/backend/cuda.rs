@@ -37,6 +37,7 @@ const KERNELS: &[&str] = &[
     "f2c_margin_loss",
     "f2c_sgd_rows",
     "f2c_copy_rows",
+    "f2c_fill_at",
 ];
 
 /// The kernels' CUDA C, compiled at run time by [`kernel_ptx`].
@@ -633,6 +634,22 @@ impl Backend for CudaBackend {
         // SAFETY: matches f2c_copy_rows's parameters; rows checked above and destinations distinct.
         unsafe { f.launch(per_row(s.len()), (src, &si, dst, &di, dim as u64)) }
             .map_err(|e| self.err("copy_rows launch failed", e))
+    }
+
+    fn fill_at(&self, buf: &mut CudaSlice<f32>, at: &[usize], value: f32) -> Result<()> {
+        if at.is_empty() {
+            return Ok(());
+        }
+        assert!(
+            at.iter().all(|&i| i < buf.len()),
+            "fill_at index out of range"
+        );
+        let idx = self.indices(at)?;
+        let f = self.func("f2c_fill_at");
+        let cfg = LaunchConfig::for_num_elems(at.len() as u32);
+        // SAFETY: matches f2c_fill_at's parameters; every index was checked to lie inside `buf`.
+        unsafe { f.launch(cfg, (buf, &idx, at.len() as u64, value)) }
+            .map_err(|e| self.err("fill_at launch failed", e))
     }
 
     fn duplicate(&self, src: &CudaSlice<f32>) -> Result<CudaSlice<f32>> {

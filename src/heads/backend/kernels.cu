@@ -237,3 +237,9 @@ extern "C" __global__ void f2c_copy_rows(const float* src, const u64* src_rows, 
     float* d = dst + dst_rows[i] * dim;
     for (u64 j = threadIdx.x; j < dim; j += BLOCK) d[j] = s[j];
 }
+
+/* buf[at[i]] = value for i < n (DCQ's label mask), one thread per index. */
+extern "C" __global__ void f2c_fill_at(float* buf, const u64* at, u64 n, float value) {
+    const u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) buf[at[i]] = value;
+}

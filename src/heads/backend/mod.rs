@@ -19,12 +19,14 @@ mod cpu;
 mod cuda;
 #[cfg(not(feature = "cuda"))]
 mod cuda_stub;
+mod metered;
 
 pub use cpu::CpuBackend;
 #[cfg(feature = "cuda")]
 pub use cuda::CudaBackend;
 #[cfg(not(feature = "cuda"))]
 pub use cuda_stub::CudaBackend;
+pub use metered::Metered;
 
 use crate::error::Result;
 use crate::heads::Margin;
