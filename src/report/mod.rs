@@ -22,7 +22,12 @@ use crate::error::{Error, Result};
 
 /// The matrices the report reads beside the default one, from `<root>/results/<name>/`, instead of
 /// rendering them on their own: the tuning grid, the scale study and the real-face study.
-pub const SIDE_STUDIES: [&str; 3] = [tuning::MATRIX, scale::MATRIX, orl::MATRIX];
+pub const SIDE_STUDIES: [&str; 4] = [
+    tuning::MATRIX,
+    scale::MATRIX,
+    scale::TUNING_MATRIX,
+    orl::MATRIX,
+];
 
 /// The results folder `paper/` is regenerated from after `f2c ablate` ran the matrix whose results
 /// are in `matrix_dir`: that folder, or for a side study the default matrix's beside it (which

@@ -22,14 +22,38 @@ type Grid = BTreeMap<(String, String), Vec<f64>>;
 /// The report's tuning section (empty when the tuning matrix has not run). `defaults` are the
 /// learning rate and weight decay of the default matrix's runs.
 pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
+    let intro = format!(
+        "\n## Tuning\n\nEvery method gets the same budget: learning rate × weight decay on a 3 × 2 \
+         grid, two seeds each, scored on 500 validation identities of the training population — \
+         never the test identities (`ablations/tuning.ron`, `results/tuning/`). Mean validation \
+         TAR@FAR=1e-3 (%) per point; **bold**: the method's best point; the default matrix trains \
+         every method at lr {}, weight decay {}.\n\n",
+        defaults.0, defaults.1
+    );
+    let point = (defaults.0.to_string(), defaults.1.to_string());
+    grid_section(root, MATRIX, &intro, &|_| Some(point.clone()))
+}
+
+/// A grid of learning rate × weight decay per method from `<root>/results/<matrix>/` in
+/// markdown: `intro`, then a table of each point's mean TAR@FAR=1e-3 over seeds (as the runs scored
+/// it: on validation identities in the grids of this project), **bold** at the method's best, and
+/// one line per method comparing the best with `trained(method)`, the (lr, weight decay) that the
+/// comparison the grid serves trains the method at (as `f32::to_string` writes them). Empty when
+/// the matrix has not run.
+pub fn grid_section(
+    root: &Path,
+    matrix: &str,
+    intro: &str,
+    trained: &dyn Fn(Method) -> Option<(String, String)>,
+) -> Result<String> {
     let results = root.join("results");
-    let summary = results.join(MATRIX).join("summary.csv");
+    let summary = results.join(matrix).join("summary.csv");
     if !summary.exists() {
         return Ok(String::new());
     }
     let mut grids: BTreeMap<Method, Grid> = BTreeMap::new();
     for row in read_csv(&summary)? {
-        let rec = RunRecord::read(&record_path(&results, MATRIX, &row.run_id))?;
+        let rec = RunRecord::read(&record_path(&results, matrix, &row.run_id))?;
         let t = &rec.experiment.train;
         let point = (t.lr.to_string(), t.weight_decay.to_string());
         let values = grids
@@ -41,17 +65,10 @@ pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
             values.extend(row.tar_far_1e3.map(|x| 100.0 * x));
         }
     }
-    let mut s = String::from(
-        "\n## Tuning\n\nEvery method gets the same budget: learning rate × weight decay on a 3 × 2 \
-         grid, two seeds each, scored on 500 validation identities of the training population — \
-         never the test identities (`ablations/tuning.ron`, `results/tuning/`). Mean validation \
-         TAR@FAR=1e-3 (%) per point; **bold**: the method's best point; the default matrix trains \
-         every method at ",
+    let mut s = intro.to_string();
+    s.push_str(
+        "| Method | lr | weight decay | validation TAR@FAR=1e-3 (%) | seeds |\n|:--|--:|--:|--:|--:|\n",
     );
-    s.push_str(&format!(
-        "lr {}, weight decay {}.\n\n| Method | lr | weight decay | validation TAR@FAR=1e-3 (%) | seeds |\n|:--|--:|--:|--:|--:|\n",
-        defaults.0, defaults.1
-    ));
     let mut verdicts = Vec::new();
     for (method, grid) in &grids {
         let mean = |v: &Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
@@ -75,18 +92,18 @@ pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
             ));
         }
         if let Some(((lr, wd), m)) = best {
-            let default = (defaults.0.to_string(), defaults.1.to_string());
-            let at_default = grid.get(&default).and_then(mean);
-            verdicts.push(match at_default {
-                Some(_) if (lr, wd) == (&default.0, &default.1) => {
+            let default = trained(*method);
+            let at_default = default.as_ref().and_then(|d| grid.get(d)).and_then(mean);
+            verdicts.push(match (at_default, default) {
+                (Some(_), Some(default)) if (lr, wd) == (&default.0, &default.1) => {
                     format!("{}: the defaults are its best point ({m:.2}).", method.label())
                 }
-                Some(d) => format!(
+                (Some(d), _) => format!(
                     "{}: best at lr {lr}, weight decay {wd} ({m:.2}), {:.2} points above the defaults ({d:.2}).",
                     method.label(),
                     m - d
                 ),
-                None => format!("{}: best at lr {lr}, weight decay {wd} ({m:.2}).", method.label()),
+                (None, _) => format!("{}: best at lr {lr}, weight decay {wd} ({m:.2}).", method.label()),
             });
         }
     }
