@@ -101,6 +101,15 @@ pub fn take() -> Traffic {
     COUNTS.with(|c| c.replace(Traffic::default()))
 }
 
+/// Runs `f` without counting what it moves (e.g. a checkpoint's copy of the head's state, which is
+/// not part of a training step).
+pub fn uncounted<R>(f: impl FnOnce() -> R) -> R {
+    let before = take();
+    let out = f();
+    COUNTS.with(|c| c.set(before));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +134,21 @@ mod tests {
         assert_eq!((t.bytes(), t.copies()), (136, 3));
         assert_eq!(t.per(2).to_device_bytes, 64);
         assert_eq!(take(), Traffic::default());
+        to_host(4);
+        assert_eq!(
+            uncounted(|| {
+                to_device(1000);
+                7
+            }),
+            7
+        );
+        assert_eq!(
+            take(),
+            Traffic {
+                to_host_bytes: 4,
+                to_host_copies: 1,
+                ..Traffic::default()
+            }
+        );
     }
 }

@@ -17,10 +17,10 @@ use crate::ablation::runner::record_path;
 use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::data::synthetic::{SyntheticConfig, SyntheticFaces};
 use crate::error::{Error, Result};
+use crate::heads::Method;
 use crate::report::readme::{MatrixTiming, TIMING_JSON};
 use crate::report::stats::{config_stats, ConfigStats};
 use crate::report::tables::{method_name, render_table, Format, TableSpec, MAIN_GROUP};
-use crate::heads::Method;
 use crate::report::tuning::grid_section;
 use crate::results::RunRecord;
 
@@ -129,9 +129,9 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     for mut row in rows {
         let rec = RunRecord::read(&record_path(&results, MATRIX, &row.run_id))?;
         let e = &rec.experiment;
-        trained.entry(row.method).or_insert_with(|| {
-            (e.train.lr.to_string(), e.train.weight_decay.to_string())
-        });
+        trained
+            .entry(row.method)
+            .or_insert_with(|| (e.train.lr.to_string(), e.train.weight_decay.to_string()));
         let data = e.data.as_ref().ok_or_else(|| {
             Error::Other(format!(
                 "{}: the scale study runs on synthetic data",

@@ -257,6 +257,7 @@ impl TrainerTask for Run<'_> {
                     step_times: &[f64]|
          -> Result<PathBuf> {
             let path = ckpt_path.clone().expect("checkpoint options are set");
+            let trainer = crate::traffic::uncounted(|| trainer.save_state())?;
             Checkpoint {
                 run_id: id.clone(),
                 step,
@@ -264,7 +265,7 @@ impl TrainerTask for Run<'_> {
                 losses: losses.to_vec(),
                 step_times: step_times.to_vec(),
                 loader: data.state(),
-                trainer: trainer.save_state()?,
+                trainer,
             }
             .write_atomic(&path)?;
             Ok(path)
