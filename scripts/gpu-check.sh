@@ -246,6 +246,11 @@ skip() {
 note "pack $pack, output $out, budget ${budget}s, device $device"
 note "library folders: ${ld_extra:-none found}"
 note "CUDA include folders here: ${cuda_includes[*]:-none}"
+# The pack's executables come gzipped; unpacked in place once (a second run finds them unpacked).
+for gz in "$pack"/bin/*.gz "$pack"/tests/*.gz; do
+    [[ -f $gz ]] || continue
+    if gunzip -f "$gz" 2>>"$main_log"; then chmod +x "${gz%.gz}"; else note "could not unpack $gz"; fi
+done
 cp -r "$pack/experiments" "$pack/ablations" "$work/run/" 2>/dev/null
 [[ -d $pack/data ]] && cp -r "$pack/data" "$work/run/"
 setup_headers

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gathers what scripts/gpu-check.sh needs on a GPU machine that has no Rust toolchain and no network
-# into one folder: the `--features cuda` executables (debug info stripped), experiments/, ablations/,
+# into one folder: the `--features cuda` executables (debug info stripped, gzipped), experiments/, ablations/,
 # gpu-check.sh itself, and the CUDA headers that dfdx's run-time-compiled kernels include from paths
 # baked in at build time (see gpu-check.sh). The folder must stay under the device tool's 64 MiB.
 #
@@ -12,7 +12,7 @@
 # Usage: scripts/pack-gpu-check.sh [--out DIR] [--max-mib N] [--] [cargo args...]
 #   --out DIR     the pack folder, emptied first (default target/gpu-check, git-ignored)
 #   --max-mib N   fail when the pack is larger (default 56, leaving room for the working tree)
-# Layout: bin/f2c; tests/suite (the integration tests, cuda_agreement:: among them), tests/f2c-lib (the
+# Layout (executables as .gz until gpu-check.sh unpacks them): bin/f2c; tests/suite (the integration tests, cuda_agreement:: among them), tests/f2c-lib (the
 #   library's unit tests), tests/<bin>-bin; experiments/; ablations/; gpu-check.sh; torch_heads.py;
 #   data/orl (when fetched); cuda-include/;
 #   dfdx-out/; baked-paths.txt; needed-symbols.txt; MANIFEST.txt.
@@ -142,6 +142,8 @@ if [[ -d $repo/data/orl ]]; then
     mkdir -p "$pack/data"
     cp -r "$repo/data/orl" "$pack/data/"
 fi
+# Compressed (a quarter of the size): gpu-check.sh unpacks them where they lie before its first step.
+gzip -9 "$pack"/bin/* "$pack"/tests/*
 cp "$repo/scripts/gpu-check.sh" "$pack/gpu-check.sh"
 chmod +x "$pack/gpu-check.sh"
 # The PyTorch peer of the head bench, timed on the GPU beside ours.
@@ -160,6 +162,6 @@ total=$(du -sb "$pack" | cut -f1)
 total_mib=$(((total + 1048575) / 1048576))
 say "pack at ${pack#"$repo"/}: ${total_mib} MiB (limit ${max_mib} MiB), $(wc -l <"$pack/needed-symbols.txt") imported CUDA symbols"
 if ((total_mib > max_mib)); then
-    die "the pack is ${total_mib} MiB, over ${max_mib} MiB; strip more (strip --strip-all) or carry fewer test executables"
+    die "the pack is ${total_mib} MiB, over ${max_mib} MiB; strip more (strip --strip-all), carry fewer test executables or leave data/orl out"
 fi
 say "run it on a GPU machine with: bash ${pack#"$repo"/}/gpu-check.sh [OUTPUT_DIR]"
