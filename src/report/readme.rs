@@ -44,12 +44,13 @@ fn one() -> usize {
 pub const TIMING_JSON: &str = "timing.json";
 
 impl MatrixTiming {
-    /// ", 3 calls" when the matrix was trained over several `ablate` calls, else nothing.
-    pub fn calls_suffix(&self) -> String {
+    /// "`--jobs 2`" for one `ablate` call; "3 calls, the last with `--jobs 2`" for several (only
+    /// the last call's `--jobs` is recorded).
+    pub fn jobs_text(&self) -> String {
         if self.calls > 1 {
-            format!(", {} calls", self.calls)
+            format!("{} calls, the last with `--jobs {}`", self.calls, self.jobs)
         } else {
-            String::new()
+            format!("`--jobs {}`", self.jobs)
         }
     }
 
@@ -165,11 +166,10 @@ pub fn block(root: &Path, matrix_dir: &Path, rows: &[SummaryRow]) -> Result<Stri
         let time = if timing_path.exists() {
             let t = MatrixTiming::read(&timing_path)?;
             format!(
-                "{:.1} min for {} runs (`--jobs {}`{})",
+                "{:.1} min for {} runs ({})",
                 t.elapsed_s / 60.0,
                 t.trained,
-                t.jobs,
-                t.calls_suffix()
+                t.jobs_text()
             )
         } else {
             "not recorded".to_string()

@@ -220,11 +220,10 @@ fn spec(study: &Study, part: &Part) -> TableSpec {
     )];
     if let Some(t) = &study.timing {
         extra.push(format!(
-            "The study: {:.2} h for {} runs (`f2c ablate ablations/scale.ron --jobs {}`{}), {}.",
+            "The study: {:.2} h for {} runs (`f2c ablate ablations/scale.ron`, {}), {}.",
             t.elapsed_s / 3600.0,
             t.trained,
-            t.jobs,
-            t.calls_suffix(),
+            t.jobs_text(),
             t.machine
         ));
     }

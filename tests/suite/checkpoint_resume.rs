@@ -47,12 +47,15 @@ fn tiny(file: &str) -> Experiment {
     e
 }
 
-/// The record without the fields that measure the machine rather than the run.
-fn without_wall_clock(mut r: RunRecord) -> RunRecord {
+/// The record without the fields that measure the process rather than the run: wall clock,
+/// memory, and the host↔device traffic averaged over the steps this process trained (a resumed
+/// run's are the steps after its checkpoint).
+pub(crate) fn without_wall_clock(mut r: RunRecord) -> RunRecord {
     r.wall_time_s = 0.0;
     r.median_step_ms = 0.0;
     r.samples_per_s = 0.0;
     r.peak_memory_bytes = 0;
+    r.traffic_per_step = None;
     r
 }
 

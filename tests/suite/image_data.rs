@@ -15,6 +15,8 @@ use f2c::results::{RunRecord, RunStatus};
 use f2c::train::run::{run_experiment, run_until, CheckpointOptions, RunOptions, RunOutcome};
 use f2c::Experiment;
 
+use crate::checkpoint_resume::without_wall_clock;
+
 /// Writes `ids` identities × `per` 112×112 grey PGMs under `root`.
 fn write_faces(root: &Path, ids: usize, per: usize) {
     for id in 0..ids {
@@ -77,14 +79,6 @@ fn on_faces(file: &str, root: &Path) -> Experiment {
     }
     e.validate(Path::new(file)).unwrap();
     e
-}
-
-fn without_wall_clock(mut r: RunRecord) -> RunRecord {
-    r.wall_time_s = 0.0;
-    r.median_step_ms = 0.0;
-    r.samples_per_s = 0.0;
-    r.peak_memory_bytes = 0;
-    r
 }
 
 #[test]
