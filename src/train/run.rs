@@ -116,6 +116,16 @@ pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Res
     with_trainer(exp, TimeSteps { exp, warmup, steps })
 }
 
+/// A number of passes over the data with two decimals, or four below 0.1 (a short run at 10⁷
+/// identities is 0.0049 epochs, not 0.00).
+fn passes(x: f64) -> String {
+    if x < 0.1 {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 /// The resolved plan of `exp`, printed before training: sizes and schedule derived from the
 /// config (nothing here is written back into it).
 pub fn describe_plan(exp: &Experiment, data: &TrainingData) -> String {
@@ -146,13 +156,15 @@ pub fn describe_plan(exp: &Experiment, data: &TrainingData) -> String {
     };
     format!(
         "{}\n{head}\n{} training instances; {per_step} samples per step ({} identity pairs + {} \
-         instances); {} steps = {epochs:.2} epochs ({id_passes:.2} identity passes)\n\
+         instances); {} steps = {} epochs ({} identity passes)\n\
          lr {} (warm-up {} steps), ×{} at steps [{}]; {held_out}",
         data.describe(),
         instances,
         t.loaders.identities,
         t.loaders.instances,
         t.steps,
+        passes(epochs),
+        passes(id_passes),
         t.lr,
         t.warmup_steps,
         t.decay,
