@@ -13,11 +13,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::ablation::references::{read_references, ReferenceKind, REFERENCES_CSV};
 use crate::ablation::runner::record_path;
 use crate::ablation::summary::{RowStatus, SummaryRow};
+use crate::bench::fmt_mib;
 use crate::data::synthetic::{SyntheticConfig, SyntheticFaces};
 use crate::error::{Error, Result};
-use crate::heads::Method;
+use crate::heads::{HeadConfig, Margin, Method};
 use crate::report::readme::{MatrixTiming, TIMING_JSON};
 use crate::report::stats::{config_stats, ConfigStats};
 use crate::report::tables::{method_name, render_table, Format, TableSpec, MAIN_GROUP};
@@ -74,13 +76,95 @@ pub struct Study {
     pub parts: Vec<Part>,
     /// How long the `ablate` calls that trained it took, when recorded.
     pub timing: Option<MatrixTiming>,
-    /// The learning-rate check at this N (`results/scale-tuning/`) in markdown; empty when it has
-    /// not run.
+    /// The learning-rate check at this N (`results/scale-tuning/`) and the run at 10⁷ identities
+    /// (`results/train/`) in markdown; empty when neither has run.
     pub tuning: String,
 }
 
 /// The study's learning-rate check: its matrix name (`results/scale-tuning/`).
 pub const TUNING_MATRIX: &str = "scale-tuning";
+
+/// The short F²C run at 10⁷ identities, whose record `train` writes to `results/train/`.
+pub const TEN_MILLION: &str = "experiments/scale-10m.ron";
+
+/// The section on the run of [`TEN_MILLION`] in markdown, when its record is in
+/// `<root>/results/train/`: its metrics next to the untrained network on the same held-out
+/// identities (the study's reference points of that seed: the held-out set depends on the seed
+/// and the generator, not on N), its cost, and the memory Full FC would need at that N.
+fn ten_million_section(root: &Path) -> Result<String> {
+    let exp = crate::config::embedded::load(TEN_MILLION)?;
+    let path = root
+        .join("results/train")
+        .join(format!("{}.json", crate::results::record::run_id(&exp)));
+    if !path.exists() {
+        return Ok(String::new());
+    }
+    let rec = RunRecord::read(&path)?;
+    let Some(m) = rec.metrics else {
+        return Ok(format!(
+            "\n## Ten million identities\n\n`f2c train {TEN_MILLION}` did not finish: {:?}.\n",
+            rec.status
+        ));
+    };
+    let e = &rec.experiment;
+    let n = rec.num_train_identities();
+    let (dim, batch) = (e.backbone.embedding_dim(), e.train.loaders.batch_size());
+    let references = root.join("results").join(MATRIX).join(REFERENCES_CSV);
+    let untrained = if references.exists() {
+        read_references(&references)?
+            .into_iter()
+            .find(|r| r.seed == e.seed && r.kind == ReferenceKind::Untrained)
+            .map_or(String::new(), |r| {
+                format!(
+                    " (the untrained network on the same held-out identities: {:.2} % \
+                     TAR@FAR=1e-3, `results/{MATRIX}/{REFERENCES_CSV}`)",
+                    100.0 * r.tar_far_1e3
+                )
+            })
+    } else {
+        String::new()
+    };
+    let fc = HeadConfig::Fc {
+        margin: Margin::CosFace(0.4),
+        scale: 32.0,
+    };
+    let fc_state = 2 * 4 * (n * dim) as u64;
+    let fc_step = fc.cost(n, dim, batch).memory_bytes(dim, batch);
+    let data = e.data.as_ref().map_or(0, |d| {
+        crate::data::synthetic::SyntheticFaces::new(d, e.seed).num_train_instances()
+    });
+    let epochs = (e.train.steps * batch) as f64 / data.max(1) as f64;
+    let traffic = rec.traffic_per_step.map_or(String::new(), |t| {
+        format!(" Host↔device per step: {}.", t.describe())
+    });
+    Ok(format!(
+        "\n## Ten million identities\n\n`cargo run --release -- train {TEN_MILLION}`: {}; {} steps of {batch} samples ({epochs:.4} epochs: most identities are \
+         never drawn), seed {}, {}. A short run, to show that the method trains and is evaluated \
+         at this N on one machine, not a converged result. On the held-out test identities: \
+         TAR@FAR=1e-2 / 1e-3 / 1e-4 {:.2} / {:.2} / {:.2} %, rank-1 {:.2} %{untrained}. Wall \
+         {:.1} min, median step {:.1} ms, head state {} (pool and gallery net), peak memory {}.\
+         {traffic} Full FC at this N would hold {} of centres and momentum, {} with one step's \
+         logits (the benchmark's memory model, D {dim}, B {batch}); it was not trained.\n",
+        exp.head.describe(n),
+        thousands(e.train.steps),
+        e.seed,
+        rec.machine,
+        100.0 * m.tar_far_1e2,
+        100.0 * m.tar_far_1e3,
+        100.0 * m.tar_far_1e4,
+        100.0 * m.rank1,
+        rec.wall_time_s / 60.0,
+        rec.median_step_ms,
+        fmt_mib(rec.head_state_bytes),
+        fmt_mib(rec.peak_memory_bytes),
+        fmt_gib(fc_state),
+        fmt_gib(fc_step),
+    ))
+}
+
+fn fmt_gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
 
 /// `1234567` → "1,234,567".
 pub fn thousands(n: usize) -> String {
@@ -196,7 +280,8 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
         of its runs costs about ten of these, so the check cannot give it the same budget, and \
         the table above keeps every method at its 5,000-identity values (\"the defaults\" below). \
         Mean validation TAR@FAR=1e-3 (%) per point; **bold**: the method's best point.\n\n";
-    let tuning = grid_section(root, TUNING_MATRIX, intro, &|m| trained.get(&m).cloned())?;
+    let tuning = grid_section(root, TUNING_MATRIX, intro, &|m| trained.get(&m).cloned())?
+        + &ten_million_section(root)?;
     Ok(Some(Study {
         parts,
         timing,
