@@ -478,23 +478,28 @@ fn every_derived_field_path_has_a_setter() {
 
 /// The record a successful fake run returns: metrics derived from the seed so rows differ.
 fn fake_ok(exp: &Experiment) -> RunRecord {
-    let s = exp.seed as f64;
+    fake_record(exp, 0.8, exp.seed as f64 / 10.0, 1.0)
+}
+
+/// A successful record of `exp` without training: TAR@FAR=1e-2 / 1e-3 / 1e-4 of `tar` + 0.1 /
+/// `tar` / `tar` − 0.1, rank-1 `rank1`, `wall_s` seconds; the rest fixed.
+pub(crate) fn fake_record(exp: &Experiment, tar: f64, rank1: f64, wall_s: f64) -> RunRecord {
     RunRecord {
         run_id: run_id(exp),
         experiment: exp.clone(),
         status: RunStatus::Ok,
         metrics: Some(Metrics {
-            tar_far_1e2: 0.9,
-            tar_far_1e3: 0.8,
-            tar_far_1e4: 0.7,
+            tar_far_1e2: tar + 0.1,
+            tar_far_1e3: tar,
+            tar_far_1e4: tar - 0.1,
             accuracy: 0.95,
             accuracy_std: 0.01,
-            rank1: s / 10.0,
+            rank1,
             genuine_pairs: 1000,
             impostor_pairs: 1_000_000,
             impostors_above_far_1e4: 100,
         }),
-        wall_time_s: 1.0,
+        wall_time_s: wall_s,
         median_step_ms: 2.0,
         samples_per_s: 100.0,
         peak_memory_bytes: 0,

@@ -358,33 +358,12 @@ fn fake_scale_run(
     let tar = base - exp.data.as_ref().unwrap().train_identities as f64 / 1e5
         + 0.01 * s
         + 0.003 * (s * s % 3.0);
-    Ok(f2c::results::RunRecord {
-        run_id: f2c::results::record::run_id(exp),
-        experiment: exp.clone(),
-        status: f2c::results::RunStatus::Ok,
-        metrics: Some(f2c::eval::Metrics {
-            tar_far_1e2: tar + 0.1,
-            tar_far_1e3: tar,
-            tar_far_1e4: tar - 0.1,
-            accuracy: 0.95,
-            accuracy_std: 0.01,
-            rank1: tar,
-            genuine_pairs: 1000,
-            impostor_pairs: 1_000_000,
-            impostors_above_far_1e4: 100,
-        }),
-        wall_time_s: 120.0 * exp.seed as f64,
-        median_step_ms: 2.0,
-        samples_per_s: 100.0,
-        peak_memory_bytes: 0,
-        head_state_bytes: 1000,
-        final_loss: 0.5,
-        code_revision: "test".into(),
-        machine: "test".into(),
-        train_identities: None,
-        pair_list: None,
-        traffic_per_step: None,
-    })
+    Ok(crate::ablation_matrix::fake_record(
+        exp,
+        tar,
+        tar,
+        120.0 * exp.seed as f64,
+    ))
 }
 
 /// The scale study's matrix on the tiny experiment at two N: Partial FC and F²C on three seeds in
