@@ -11,7 +11,7 @@ use f2c::data::images::{ImageLayout, ImagesConfig};
 use f2c::data::loaders::LoaderConfig;
 use f2c::heads::class_pool::Capacity;
 use f2c::heads::HeadConfig;
-use f2c::results::{RunRecord, RunStatus};
+use f2c::results::RunStatus;
 use f2c::train::run::{run_experiment, run_until, CheckpointOptions, RunOptions, RunOutcome};
 use f2c::Experiment;
 
