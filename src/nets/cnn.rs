@@ -62,6 +62,47 @@ pub struct Conv2d<
 > {
     /// (O, I, K, K), as PyTorch.
     pub weight: Tensor<Rank4<O, I, K, K>, E, D>,
+    /// The im2col indices of the last input size, on the device.
+    pub im2col: Im2colCache,
+}
+
+/// A convolution's im2col gather indices and padding mask for one input height and width, kept
+/// on the device: they depend on nothing else, so every forward after the first reuses them
+/// instead of building them on the host and uploading them again (for `TinyIResNet` that upload
+/// was most of a training step's host→device traffic). Clones of a network share the cache; it
+/// holds the tensors of one device type, type-erased because the layer's `D` does not name their
+/// element types. (It makes a CNN `!Send`: a network is built and trained on one thread.)
+#[derive(Clone, Default)]
+pub struct Im2colCache(std::rc::Rc<std::cell::RefCell<Option<CachedIm2col>>>);
+
+/// The cached entry: input (height, width) and the boxed (indices, optional mask) tensors.
+type CachedIm2col = ((usize, usize), Box<dyn std::any::Any>);
+
+impl std::fmt::Debug for Im2colCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Im2colCache")
+    }
+}
+
+impl Im2colCache {
+    /// The value cached for `size` if it is a `V`, else `build()`'s, which replaces it.
+    fn get_or_build<V: Clone + 'static, Err>(
+        &self,
+        size: (usize, usize),
+        build: impl FnOnce() -> Result<V, Err>,
+    ) -> Result<V, Err> {
+        let mut slot = self.0.borrow_mut();
+        if let Some((s, v)) = slot.as_ref() {
+            if *s == size {
+                if let Some(v) = v.downcast_ref::<V>() {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        let v = build()?;
+        *slot = Some((size, Box::new(v.clone())));
+        Ok(v)
+    }
 }
 
 impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, E, D>
@@ -98,7 +139,10 @@ where
                     t.try_fill_with_distr(rand_distr::Uniform::new(E::default() - b, b))
                 }),
             ),
-            |weight| Conv2d { weight },
+            |weight| Conv2d {
+                weight,
+                im2col: Im2colCache::default(),
+            },
         )
     }
 }
@@ -134,44 +178,52 @@ where
         let (ho, wo) = ((h + 2 * P - K) / S + 1, (w + 2 * P - K) / S + 1);
         let l = ho * wo;
         let m = I * K * K * l;
-        // im2col indices into the flattened (I·H·W) image, rows (c, ky, kx), columns (oy, ox);
-        // taps in the padding read element 0 and are zeroed by the mask.
-        let mut idx = Vec::with_capacity(m);
-        let mut mask = Vec::with_capacity(m);
-        let mut padded = false;
-        for c in 0..I {
-            for ky in 0..K {
-                for kx in 0..K {
-                    for oy in 0..ho {
-                        let iy = (oy * S + ky) as isize - P as isize;
-                        for ox in 0..wo {
-                            let ix = (ox * S + kx) as isize - P as isize;
-                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                idx.push(c * h * w + iy as usize * w + ix as usize);
-                                mask.push(E::ONE);
-                            } else {
-                                idx.push(0);
-                                mask.push(E::default());
-                                padded = true;
+        let dev = x.device().clone();
+        let (idx, mask) = self.im2col.get_or_build((h, w), || {
+            // im2col indices into the flattened (I·H·W) image, rows (c, ky, kx), columns
+            // (oy, ox); taps in the padding read element 0 and are zeroed by the mask.
+            let mut idx = Vec::with_capacity(m);
+            let mut mask = Vec::with_capacity(m);
+            let mut padded = false;
+            for c in 0..I {
+                for ky in 0..K {
+                    for kx in 0..K {
+                        for oy in 0..ho {
+                            let iy = (oy * S + ky) as isize - P as isize;
+                            for ox in 0..wo {
+                                let ix = (ox * S + kx) as isize - P as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    idx.push(c * h * w + iy as usize * w + ix as usize);
+                                    mask.push(E::ONE);
+                                } else {
+                                    idx.push(0);
+                                    mask.push(E::default());
+                                    padded = true;
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-        let dev = x.device().clone();
-        crate::traffic::to_device(std::mem::size_of::<usize>() * m);
-        let idx = dev.try_tensor_from_vec(idx, (m,))?;
+            crate::traffic::to_device(std::mem::size_of::<usize>() * m);
+            let idx = dev.try_tensor_from_vec(idx, (m,))?;
+            let mask = if padded {
+                crate::traffic::to_device(std::mem::size_of::<E>() * m);
+                Some(dev.try_tensor_from_vec(mask, (m,))?)
+            } else {
+                None
+            };
+            Ok((idx, mask))
+        })?;
         let xt = x
             .try_reshape_like(&(b, I * h * w))?
             .try_permute::<_, Axes2<1, 0>>()?; // (I·H·W, B)
         let cols: Tensor<(usize, usize), E, D, T> = xt.try_gather(idx)?; // (I·K·K·L, B)
-        let cols = if padded {
-            crate::traffic::to_device(std::mem::size_of::<E>() * m);
-            let mask = dev.try_tensor_from_vec(mask, (m,))?;
-            cols.try_mul(mask.try_broadcast_like::<(usize, usize), Axis<1>>(&(m, b))?)?
-        } else {
-            cols
+        let cols = match mask {
+            Some(mask) => {
+                cols.try_mul(mask.try_broadcast_like::<(usize, usize), Axis<1>>(&(m, b))?)?
+            }
+            None => cols,
         };
         let cols = cols.try_reshape_like(&(I * K * K, l * b))?;
         let wmat = self
@@ -496,6 +548,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn im2col_indices_are_uploaded_once_per_input_size() {
+        let dev = Cpu::default();
+        let conv = dev.build_module::<builder::Conv2d<2, 3, 3, 2, 1>, f64>();
+        let fresh = || Conv2d::<2, 3, 3, 2, 1, f64, Cpu> {
+            weight: conv.weight.clone(),
+            im2col: Im2colCache::default(),
+        };
+        let input = |b: usize, h: usize, w: usize, seed: u64| {
+            dev.tensor_from_vec(random(b * 2 * h * w, seed), (b, Const::<2>, h, w))
+        };
+        crate::traffic::take();
+        // Sizes 5×6, 5×6 (another batch size), 7×4, 5×6: indices and mask built at the first,
+        // third and fourth, each forward equal to a layer that never cached.
+        let mut builds = Vec::new();
+        for (b, h, w, seed) in [(2, 5, 6, 1), (3, 5, 6, 2), (2, 7, 4, 3), (2, 5, 6, 4)] {
+            let got = conv.forward(input(b, h, w, seed)).as_vec();
+            builds.push(crate::traffic::take().to_device_copies);
+            let want = fresh().forward(input(b, h, w, seed)).as_vec();
+            crate::traffic::take();
+            assert_eq!(got, want, "{b}×{h}×{w}");
+        }
+        assert_eq!(builds, [2, 0, 2, 2]);
     }
 
     #[test]
