@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::heads::f2c::ONE_DIRECTION_STEP;
 use crate::heads::{Method, PEER_STEP};
 use crate::report::figures::{ensure_parent, plot_err};
+use crate::report::tables::human_bytes;
 
 /// Where the head benchmark writes its rows and where the figure goes, relative to the project root.
 pub const HEADS_CSV: &str = "results/bench/heads.csv";
@@ -41,11 +42,6 @@ pub fn write_paper(outcome: &BenchOutcome, paper: &Path) -> Result<Vec<PathBuf>>
         written.push(svg);
     }
     Ok(written)
-}
-
-/// Bytes as KiB with one decimal.
-fn kib(bytes: u64) -> String {
-    format!("{:.1} KiB", bytes as f64 / 1024.0)
 }
 
 /// The efficiency table in markdown.
@@ -120,9 +116,9 @@ pub fn markdown(
                 t.batch,
                 ms(t.median_step_s),
                 t.samples_per_s,
-                kib(t.to_device_bytes),
+                human_bytes(t.to_device_bytes),
                 t.to_device_copies,
-                kib(t.to_host_bytes),
+                human_bytes(t.to_host_bytes),
                 t.to_host_copies,
             );
         }

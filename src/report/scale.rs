@@ -16,13 +16,14 @@ use std::path::{Path, PathBuf};
 use crate::ablation::references::{read_references, ReferenceKind, REFERENCES_CSV};
 use crate::ablation::runner::record_path;
 use crate::ablation::summary::{RowStatus, SummaryRow};
-use crate::bench::fmt_mib;
 use crate::data::synthetic::{SyntheticConfig, SyntheticFaces};
 use crate::error::{Error, Result};
 use crate::heads::{HeadConfig, Margin, Method};
 use crate::report::readme::{MatrixTiming, TIMING_JSON};
 use crate::report::stats::{config_stats, ConfigStats};
-use crate::report::tables::{method_name, render_table, Format, TableSpec, MAIN_GROUP};
+use crate::report::tables::{
+    human_bytes, method_name, render_table, Format, TableSpec, MAIN_GROUP,
+};
 use crate::report::tuning::grid_section;
 use crate::results::RunRecord;
 
@@ -155,15 +156,11 @@ fn ten_million_section(root: &Path) -> Result<String> {
         100.0 * m.rank1,
         rec.wall_time_s / 60.0,
         rec.median_step_ms,
-        fmt_mib(rec.head_state_bytes),
-        fmt_mib(rec.peak_memory_bytes),
-        fmt_gib(fc_state),
-        fmt_gib(fc_step),
+        human_bytes(rec.head_state_bytes),
+        human_bytes(rec.peak_memory_bytes),
+        human_bytes(fc_state),
+        human_bytes(fc_step),
     ))
-}
-
-fn fmt_gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// `1234567` → "1,234,567".
