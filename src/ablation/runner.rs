@@ -88,6 +88,14 @@ impl MatrixOutcome {
             .count()
     }
 
+    /// Runs trained by this call that failed.
+    pub fn failed_now(&self) -> usize {
+        self.states
+            .iter()
+            .filter(|s| matches!(s, RunState::Failed { trained: true, .. }))
+            .count()
+    }
+
     /// Runs recorded as failed, now or earlier.
     pub fn failed(&self) -> usize {
         self.states
@@ -347,6 +355,7 @@ fn failed_record(run_id: String, exp: &Experiment, reason: String, took: Duratio
         train_identities: None,
         pair_list: None,
         traffic_per_step: None,
+        resident_input_bytes: None,
         machine: format!(
             "{} {}, {} cores, {}",
             std::env::consts::OS,

@@ -241,6 +241,7 @@ mod tests {
             train_identities: None,
             pair_list: None,
             traffic_per_step: None,
+            resident_input_bytes: None,
         }
     }
 

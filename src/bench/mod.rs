@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::resident::InputStaging;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend};
@@ -61,6 +62,11 @@ pub struct BenchOptions {
     /// to compare side by side; without it the table quotes figures measured earlier.
     #[arg(long)]
     pub peer: Option<PathBuf>,
+    /// Where the whole step's training inputs live: `auto` keeps the training set on the device
+    /// only for a run that draws all of it (never in a few timed steps), `resident` always,
+    /// `per-step` never.
+    #[arg(long, value_enum, default_value_t = InputStaging::Auto)]
+    pub inputs: InputStaging,
 }
 
 impl Default for BenchOptions {
@@ -77,6 +83,7 @@ impl Default for BenchOptions {
             out: PathBuf::from("results/bench"),
             paper: PathBuf::from("paper"),
             peer: None,
+            inputs: InputStaging::Auto,
         }
     }
 }
@@ -394,6 +401,7 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
                 b,
                 opts.warmup,
                 opts.steps,
+                opts.inputs,
             )?
         }
         true => Vec::new(),

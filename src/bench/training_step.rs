@@ -3,6 +3,7 @@
 //! count and batch size of the benchmark, timed through the trainer's own step on the bench's
 //! device, with the bytes the step moves between host and device ([`crate::traffic`]).
 
+use crate::data::resident::InputStaging;
 use crate::device::DeviceChoice;
 use crate::error::Result;
 use crate::heads::Method;
@@ -26,6 +27,9 @@ pub struct TrainRow {
     /// Bytes copied back to the host per step, and in how many copies.
     pub to_host_bytes: u64,
     pub to_host_copies: u64,
+    /// Bytes of the training set kept on the device (uploaded once, before the timed steps; not
+    /// in the per-step bytes); 0 when each batch was uploaded.
+    pub resident_bytes: u64,
 }
 
 /// The shipped experiment of `method`: `experiments/<key>.ron`.
@@ -53,7 +57,7 @@ pub fn bench_experiment(
 }
 
 /// Median whole-step time, samples/s and host↔device traffic of each of `methods`' shipped
-/// experiments at `classes` identities on `device`.
+/// experiments at `classes` identities on `device`, inputs staged as `inputs` says.
 pub fn training_throughput(
     methods: &[Method],
     device: DeviceChoice,
@@ -61,12 +65,13 @@ pub fn training_throughput(
     batch: usize,
     warmup: usize,
     steps: usize,
+    inputs: InputStaging,
 ) -> Result<Vec<TrainRow>> {
     let mut rows = Vec::new();
     for method in Method::ALL.into_iter().filter(|m| methods.contains(m)) {
         let exp = bench_experiment(method, device, classes, batch)?;
         let param = exp.head.size_fraction(classes);
-        let timed = time_training_steps(&exp, warmup, steps)?;
+        let timed = time_training_steps(&exp, warmup, steps, inputs)?;
         let med = super::head_step::median(&timed.seconds);
         let t = timed.traffic;
         let b = exp.train.loaders.batch_size();
@@ -81,6 +86,7 @@ pub fn training_throughput(
             to_device_copies: t.to_device_copies,
             to_host_bytes: t.to_host_bytes,
             to_host_copies: t.to_host_copies,
+            resident_bytes: timed.resident_bytes.unwrap_or(0),
         });
     }
     Ok(rows)

@@ -98,6 +98,16 @@ pub enum Source {
     Instance,
 }
 
+/// One training sample: which identity, which of its instances, and whether it is mirrored (the
+/// usual augmentation of face images; never for the synthetic vectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sample {
+    pub identity: usize,
+    pub instance: usize,
+    /// Horizontal flip.
+    pub flip: bool,
+}
+
 /// One training step's samples.
 ///
 /// Row order is fixed: first the `identities` pairs as `[id0 inst a, id0 inst b, id1 inst a,
@@ -110,6 +120,9 @@ pub struct Batch {
     pub labels: Vec<usize>,
     /// (B,): which loader each row came from.
     pub source: Vec<Source>,
+    /// (B,): which training sample each row is, so that inputs kept on the device can be picked
+    /// by index instead of uploaded ([`crate::data::resident`]).
+    pub samples: Vec<Sample>,
 }
 
 impl Batch {
@@ -413,6 +426,7 @@ impl DualLoader {
     ) -> &[(usize, usize, usize)] {
         self.rows.clear();
         out.source.clear();
+        out.samples.clear();
         for _ in 0..self.cfg.identities {
             let (identity, a, b) = self.identity.next(faces);
             let label_a = faces.train_label(identity, a);
@@ -431,6 +445,12 @@ impl DualLoader {
         }
         out.labels.clear();
         out.labels.extend(self.rows.iter().map(|r| r.0));
+        out.samples
+            .extend(self.rows.iter().map(|&(_, identity, instance)| Sample {
+                identity,
+                instance,
+                flip: false,
+            }));
         &self.rows
     }
 }
@@ -728,6 +748,7 @@ mod tests {
                 vec![Source::Instance; instances],
             ]
             .concat(),
+            samples: Vec::new(),
         };
         // Rows: 0,1 = pair 0; 2,3 = pair 1; 4..8 = instances.
         assert_eq!(
@@ -780,6 +801,7 @@ mod tests {
                 Source::Instance,
                 Source::Identity,
             ],
+            samples: Vec::new(),
         };
         split_probe_gallery(&batch);
     }

@@ -7,7 +7,8 @@ use crate::data::images::feed::ImageFeed;
 use crate::data::images::prefetch::load_batch;
 use crate::data::images::{FaceImages, IdentitySubset, Sample};
 use crate::data::loaders::{Batch, DualLoader, LoaderState, TrainingIdentities};
-use crate::data::synthetic::SyntheticFaces;
+use crate::data::resident::ResidentLayout;
+use crate::data::synthetic::{SyntheticFaces, INPUT_DIM};
 use crate::error::{Error, Result};
 use crate::eval::EvalSplit;
 use crate::nets::network::BackboneInput;
@@ -100,6 +101,45 @@ impl TrainingData {
             Kind::Images { feed, .. } => feed.next_batch(&mut self.batch)?,
         }
         Ok(&self.batch)
+    }
+
+    /// The next training batch without its inputs (`inputs` empty): labels, sources and samples,
+    /// for inputs kept on the device. A run takes its batches one way or the other, never both.
+    pub fn next_rows(&mut self) -> Result<&Batch> {
+        match &mut self.kind {
+            Kind::Synthetic { faces, loader } => {
+                loader.next_rows(faces, &mut self.batch);
+                self.batch.inputs.clear();
+            }
+            Kind::Images { feed, .. } => feed.next_rows(&mut self.batch),
+        }
+        Ok(&self.batch)
+    }
+
+    /// Where each training sample sits in the set kept on the device; rows of `row_len` floats
+    /// (the network's input size).
+    pub fn resident_layout(&self, row_len: usize) -> ResidentLayout {
+        match &self.kind {
+            Kind::Synthetic { faces, .. } => ResidentLayout::new(faces, false, row_len),
+            Kind::Images { feed, .. } => ResidentLayout::new(feed.images(), feed.flips(), row_len),
+        }
+    }
+
+    /// Every row of `layout` (which [`TrainingData::resident_layout`] gave), rendered or decoded
+    /// in parallel, each row the floats a batch would hold for its sample.
+    pub fn render_all(&self, layout: &ResidentLayout) -> Result<Vec<f32>> {
+        let samples = layout.samples();
+        match &self.kind {
+            Kind::Synthetic { faces, .. } => {
+                use rayon::prelude::*;
+                let mut out = vec![0.0f32; samples.len() * INPUT_DIM];
+                out.par_chunks_mut(INPUT_DIM)
+                    .zip(samples.par_iter())
+                    .for_each(|(x, s)| faces.render_train(s.identity, s.instance, x));
+                Ok(out)
+            }
+            Kind::Images { feed, .. } => Ok(load_batch(feed.images(), samples)?.data),
+        }
     }
 
     /// Where the loaders stand after the batches taken so far.

@@ -455,6 +455,24 @@ pub fn images<const C: usize, D: Device<f32>>(
     dev.tensor_from_vec(x.to_vec(), (b, Const::<C>, h, w))
 }
 
+/// Device rows of C·`h`·`w` floats as a (B, C, `h`, `w`) batch of images (no copy).
+///
+/// # Panics
+/// If a row is not C·`h`·`w` floats.
+pub fn images_of_rows<const C: usize, D: Device<f32>>(
+    x: Tensor<(usize, usize), f32, D>,
+    h: usize,
+    w: usize,
+) -> Images<C, f32, D> {
+    let (b, len) = *x.shape();
+    assert_eq!(
+        len,
+        C * h * w,
+        "a row of {len} floats is not a {C}×{h}×{w} image"
+    );
+    x.reshape_like(&(b, Const::<C>, h, w))
+}
+
 /// L2-normalised embeddings of 112×112 images `x` in evaluation mode (BN running statistics, no
 /// dropout, no tape), as host rows (B, N).
 pub fn embed<M, const C: usize, const N: usize, D: Device<f32>>(

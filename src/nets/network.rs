@@ -3,13 +3,16 @@
 //! [`IResNet18Arch`] over 112×112 face images), and [`Backbone`], the architecture by name as an
 //! experiment file gives it.
 //!
-//! Inputs cross from the host as flat rows of floats ([`Network::INPUT_LEN`] per sample: the
-//! synthetic vector, or a CHW image), so one batch type carries either.
+//! Inputs are flat rows of floats ([`Network::INPUT_LEN`] per sample: the synthetic vector, or a
+//! CHW image), so one batch type carries either: on the host for evaluation, on the device
+//! ([`Rows`]) for a training step, which uploads a batch once for both of its networks or picks
+//! it from a training set kept on the device.
 
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::images::{Channels, FACE_SIZE};
+pub use crate::data::resident::Rows;
 use crate::data::synthetic::INPUT_DIM;
 use crate::nets::cnn::{self, IResNet18, Images, TinyIResNet};
 use crate::nets::probe::{self, l2_normalize, Inputs};
@@ -67,23 +70,44 @@ pub trait Network<const E: usize, D: Device<f32>> {
     /// A freshly initialised network, from `dev`'s seeded generator.
     fn build(dev: &D) -> Self::Net;
 
-    /// Training-mode forward of the rows `x` on an input traced with `grads`: the L2-normalised
-    /// embeddings, on the tape.
+    /// Training-mode forward of the device rows `x` ([`Self::INPUT_LEN`] floats each) on an
+    /// input traced with `grads`: the L2-normalised embeddings, on the tape.
     fn forward_traced(
         net: &mut Self::Net,
-        dev: &D,
-        x: &[f32],
+        x: Rows<D>,
         grads: Gradients<f32, D>,
     ) -> Tensor<(usize, Const<E>), f32, D, OwnedTape<f32, D>>;
 
     /// Evaluation-mode L2-normalised embeddings of the rows `x`, as host rows.
     fn embed(net: &Self::Net, dev: &D, x: &[f32]) -> Vec<f32>;
 
-    /// The second network's L2-normalised embeddings of a training batch, without gradient. For
-    /// a network with batch norm this runs it in training mode (batch statistics, updating its
-    /// own running statistics), as the reference's gallery forward does; otherwise it equals
-    /// [`Network::embed`].
-    fn embed_second(net: &mut Self::Net, dev: &D, x: &[f32]) -> Vec<f32>;
+    /// The second network's L2-normalised embeddings of a training batch on the device, without
+    /// gradient, as host rows. For a network with batch norm this runs it in training mode (batch
+    /// statistics, updating its own running statistics), as the reference's gallery forward
+    /// does; otherwise it equals [`Network::embed`].
+    fn embed_second(net: &mut Self::Net, x: Rows<D>) -> Vec<f32>;
+}
+
+/// Uploads the host rows `x` of `len` floats each as device [`Rows`] (one counted copy).
+///
+/// # Panics
+/// If `x` is not a whole number of rows.
+pub fn upload_rows<D: Device<f32>>(dev: &D, x: &[f32], len: usize) -> Rows<D> {
+    let b = x.len() / len;
+    assert_eq!(
+        b * len,
+        x.len(),
+        "{} floats are not a whole number of rows of {len}",
+        x.len()
+    );
+    crate::traffic::to_device(4 * x.len());
+    dev.tensor_from_vec(x.to_vec(), (b, len))
+}
+
+/// Host rows of the embeddings `y` (one counted copy).
+fn download<const E: usize, D: Device<f32>>(y: Tensor<(usize, Const<E>), f32, D>) -> Vec<f32> {
+    crate::traffic::to_host(4 * y.shape().0 * E);
+    y.as_vec()
 }
 
 /// The MLP of hidden width `H` and embedding dimension `E` ([`probe::Mlp`]).
@@ -100,11 +124,11 @@ impl<const H: usize, const E: usize, D: Device<f32>> Network<E, D> for MlpArch<H
 
     fn forward_traced(
         net: &mut Self::Net,
-        dev: &D,
-        x: &[f32],
+        x: Rows<D>,
         grads: Gradients<f32, D>,
     ) -> Tensor<(usize, Const<E>), f32, D, OwnedTape<f32, D>> {
-        let x: Inputs<D> = probe::inputs(dev, x);
+        let b = x.shape().0;
+        let x: Inputs<D> = x.reshape_like(&(b, Const::<INPUT_DIM>));
         l2_normalize(net.forward_mut(x.traced(grads)))
     }
 
@@ -112,8 +136,10 @@ impl<const H: usize, const E: usize, D: Device<f32>> Network<E, D> for MlpArch<H
         probe::embed::<H, E, D>(net, dev, x)
     }
 
-    fn embed_second(net: &mut Self::Net, dev: &D, x: &[f32]) -> Vec<f32> {
-        probe::embed::<H, E, D>(net, dev, x)
+    fn embed_second(net: &mut Self::Net, x: Rows<D>) -> Vec<f32> {
+        let b = x.shape().0;
+        let x: Inputs<D> = x.reshape_like(&(b, Const::<INPUT_DIM>));
+        download(l2_normalize(net.forward(x)))
     }
 }
 
@@ -134,11 +160,10 @@ macro_rules! cnn_network {
 
             fn forward_traced(
                 net: &mut Self::Net,
-                dev: &D,
-                x: &[f32],
+                x: Rows<D>,
                 grads: Gradients<f32, D>,
             ) -> Tensor<(usize, Const<$e>), f32, D, OwnedTape<f32, D>> {
-                let x: Images<$c, f32, D> = cnn::images(dev, x, FACE_SIZE, FACE_SIZE);
+                let x: Images<$c, f32, D> = cnn::images_of_rows(x, FACE_SIZE, FACE_SIZE);
                 l2_normalize(net.forward_mut(x.traced(grads)))
             }
 
@@ -146,11 +171,9 @@ macro_rules! cnn_network {
                 cnn::embed::<_, $c, $e, D>(net, dev, x)
             }
 
-            fn embed_second(net: &mut Self::Net, dev: &D, x: &[f32]) -> Vec<f32> {
-                let x: Images<$c, f32, D> = cnn::images(dev, x, FACE_SIZE, FACE_SIZE);
-                let y = l2_normalize(cnn::forward_gallery(net, x));
-                crate::traffic::to_host(4 * y.shape().0 * $e);
-                y.as_vec()
+            fn embed_second(net: &mut Self::Net, x: Rows<D>) -> Vec<f32> {
+                let x: Images<$c, f32, D> = cnn::images_of_rows(x, FACE_SIZE, FACE_SIZE);
+                download(l2_normalize(cnn::forward_gallery(net, x)))
             }
         }
     };
@@ -205,7 +228,7 @@ mod tests {
             .map(|i| ((i % 97) as f32) / 97.0)
             .collect();
         let eval = TinyArch::embed(&net, &dev, &x);
-        let second = TinyArch::embed_second(&mut net, &dev, &x);
+        let second = TinyArch::embed_second(&mut net, upload_rows(&dev, &x, 112 * 112));
         assert_eq!((eval.len(), second.len()), (128, 128));
         let norm: f32 = second[..64].iter().map(|v| v * v).sum();
         assert!((norm - 1.0).abs() < 1e-4);

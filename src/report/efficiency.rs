@@ -104,12 +104,17 @@ pub fn markdown(
         s += "\n## Whole training step (data + probe net + gallery net + head)\n\n\
               Host→device and device→host: bytes per step the step moves between host and device \
               memory (copies in brackets), counted where the code moves them; the same on every \
-              device (on the CPU they are memory copies).\n\n\
-              | method | N | batch | step | samples/s | host→device | device→host |\n\
-              |---|---:|---:|---:|---:|---:|---:|\n";
+              device (on the CPU they are memory copies). Inputs: uploaded per step, or the \
+              training set kept on the device and each batch picked there by index (`--inputs`).\n\n\
+              | method | N | batch | inputs | step | samples/s | host→device | device→host |\n\
+              |---|---:|---:|---|---:|---:|---:|---:|\n";
         for t in training {
+            let inputs = match t.resident_bytes {
+                0 => "per step".to_string(),
+                bytes => format!("on device ({})", human_bytes(bytes)),
+            };
             s += &format!(
-                "| {} ({}) | {} | {} | {} | {:.0} | {} ({}) | {} ({}) |\n",
+                "| {} ({}) | {} | {} | {inputs} | {} | {:.0} | {} ({}) | {} ({}) |\n",
                 t.method,
                 t.param,
                 t.classes,

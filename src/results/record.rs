@@ -57,6 +57,11 @@ pub struct RunRecord {
     /// before it was counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_per_step: Option<crate::traffic::Traffic>,
+    /// Bytes of the training set the run kept on the device, uploaded once before training
+    /// ([`crate::data::resident`]; not part of `traffic_per_step`). Absent when each batch was
+    /// uploaded, and in records written before inputs could stay on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resident_input_bytes: Option<u64>,
 }
 
 /// A stable id of a resolved experiment: method, name and the first 12 hex digits of SHA-256 of
@@ -189,6 +194,12 @@ pub fn summary_text(rec: &RunRecord) -> String {
     if let Some(t) = &rec.traffic_per_step {
         s += &format!("\n  host↔device per step: {}", t.describe());
     }
+    if let Some(bytes) = rec.resident_input_bytes {
+        s += &format!(
+            "\n  training set kept on the device: {}, uploaded once",
+            crate::report::tables::human_bytes(bytes)
+        );
+    }
     s
 }
 
@@ -229,6 +240,7 @@ mod tests {
             train_identities: None,
             pair_list: None,
             traffic_per_step: None,
+            resident_input_bytes: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");

@@ -12,8 +12,10 @@ use dfdx::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::feed::DeviceFeed;
 use super::run::step_bar;
 use super::step::{with_trainer, Trainer, TrainerTask};
+use crate::data::resident::InputStaging;
 use crate::data::TrainingData;
 use crate::error::{Error, Result};
 use crate::eval::protocol::evaluate;
@@ -121,13 +123,20 @@ impl TrainerTask for Curve<'_> {
             }
         };
 
+        let feed = DeviceFeed::new(
+            InputStaging::Auto,
+            &data,
+            trainer.device(),
+            A::INPUT_LEN,
+            (steps * samples_per_step) as u64,
+        )?;
         let bar = step_bar(&exp.name, steps, opts.progress);
 
         let mut rows = vec![score(&trainer, 0, exp.train.lr_at(0), f64::NAN)];
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         for step in 0..steps {
             let lr = exp.train.lr_at(step);
-            let loss = trainer.step(data.next()?, lr)?.loss.total();
+            let loss = feed.step(&mut data, &mut trainer, lr)?.loss.total();
             if !loss.is_finite() {
                 return Err(Error::Diverged {
                     step,

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod curve;
+pub mod feed;
 pub mod run;
 pub mod schedule;
 pub mod sgd;

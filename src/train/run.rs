@@ -13,7 +13,9 @@ use dfdx::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::{checkpoint_path, Checkpoint};
+use super::feed::DeviceFeed;
 use super::step::{with_trainer, Trainer, TrainerTask};
+use crate::data::resident::InputStaging;
 use crate::data::TrainingData;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
@@ -38,6 +40,8 @@ pub struct RunOptions {
     /// Write the trained probe network as safetensors to this file (see
     /// [`Trainer::export_probe`]).
     pub export_probe: Option<PathBuf>,
+    /// Where the training inputs live: uploaded per step, or kept on the device.
+    pub inputs: InputStaging,
 }
 
 /// Where and how often a run checkpoints.
@@ -107,13 +111,29 @@ pub struct StepTimes {
     pub seconds: Vec<f64>,
     /// Host↔device traffic per timed step.
     pub traffic: crate::traffic::Traffic,
+    /// Bytes of the training set kept on the device (uploaded before the first step), if it was.
+    pub resident_bytes: Option<u64>,
 }
 
 /// Wall seconds of each of `steps` training steps of `exp` (data, probe net, second net and
 /// head; no evaluation) after `warmup` untimed ones, on the experiment's device, and their
-/// host↔device traffic: the benchmark's whole-step throughput, through the same trainer as a run.
-pub fn time_training_steps(exp: &Experiment, warmup: usize, steps: usize) -> Result<StepTimes> {
-    with_trainer(exp, TimeSteps { exp, warmup, steps })
+/// host↔device traffic: the benchmark's whole-step throughput, through the same trainer as a run,
+/// its inputs staged as `inputs` says.
+pub fn time_training_steps(
+    exp: &Experiment,
+    warmup: usize,
+    steps: usize,
+    inputs: InputStaging,
+) -> Result<StepTimes> {
+    with_trainer(
+        exp,
+        TimeSteps {
+            exp,
+            warmup,
+            steps,
+            inputs,
+        },
+    )
 }
 
 /// A number of passes over the data with two decimals, or four below 0.1 (a short run at 10⁷
@@ -192,6 +212,7 @@ struct TimeSteps<'a> {
     exp: &'a Experiment,
     warmup: usize,
     steps: usize,
+    inputs: InputStaging,
 }
 
 impl TrainerTask for TimeSteps<'_> {
@@ -203,13 +224,16 @@ impl TrainerTask for TimeSteps<'_> {
     ) -> Result<StepTimes> {
         let mut data = TrainingData::new(self.exp)?;
         let lr = self.exp.train.lr;
+        let total = self.warmup + self.steps;
+        let samples = (total * self.exp.train.loaders.batch_size()) as u64;
+        let feed = DeviceFeed::new(self.inputs, &data, trainer.device(), A::INPUT_LEN, samples)?;
         let mut seconds = Vec::with_capacity(self.steps);
-        for i in 0..self.warmup + self.steps {
+        for i in 0..total {
             if i == self.warmup {
                 crate::traffic::take();
             }
             let t0 = Instant::now();
-            trainer.step(data.next()?, lr)?;
+            feed.step(&mut data, &mut trainer, lr)?;
             if i >= self.warmup {
                 seconds.push(t0.elapsed().as_secs_f64());
             }
@@ -217,6 +241,7 @@ impl TrainerTask for TimeSteps<'_> {
         Ok(StepTimes {
             seconds,
             traffic: crate::traffic::take().per(self.steps as u64),
+            resident_bytes: feed.resident_bytes(),
         })
     }
 }
@@ -282,6 +307,8 @@ impl TrainerTask for Run<'_> {
             .write_atomic(&path)?;
             Ok(path)
         };
+        let samples = (steps * samples_per_step) as u64;
+        let feed = DeviceFeed::new(opts.inputs, &data, trainer.device(), A::INPUT_LEN, samples)?;
         let bar = step_bar(&exp.name, steps, opts.progress);
         bar.set_position(first as u64);
         let mut last_save = Instant::now();
@@ -294,7 +321,7 @@ impl TrainerTask for Run<'_> {
                 return Ok(RunOutcome::Stopped { step, checkpoint });
             }
             let t0 = Instant::now();
-            let report = trainer.step(data.next()?, exp.train.lr_at(step))?;
+            let report = feed.step(&mut data, &mut trainer, exp.train.lr_at(step))?;
             step_times.push(t0.elapsed().as_secs_f64());
             let loss = report.loss.total();
             if !loss.is_finite() {
@@ -356,6 +383,7 @@ impl TrainerTask for Run<'_> {
             train_identities: exp.images.as_ref().map(|_| data.num_train_identities()),
             pair_list,
             traffic_per_step: (trained_here > 0).then_some(traffic),
+            resident_input_bytes: feed.resident_bytes(),
         };
         // The run has its result (a diverged run would diverge again): the checkpoint has served.
         if let Some(path) = &ckpt_path {

@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend, LossParts, Metered, SgdParams};
 use crate::heads::{ClassifierHead, Halves, HeadState, HeadStats, StepInput};
 use crate::nets::gallery::Gallery;
-use crate::nets::network::{Backbone, IResNet18Arch, MlpArch, Network, TinyArch};
+use crate::nets::network::{
+    upload_rows, Backbone, IResNet18Arch, MlpArch, Network, Rows, TinyArch,
+};
 use crate::nets::params::{export_params, import_params, ParamTensor};
 use crate::train::schedule::TrainConfig;
 use crate::train::sgd::{MomentumSgd, SgdRule};
@@ -107,8 +109,20 @@ impl<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> Trainer<A, E,
     }
 
     /// One optimiser step at learning rate `lr` on `batch` (rows: identity pairs first, then
-    /// instances, as [`Batch`] documents).
+    /// instances, as [`Batch`] documents), its inputs uploaded once for both networks.
     pub fn step(&mut self, batch: &Batch, lr: f32) -> Result<StepReport> {
+        let x = upload_rows(&self.dev, &batch.inputs, A::INPUT_LEN);
+        self.step_on(x, batch, lr)
+    }
+
+    /// [`Trainer::step`] on inputs already on the device: `x` holds the rows of `batch`, whose
+    /// `inputs` are not read (e.g. rows picked from a training set kept on the device).
+    pub fn step_on(&mut self, x: Rows<D>, batch: &Batch, lr: f32) -> Result<StepReport> {
+        assert_eq!(
+            *x.shape(),
+            (batch.len(), A::INPUT_LEN),
+            "the device rows do not match the batch"
+        );
         let t = &self.train;
         let b = batch.labels.len();
         let sgd = SgdParams {
@@ -129,7 +143,7 @@ impl<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> Trainer<A, E,
             .grads
             .take()
             .expect("gradients are returned every step");
-        let emb = A::forward_traced(&mut self.probe, &self.dev, &batch.inputs, grads); // (B, E)
+        let emb = A::forward_traced(&mut self.probe, x.clone(), grads); // (B, E)
         crate::traffic::to_host(4 * b * E);
         let emb_host = emb.as_vec();
 
@@ -137,7 +151,7 @@ impl<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> Trainer<A, E,
         let gallery = match &mut self.second {
             Some(g) => {
                 g.update::<D>(&self.probe);
-                Some(A::embed_second(&mut g.net, &self.dev, &batch.inputs))
+                Some(A::embed_second(&mut g.net, x))
             }
             None => None,
         };

@@ -510,6 +510,7 @@ pub(crate) fn fake_record(exp: &Experiment, tar: f64, rank1: f64, wall_s: f64) -
         train_identities: None,
         pair_list: None,
         traffic_per_step: None,
+        resident_input_bytes: None,
     }
 }
 
@@ -642,7 +643,7 @@ fn failed_runs_are_recorded_with_their_reason_and_the_matrix_goes_on() {
     })
     .unwrap();
     assert_eq!(calls.load(SeqCst), 6);
-    assert_eq!(outcome.failed(), 2);
+    assert_eq!((outcome.failed(), outcome.failed_now()), (2, 2));
     assert_eq!(
         outcome.states[1],
         RunState::Failed {
@@ -668,8 +669,10 @@ fn failed_runs_are_recorded_with_their_reason_and_the_matrix_goes_on() {
         count.fetch_add(1, SeqCst);
         Ok(fake_ok(exp))
     };
-    run_matrix_with(&matrix, &opts, counting).unwrap();
+    let rerun = run_matrix_with(&matrix, &opts, counting).unwrap();
     assert_eq!(count.load(SeqCst), 0);
+    // Still recorded as failed, but not by this call (whose exit status is then zero).
+    assert_eq!((rerun.failed(), rerun.failed_now()), (2, 0));
     let retry = MatrixOptions {
         retry_failed: true,
         ..options(&root)

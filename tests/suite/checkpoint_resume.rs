@@ -59,6 +59,14 @@ pub(crate) fn without_wall_clock(mut r: RunRecord) -> RunRecord {
     r
 }
 
+/// [`without_wall_clock`], and without where the inputs lived: what must not depend on it.
+pub(crate) fn without_staging(r: RunRecord) -> RunRecord {
+    RunRecord {
+        resident_input_bytes: None,
+        ..without_wall_clock(r)
+    }
+}
+
 fn checkpointing(dir: &Path, every: Duration) -> RunOptions {
     RunOptions {
         checkpoint: Some(CheckpointOptions {
@@ -168,6 +176,7 @@ impl TrainerTask for ExportAfterSteps<'_> {
             inputs: (0..4 * INPUT_DIM).map(|i| (i % 7) as f32 - 3.0).collect(),
             labels: vec![0, 1, 2, 3],
             source: vec![f2c::data::loaders::Source::Instance; 4],
+            samples: Vec::new(),
         };
         for _ in 0..3 {
             trainer.step(&batch, 0.1)?;

@@ -25,6 +25,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
+use f2c::data::resident::InputStaging::{PerStep, Resident};
 use f2c::data::synthetic::INPUT_DIM;
 use f2c::device::DeviceChoice;
 use f2c::heads::backend::{Backend, CpuBackend, CudaBackend, LossSpec, SgdParams};
@@ -556,7 +557,8 @@ fn tiny(file: &str, device: DeviceChoice) -> Experiment {
 }
 
 /// Also the test that every dfdx operation of the trainer works on the GPU (through
-/// `run_experiment`): the probe and, for F²C, the EMA gallery net train and embed on `Cuda`.
+/// `run_experiment`): the probe and, for F²C, the EMA gallery net train and embed on `Cuda`, on
+/// batches picked from the training set kept in GPU memory (the CPU run uploads each batch).
 #[test]
 fn cuda_training_run_agrees_with_cpu() {
     if gpu("cuda_training_run_agrees_with_cpu").is_none() {
@@ -568,9 +570,13 @@ fn cuda_training_run_agrees_with_cpu() {
         "experiments/f2c.ron",
         "experiments/dcq.ron",
     ] {
-        let cpu = run_experiment(&tiny(file, DeviceChoice::Cpu), &RunOptions::default()).unwrap();
-        let gpu =
-            run_experiment(&tiny(file, DeviceChoice::Cuda(0)), &RunOptions::default()).unwrap();
+        let staged = |inputs| RunOptions {
+            inputs,
+            ..RunOptions::default()
+        };
+        let cpu = run_experiment(&tiny(file, DeviceChoice::Cpu), &staged(PerStep)).unwrap();
+        let gpu = run_experiment(&tiny(file, DeviceChoice::Cuda(0)), &staged(Resident)).unwrap();
+        assert!(gpu.resident_input_bytes.is_some(), "{file}");
         assert_eq!(cpu.status, RunStatus::Ok, "{file} on the cpu");
         assert_eq!(gpu.status, RunStatus::Ok, "{file} on the gpu");
         assert!(gpu.machine.contains("cuda:0"), "{}", gpu.machine);

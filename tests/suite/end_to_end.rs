@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use f2c::data::resident::InputStaging::{self, PerStep, Resident};
 use f2c::heads::HeadConfig;
 use f2c::nets::probe::Backbone;
 use f2c::results::RunStatus;
@@ -71,6 +72,36 @@ fn same_experiment_and_seed_give_identical_metrics() {
 }
 
 #[test]
+fn where_the_inputs_live_changes_no_number() {
+    // DCQ, and every head on mirrored images, in `image_data`.
+    for file in [
+        "experiments/fc.ron",
+        "experiments/pfc.ron",
+        "experiments/f2c.ron",
+    ] {
+        let mut exp = tiny(file);
+        exp.train.steps = 40;
+        let run = |inputs: InputStaging| {
+            run_experiment(
+                &exp,
+                &RunOptions {
+                    inputs,
+                    ..RunOptions::default()
+                },
+            )
+            .unwrap()
+        };
+        let (kept, uploaded) = (run(Resident), run(PerStep));
+        assert!(kept.resident_input_bytes.is_some() && uploaded.resident_input_bytes.is_none());
+        assert_eq!(
+            crate::checkpoint_resume::without_staging(kept),
+            crate::checkpoint_resume::without_staging(uploaded),
+            "{file}"
+        );
+    }
+}
+
+#[test]
 fn a_diverging_run_is_recorded_as_failed() {
     let mut exp = tiny("experiments/fc.ron");
     exp.train.steps = 30;
@@ -98,7 +129,11 @@ fn a_step_moves_only_batch_sized_data_between_host_and_device() {
     let fc = tiny("experiments/fc.ron");
     let b = fc.train.loaders.batch_size() as u64;
     let (input, d) = (f2c::data::synthetic::INPUT_DIM as u64, 64);
-    let t = time_training_steps(&fc, 1, 2).unwrap().traffic;
+    let timed = |e: &Experiment, warmup, steps, inputs| {
+        time_training_steps(e, warmup, steps, inputs).unwrap()
+    };
+    let per_step = timed(&fc, 1, 2, PerStep);
+    let t = per_step.traffic;
     // Up: inputs, embeddings to the head, targets (8 B each), the gradient to the probe's tape.
     assert_eq!(
         t.to_device_bytes,
@@ -108,6 +143,33 @@ fn a_step_moves_only_batch_sized_data_between_host_and_device() {
     // Down: embeddings, two loss parts per row, the head's gradient.
     assert_eq!(t.to_host_bytes, 4 * b * d + 8 * b + 4 * b * d);
     assert_eq!(t.to_host_copies, 3);
+    assert_eq!(per_step.resident_bytes, None);
+
+    // With the training set on the device, the inputs' place is taken by one row index each.
+    let resident = timed(&fc, 1, 2, Resident);
+    let r = resident.traffic;
+    assert_eq!(r.to_device_bytes, t.to_device_bytes - 4 * b * input + 8 * b);
+    assert_eq!(
+        (r.to_device_copies, r.to_host_bytes, r.to_host_copies),
+        (t.to_device_copies, t.to_host_bytes, t.to_host_copies)
+    );
+    let faces = f2c::data::synthetic::SyntheticFaces::new(fc.data.as_ref().unwrap(), fc.seed);
+    assert_eq!(
+        resident.resident_bytes,
+        Some(4 * input * faces.num_train_instances() as u64)
+    );
+
+    // F²C's probe and gallery networks read one upload of the batch, not one each.
+    let f2c = tiny("experiments/f2c.ron");
+    let bf = f2c.train.loaders.batch_size() as u64;
+    let (up, kept) = (
+        timed(&f2c, 1, 2, PerStep).traffic,
+        timed(&f2c, 1, 2, Resident).traffic,
+    );
+    assert_eq!(
+        up.to_device_bytes - kept.to_device_bytes,
+        4 * bf * input - 8 * bf
+    );
 
     let mut small = tiny("experiments/f2c.ron");
     let mut large = small.clone();
@@ -115,7 +177,7 @@ fn a_step_moves_only_batch_sized_data_between_host_and_device() {
     small.train.steps = 50;
     large.train.steps = 50;
     // After the pool has filled (5 steps of 24 new identities fill 30 slots, 120 of 600).
-    let traffic = |e: &Experiment| time_training_steps(e, 10, 5).unwrap().traffic;
+    let traffic = |e: &Experiment| timed(e, 10, 5, PerStep).traffic;
     let (s, l) = (traffic(&small), traffic(&large));
     assert!(s.bytes() > 0);
     assert!(

@@ -15,7 +15,9 @@ use f2c::results::RunStatus;
 use f2c::train::run::{run_experiment, run_until, CheckpointOptions, RunOptions, RunOutcome};
 use f2c::Experiment;
 
-use crate::checkpoint_resume::without_wall_clock;
+use f2c::data::resident::InputStaging;
+
+use crate::checkpoint_resume::{without_staging, without_wall_clock};
 
 /// Writes `ids` identities × `per` 112×112 grey PGMs under `root`.
 fn write_faces(root: &Path, ids: usize, per: usize) {
@@ -99,6 +101,27 @@ fn every_head_trains_the_cnn_on_images_and_resumes_identically() {
         // 4 held-out identities × 4 images: 24 genuine pairs, 96 impostor pairs.
         assert_eq!((m.genuine_pairs, m.impostor_pairs), (24, 96), "{file}");
         assert!(whole.final_loss.is_finite(), "{file}");
+        // 48 samples drawn from 32 training images: the set stays on the device, each image
+        // as is and mirrored; uploading every batch instead trains the same run.
+        assert_eq!(
+            whole.resident_input_bytes,
+            Some(2 * 32 * 112 * 112 * 4),
+            "{file}"
+        );
+        let per_step = run_experiment(
+            &exp,
+            &RunOptions {
+                inputs: InputStaging::PerStep,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(per_step.resident_input_bytes, None, "{file}");
+        assert_eq!(
+            without_staging(per_step),
+            without_staging(whole.clone()),
+            "{file}: inputs on the device ≠ inputs uploaded per step"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let opts = RunOptions {

@@ -23,6 +23,7 @@ struct Pending {
     before: LoaderState,
     labels: Vec<usize>,
     source: Vec<Source>,
+    samples: Vec<Sample>,
 }
 
 /// Batches of training images for the dual loaders.
@@ -60,6 +61,11 @@ impl ImageFeed {
         &self.images
     }
 
+    /// Whether training images are mirrored at random.
+    pub fn flips(&self) -> bool {
+        self.flip
+    }
+
     /// Fills `out` with the next step's images (CHW rows), labels and sources.
     pub fn next_batch(&mut self, out: &mut Batch) -> Result<()> {
         self.fill()?;
@@ -71,8 +77,27 @@ impl ImageFeed {
         out.inputs = decoded.data;
         out.labels = step.labels;
         out.source = step.source;
+        out.samples = step.samples;
         // Start decoding the step after, so it overlaps this one's training.
         self.fill()
+    }
+
+    /// Fills `out` with the next step's labels, sources and samples (flips included) without
+    /// decoding any image, for inputs already on the device; `out.inputs` is emptied. A feed
+    /// takes its batches one way or the other, never both.
+    ///
+    /// # Panics
+    /// If [`ImageFeed::next_batch`] has queued batches for decoding.
+    pub fn next_rows(&mut self, out: &mut Batch) {
+        assert!(
+            self.pending.is_empty(),
+            "ImageFeed::next_rows after next_batch: the feed has batches decoding"
+        );
+        let samples = self.draw();
+        out.inputs.clear();
+        out.labels.clone_from(&self.rows.labels);
+        out.source.clone_from(&self.rows.source);
+        out.samples = samples;
     }
 
     /// Where the loaders stand after the batches taken so far (batches decoded ahead are not
@@ -98,28 +123,36 @@ impl ImageFeed {
     fn fill(&mut self) -> Result<()> {
         while self.pending.len() < AHEAD {
             let before = self.loader.state();
-            let rows = self.loader.next_rows(&*self.images, &mut self.rows);
             let step = self.next_step;
-            let samples: Vec<Sample> = rows
-                .iter()
-                .enumerate()
-                .map(|(r, &(_, identity, instance))| Sample {
-                    identity,
-                    instance,
-                    flip: self.flip && flips(self.seed, step, r),
-                })
-                .collect();
+            let samples = self.draw();
             self.prefetcher
-                .push(samples)
+                .push(samples.clone())
                 .map_err(|e| Error::Other(format!("queueing the images of step {step}: {e}")))?;
             self.pending.push_back(Pending {
                 before,
                 labels: self.rows.labels.clone(),
                 source: self.rows.source.clone(),
+                samples,
             });
-            self.next_step += 1;
         }
         Ok(())
+    }
+
+    /// Draws the next step's rows into `self.rows` and returns its samples with their flips.
+    fn draw(&mut self) -> Vec<Sample> {
+        self.loader.next_rows(&*self.images, &mut self.rows);
+        let step = self.next_step;
+        self.next_step += 1;
+        let (flip, seed) = (self.flip, self.seed);
+        self.rows
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(r, s)| Sample {
+                flip: flip && flips(seed, step, r),
+                ..*s
+            })
+            .collect()
     }
 }
 
@@ -194,6 +227,17 @@ mod tests {
             }
         }
         assert!(seen[0] && seen[1], "both flip outcomes in six steps");
+        // Without decoding, a twin feed draws the same rows, flips included.
+        let mut rows_only = ImageFeed::new(images.clone(), CFG, 9, true);
+        for b in &batches {
+            let mut got = Batch::default();
+            rows_only.next_rows(&mut got);
+            assert_eq!(
+                (&got.labels, &got.source, &got.samples),
+                (&b.labels, &b.source, &b.samples)
+            );
+            assert!(got.inputs.is_empty());
+        }
         // Resuming after step 3 gives steps 3.. again.
         let mut resumed = ImageFeed::new(images, CFG, 9, true);
         resumed.restore(&states[3], 3).unwrap();

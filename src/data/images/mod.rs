@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub use crate::data::loaders::Sample;
 pub use config::{ImageLayout, ImagesConfig, PairBenchmark};
 pub use folder::ImageFolder;
 pub use pairs::{read_pairs, Pair};
@@ -55,15 +56,6 @@ impl Channels {
     pub fn sample_len(&self) -> usize {
         self.count() * FACE_SIZE * FACE_SIZE
     }
-}
-
-/// One image to load: which identity, which of its images, and whether to mirror it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Sample {
-    pub identity: usize,
-    pub instance: usize,
-    /// Horizontal flip (the usual training augmentation).
-    pub flip: bool,
 }
 
 /// A set of face images grouped by identity. Identities are numbered 0..[`num_identities`], the
