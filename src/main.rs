@@ -191,10 +191,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 exp.seed = s;
             }
             apply_sets(&mut exp, &sets, &experiment)?;
-            f2c::device::check_available(exp.device)?;
-            let data = f2c::data::TrainingData::new(&exp)?;
-            eprintln!("{}", f2c::train::run::describe_plan(&exp, &data));
-            drop(data);
             let opts = f2c::train::run::RunOptions {
                 progress: !quiet,
                 // A verification trains from scratch and leaves no checkpoint behind.
@@ -206,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 stop_after: None,
                 export_probe: export_probe.clone(),
                 inputs,
+                plan: true,
             };
             let rec = f2c::train::run::run_experiment(&exp, &opts)
                 .with_context(|| format!("training {}", experiment.display()))?;
@@ -394,14 +391,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 exp.seed = s;
             }
             apply_sets(&mut exp, &sets, experiment)?;
-            f2c::device::check_available(exp.device)?;
-            let data = f2c::data::TrainingData::new(&exp)?;
-            eprintln!("{}", f2c::train::run::describe_plan(&exp, &data));
-            drop(data);
             let opts = curve::CurveOptions {
                 every,
                 split,
                 progress: !quiet,
+                plan: true,
             };
             let rows = curve::learning_curve(&exp, &opts)
                 .with_context(|| format!("learning curve of {}", experiment.display()))?;

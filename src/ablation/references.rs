@@ -131,6 +131,7 @@ impl TrainerTask for Untrained<'_> {
     fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
         trainer: Trainer<A, E, D, B>,
+        _: TrainingData,
     ) -> Result<Metrics> {
         let emb = trainer.embed(self.x);
         Ok(evaluate(

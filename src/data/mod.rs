@@ -8,4 +8,4 @@ pub mod resident;
 pub mod source;
 pub mod synthetic;
 
-pub use source::{train_identities, TrainingData};
+pub use source::TrainingData;

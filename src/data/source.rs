@@ -33,16 +33,6 @@ enum Kind {
     },
 }
 
-/// Number of training identities N of `exp` (for an image data set, after opening it and
-/// holding out the evaluation identities).
-pub fn train_identities(exp: &Experiment) -> Result<usize> {
-    match (&exp.data, &exp.images) {
-        (Some(d), _) => Ok(d.train_identities),
-        (None, Some(_)) => Ok(open_split(exp)?.train.num_identities()),
-        (None, None) => Err(no_data(exp)),
-    }
-}
-
 fn no_data(exp: &Experiment) -> Error {
     Error::Other(format!(
         "experiment `{}` has neither `data` (synthetic) nor `images`",

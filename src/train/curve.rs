@@ -45,6 +45,8 @@ pub struct CurveOptions {
     pub split: Split,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Print the resolved plan ([`super::run::describe_plan`]) on stderr before training.
+    pub plan: bool,
 }
 
 /// One evaluated point of a learning curve.
@@ -98,9 +100,12 @@ impl TrainerTask for Curve<'_> {
     fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
         mut trainer: Trainer<A, E, D, B>,
+        mut data: TrainingData,
     ) -> Result<Vec<CurveRow>> {
         let (exp, opts) = (self.exp, self.opts);
-        let mut data = TrainingData::new(exp)?;
+        if opts.plan {
+            eprintln!("{}", super::run::describe_plan(exp, &data));
+        }
         let (x, labels) = data.split_set(match opts.split {
             Split::Validation => EvalSplit::Validation,
             Split::Test => EvalSplit::Test,
@@ -372,6 +377,7 @@ mod tests {
             every: 25,
             split: Split::Test,
             progress: false,
+            plan: false,
         };
         let rows = learning_curve(&exp, &opts).expect("trains");
         let steps: Vec<usize> = rows.iter().map(|r| r.step).collect();
@@ -404,6 +410,7 @@ mod tests {
             every: 30,
             split: Split::Validation,
             progress: false,
+            plan: false,
         };
         let msg = learning_curve(&exp, &opts).unwrap_err().to_string();
         assert!(msg.contains("data.validation_identities"), "{msg}");

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub export_probe: Option<PathBuf>,
     /// Where the training inputs live: uploaded per step, or kept on the device.
     pub inputs: InputStaging,
+    /// Print the resolved plan ([`describe_plan`]) on stderr before training.
+    pub plan: bool,
 }
 
 /// Where and how often a run checkpoints.
@@ -221,8 +223,8 @@ impl TrainerTask for TimeSteps<'_> {
     fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
         mut trainer: Trainer<A, E, D, B>,
+        mut data: TrainingData,
     ) -> Result<StepTimes> {
-        let mut data = TrainingData::new(self.exp)?;
         let lr = self.exp.train.lr;
         let total = self.warmup + self.steps;
         let samples = (total * self.exp.train.loaders.batch_size()) as u64;
@@ -257,11 +259,14 @@ impl TrainerTask for Run<'_> {
     fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
         mut trainer: Trainer<A, E, D, B>,
+        mut data: TrainingData,
     ) -> Result<RunOutcome> {
         let (exp, opts) = (self.exp, self.opts);
         let start = Instant::now();
         let id = run_id(exp);
-        let mut data = TrainingData::new(exp)?;
+        if opts.plan {
+            eprintln!("{}", describe_plan(exp, &data));
+        }
         let steps = exp.train.steps;
         let samples_per_step = exp.train.loaders.batch_size();
         let ckpt_path = opts
@@ -308,7 +313,15 @@ impl TrainerTask for Run<'_> {
             Ok(path)
         };
         let samples = (steps * samples_per_step) as u64;
+        let staged = Instant::now();
         let feed = DeviceFeed::new(opts.inputs, &data, trainer.device(), A::INPUT_LEN, samples)?;
+        if let (Some(bytes), true) = (feed.resident_bytes(), opts.progress) {
+            eprintln!(
+                "{id}: training set kept on the device: {} in {:.1} s",
+                crate::report::tables::human_bytes(bytes),
+                staged.elapsed().as_secs_f64()
+            );
+        }
         let bar = step_bar(&exp.name, steps, opts.progress);
         bar.set_position(first as u64);
         let mut last_save = Instant::now();

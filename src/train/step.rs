@@ -15,6 +15,7 @@
 use dfdx::prelude::*;
 
 use crate::data::loaders::{split_probe_gallery, Batch};
+use crate::data::TrainingData;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend, LossParts, Metered, SgdParams};
@@ -282,19 +283,24 @@ pub trait TrainerTask {
     /// What the work returns.
     type Output;
 
-    /// Does the work with the freshly built trainer of the experiment.
+    /// Does the work with the freshly built trainer of the experiment and its data, opened once
+    /// (an image set is read from disk once, for the trainer's N and for the work).
     fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
         self,
         trainer: Trainer<A, E, D, B>,
+        data: TrainingData,
     ) -> Result<Self::Output>;
 }
 
-/// Builds the trainer of `exp` on its device with its backbone and hands it to `task`.
+/// Opens the data of `exp`, builds its trainer on its device with its backbone and hands both to
+/// `task`.
 pub fn with_trainer<T: TrainerTask>(exp: &Experiment, task: T) -> Result<T::Output> {
     crate::device::check_available(exp.device)?;
+    let data = TrainingData::new(exp)?;
     match exp.device {
         DeviceChoice::Cpu => by_backbone(
             exp,
+            data,
             Cpu::seed_from_u64(exp.seed),
             Metered(CpuBackend),
             task,
@@ -306,7 +312,7 @@ pub fn with_trainer<T: TrainerTask>(exp: &Experiment, task: T) -> Result<T::Outp
             let be = crate::heads::backend::CudaBackend::new(ordinal)?;
             let dev = Cuda::try_build(ordinal, exp.seed)
                 .map_err(|e| Error::Device(format!("cuda:{ordinal} could not be opened: {e:?}")))?;
-            by_backbone(exp, dev, Metered(be), task)
+            by_backbone(exp, data, dev, Metered(be), task)
         }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda(_) => Err(Error::Device(
@@ -318,11 +324,12 @@ pub fn with_trainer<T: TrainerTask>(exp: &Experiment, task: T) -> Result<T::Outp
 
 fn by_backbone<D: Device<f32>, B: Backend, T: TrainerTask>(
     exp: &Experiment,
+    data: TrainingData,
     dev: D,
     be: B,
     task: T,
 ) -> Result<T::Output> {
-    let n = crate::data::train_identities(exp)?;
+    let n = data.num_train_identities();
     if exp.images.is_some() {
         // The checks that need N ran at load time for synthetic data; an image set's N is known
         // only now.
@@ -334,13 +341,20 @@ fn by_backbone<D: Device<f32>, B: Backend, T: TrainerTask>(
         })?;
     }
     match exp.backbone {
-        Backbone::Mlp256x64 => {
-            task.run(Trainer::<MlpArch<256, 64>, 64, D, B>::new(exp, n, dev, be)?)
+        Backbone::Mlp256x64 => task.run(
+            Trainer::<MlpArch<256, 64>, 64, D, B>::new(exp, n, dev, be)?,
+            data,
+        ),
+        Backbone::Mlp512x128 => task.run(
+            Trainer::<MlpArch<512, 128>, 128, D, B>::new(exp, n, dev, be)?,
+            data,
+        ),
+        Backbone::TinyIResNet => {
+            task.run(Trainer::<TinyArch, 64, D, B>::new(exp, n, dev, be)?, data)
         }
-        Backbone::Mlp512x128 => task.run(Trainer::<MlpArch<512, 128>, 128, D, B>::new(
-            exp, n, dev, be,
-        )?),
-        Backbone::TinyIResNet => task.run(Trainer::<TinyArch, 64, D, B>::new(exp, n, dev, be)?),
-        Backbone::IResNet18 => task.run(Trainer::<IResNet18Arch, 512, D, B>::new(exp, n, dev, be)?),
+        Backbone::IResNet18 => task.run(
+            Trainer::<IResNet18Arch, 512, D, B>::new(exp, n, dev, be)?,
+            data,
+        ),
     }
 }

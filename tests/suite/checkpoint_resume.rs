@@ -167,6 +167,7 @@ impl TrainerTask for ExportAfterSteps<'_> {
     fn run<A, const E: usize, D: dfdx::prelude::Device<f32>, B>(
         self,
         mut trainer: Trainer<A, E, D, B>,
+        _: f2c::data::TrainingData,
     ) -> f2c::Result<Vec<ParamTensor>>
     where
         A: f2c::nets::network::Network<E, D>,
