@@ -19,6 +19,8 @@
 #   train-10m       f2c train experiments/scale-10m.ron --device cuda:0 (F²C at 10⁷ identities)
 #   scale-gpu       f2c ablate ablations/scale-gpu.ron (the scale study's seed 1 on the GPU,
 #                   cheapest method first; runs that finish are kept, the rest are named by --dry-run)
+#   bench-resident  f2c bench at 10⁶ identities with the training set kept in GPU memory
+#                   (--inputs resident: whole steps that upload row indices instead of inputs)
 #   train-orl-cnn   f2c train experiments/orl-f2c.ron --device cuda:0 (the tiny CNN on ORL faces)
 #   unit-cuda       the library's unit tests whose names contain `cuda`, ignored ones included
 # A step whose executable or input is not in the pack is SKIPPED, not failed.
@@ -303,6 +305,8 @@ f2c_step ablate-gpu 120 ablations/gpu.ron ablate ablations/gpu.ron --no-tables -
 f2c_step train-10m 90 experiments/scale-10m.ron train experiments/scale-10m.ron --device "$device" --quiet
 f2c_step scale-gpu 150 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --no-tables --quiet
 f2c_step scale-gpu-left 10 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --dry-run
+f2c_step bench-resident 60 - bench --device "$device" --classes 1000000 --inputs resident \
+    --steps 3 --warmup 1 --out results/bench/gpu-resident --paper results/bench/gpu-resident/paper
 if [[ ! -d $pack/data/orl ]]; then
     skip train-orl-cnn "data/orl not in the pack (fetch it before packing)"
 else
