@@ -96,50 +96,41 @@ pub fn compute_references(base: &Experiment, seeds: &[u64]) -> Result<Vec<Refere
             seed,
             ..base.clone()
         };
-        let (x, labels) = TrainingData::new(&exp)?.split_set(exp.eval.split)?;
+        let (raw, untrained) = with_trainer(&exp, References { exp: &exp })?;
+        rows.push(ReferenceRow::new(seed, ReferenceKind::Raw, &raw));
+        rows.push(ReferenceRow::new(
+            seed,
+            ReferenceKind::Untrained,
+            &untrained,
+        ));
+    }
+    Ok(rows)
+}
+
+/// Evaluates the held-out set as raw features and through a freshly built trainer's network.
+struct References<'a> {
+    exp: &'a Experiment,
+}
+
+impl TrainerTask for References<'_> {
+    type Output = (Metrics, Metrics);
+
+    fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
+        self,
+        trainer: Trainer<A, E, D, B>,
+        data: TrainingData,
+    ) -> Result<(Metrics, Metrics)> {
+        let exp = self.exp;
+        let (x, labels) = data.split_set(exp.eval.split)?;
         let dim = x.len() / labels.len().max(1);
         let mut raw = x.clone();
         for row in raw.chunks_mut(dim) {
             let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|v| *v /= n);
         }
-        let m = evaluate(&raw, dim, &labels, &exp.eval, seed);
-        rows.push(ReferenceRow::new(seed, ReferenceKind::Raw, &m));
-        let m = with_trainer(
-            &exp,
-            Untrained {
-                exp: &exp,
-                x: &x,
-                labels: &labels,
-            },
-        )?;
-        rows.push(ReferenceRow::new(seed, ReferenceKind::Untrained, &m));
-    }
-    Ok(rows)
-}
-
-/// Evaluates a freshly built trainer's network.
-struct Untrained<'a> {
-    exp: &'a Experiment,
-    x: &'a [f32],
-    labels: &'a [usize],
-}
-
-impl TrainerTask for Untrained<'_> {
-    type Output = Metrics;
-
-    fn run<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend>(
-        self,
-        trainer: Trainer<A, E, D, B>,
-        _: TrainingData,
-    ) -> Result<Metrics> {
-        let emb = trainer.embed(self.x);
-        Ok(evaluate(
-            &emb,
-            E,
-            self.labels,
-            &self.exp.eval,
-            self.exp.seed,
+        Ok((
+            evaluate(&raw, dim, &labels, &exp.eval, exp.seed),
+            evaluate(&trainer.embed(&x), E, &labels, &exp.eval, exp.seed),
         ))
     }
 }
