@@ -23,6 +23,7 @@
 #                   (--inputs resident: whole steps that upload row indices instead of inputs)
 #   train-orl-cnn   f2c train experiments/orl-f2c.ron --device cuda:0 (the tiny CNN on ORL faces)
 #   unit-cuda       the library's unit tests whose names contain `cuda`, ignored ones included
+#   bench-d512      f2c bench at 10⁷ identities with D 512, head steps only (device memory per head)
 # A step whose executable or input is not in the pack is SKIPPED, not failed.
 #
 # Why the header paths: dfdx 0.13 compiles a few kernels with NVRTC on first use (concat and stack
@@ -317,6 +318,8 @@ if [[ -x $pack/tests/f2c-lib ]]; then
 else
     skip unit-cuda "tests/f2c-lib not in the pack"
 fi
+f2c_step bench-d512 90 - bench --device "$device" --classes 10000000 --dim 512 --no-training-step \
+    --steps 3 --warmup 1 --out results/bench/gpu-d512 --paper results/bench/gpu-d512/paper
 
 # --- summary -----------------------------------------------------------------------------------
 failed=0
