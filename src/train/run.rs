@@ -138,10 +138,10 @@ pub fn time_training_steps(
     )
 }
 
-/// A number of passes over the data with two decimals, or four below 0.1 (a short run at 10⁷
-/// identities is 0.0049 epochs, not 0.00).
+/// A number of passes over the data with two decimals, or four between 0 and 0.1 (a short run at
+/// 10⁷ identities is 0.0049 epochs, not 0.00).
 fn passes(x: f64) -> String {
-    if x < 0.1 {
+    if x > 0.0 && x < 0.1 {
         format!("{x:.4}")
     } else {
         format!("{x:.2}")
@@ -440,4 +440,16 @@ fn machine_description(device: DeviceChoice) -> String {
         std::env::consts::OS,
         std::env::consts::ARCH
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_keep_small_fractions_visible() {
+        assert_eq!(passes(0.0), "0.00");
+        assert_eq!(passes(0.00486), "0.0049");
+        assert_eq!(passes(12.2249), "12.22");
+    }
 }
