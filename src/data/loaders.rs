@@ -407,14 +407,7 @@ impl DualLoader {
     /// stream, so the bytes do not depend on the thread count.
     pub fn next_batch(&mut self, faces: &SyntheticFaces, out: &mut Batch) {
         self.next_rows(faces, out);
-        out.inputs.resize(self.rows.len() * INPUT_DIM, 0.0);
-        let rows = &self.rows;
-        out.inputs
-            .par_chunks_mut(INPUT_DIM)
-            .zip(rows.par_iter())
-            .for_each(|(x, &(_, identity, instance))| {
-                faces.render_train(identity, instance, x);
-            });
+        render_samples(faces, &out.samples, &mut out.inputs);
     }
 
     /// The next step's rows without their inputs: fills `out.labels` and `out.source` (leaving
@@ -453,6 +446,15 @@ impl DualLoader {
             }));
         &self.rows
     }
+}
+
+/// Renders the training `samples` of `faces` into `out` (resized to their rows), in parallel,
+/// each row from its own random stream, so the bytes do not depend on the thread count.
+pub fn render_samples(faces: &SyntheticFaces, samples: &[Sample], out: &mut Vec<f32>) {
+    out.resize(samples.len() * INPUT_DIM, 0.0);
+    out.par_chunks_mut(INPUT_DIM)
+        .zip(samples.par_iter())
+        .for_each(|(x, s)| faces.render_train(s.identity, s.instance, x));
 }
 
 /// Splits a batch's rows into halves A and B as the reference does: of each identity pair the

@@ -6,9 +6,9 @@ use crate::data::images::config::ImageSplit;
 use crate::data::images::feed::ImageFeed;
 use crate::data::images::prefetch::load_batch;
 use crate::data::images::{FaceImages, IdentitySubset, Sample};
-use crate::data::loaders::{Batch, DualLoader, LoaderState, TrainingIdentities};
+use crate::data::loaders::{render_samples, Batch, DualLoader, LoaderState, TrainingIdentities};
 use crate::data::resident::ResidentLayout;
-use crate::data::synthetic::{SyntheticFaces, INPUT_DIM};
+use crate::data::synthetic::SyntheticFaces;
 use crate::error::{Error, Result};
 use crate::eval::EvalSplit;
 use crate::nets::network::BackboneInput;
@@ -121,11 +121,8 @@ impl TrainingData {
         let samples = layout.samples();
         match &self.kind {
             Kind::Synthetic { faces, .. } => {
-                use rayon::prelude::*;
-                let mut out = vec![0.0f32; samples.len() * INPUT_DIM];
-                out.par_chunks_mut(INPUT_DIM)
-                    .zip(samples.par_iter())
-                    .for_each(|(x, s)| faces.render_train(s.identity, s.instance, x));
+                let mut out = Vec::new();
+                render_samples(faces, &samples, &mut out);
                 Ok(out)
             }
             Kind::Images { feed, .. } => Ok(load_batch(feed.images(), samples)?.data),

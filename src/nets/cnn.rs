@@ -22,6 +22,7 @@
 use dfdx::prelude::*;
 use dfdx::shapes::{Dtype, HasShape};
 
+use crate::nets::network::{download, upload_rows};
 use crate::nets::probe::l2_normalize;
 
 /// A batch of images, (B, C, H, W).
@@ -444,15 +445,7 @@ pub fn images<const C: usize, D: Device<f32>>(
     h: usize,
     w: usize,
 ) -> Images<C, f32, D> {
-    let b = x.len() / (C * h * w);
-    assert_eq!(
-        b * C * h * w,
-        x.len(),
-        "{} floats are not a whole number of {C}×{h}×{w} images",
-        x.len()
-    );
-    crate::traffic::to_device(4 * x.len());
-    dev.tensor_from_vec(x.to_vec(), (b, Const::<C>, h, w))
+    images_of_rows(upload_rows(dev, x, C * h * w), h, w)
 }
 
 /// Device rows of C·`h`·`w` floats as a (B, C, `h`, `w`) batch of images (no copy).
@@ -488,9 +481,9 @@ where
     // Chunks bound the activation memory of large evaluation sets.
     for chunk in x.chunks(64 * per) {
         let side = crate::data::images::FACE_SIZE;
-        let y = l2_normalize(net.forward(images::<C, D>(dev, chunk, side, side)));
-        crate::traffic::to_host(4 * y.shape().0 * N);
-        out.extend(y.as_vec());
+        out.extend(download(&l2_normalize(
+            net.forward(images::<C, D>(dev, chunk, side, side)),
+        )));
     }
     out
 }

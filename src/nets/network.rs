@@ -105,7 +105,9 @@ pub fn upload_rows<D: Device<f32>>(dev: &D, x: &[f32], len: usize) -> Rows<D> {
 }
 
 /// Host rows of the embeddings `y` (one counted copy).
-fn download<const E: usize, D: Device<f32>>(y: Tensor<(usize, Const<E>), f32, D>) -> Vec<f32> {
+pub fn download<const E: usize, D: Device<f32>, T>(
+    y: &Tensor<(usize, Const<E>), f32, D, T>,
+) -> Vec<f32> {
     crate::traffic::to_host(4 * y.shape().0 * E);
     y.as_vec()
 }
@@ -139,7 +141,7 @@ impl<const H: usize, const E: usize, D: Device<f32>> Network<E, D> for MlpArch<H
     fn embed_second(net: &mut Self::Net, x: Rows<D>) -> Vec<f32> {
         let b = x.shape().0;
         let x: Inputs<D> = x.reshape_like(&(b, Const::<INPUT_DIM>));
-        download(l2_normalize(net.forward(x)))
+        download(&l2_normalize(net.forward(x)))
     }
 }
 
@@ -173,7 +175,7 @@ macro_rules! cnn_network {
 
             fn embed_second(net: &mut Self::Net, x: Rows<D>) -> Vec<f32> {
                 let x: Images<$c, f32, D> = cnn::images_of_rows(x, FACE_SIZE, FACE_SIZE);
-                download(l2_normalize(cnn::forward_gallery(net, x)))
+                download(&l2_normalize(cnn::forward_gallery(net, x)))
             }
         }
     };

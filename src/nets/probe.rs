@@ -4,6 +4,7 @@
 
 use crate::data::synthetic::INPUT_DIM;
 pub use crate::nets::network::Backbone;
+use crate::nets::network::{download, upload_rows};
 use dfdx::prelude::*;
 
 /// The MLP of hidden width `H` and embedding dimension `E`.
@@ -28,8 +29,7 @@ pub fn l2_normalize<const E: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
 /// Uploads `rows` samples of `inputs` (row-major) as a (B, INPUT_DIM) tensor.
 pub fn inputs<D: Device<f32>>(dev: &D, inputs: &[f32]) -> Inputs<D> {
     let rows = inputs.len() / INPUT_DIM;
-    crate::traffic::to_device(4 * inputs.len());
-    dev.tensor_from_vec(inputs.to_vec(), (rows, Const::<INPUT_DIM>))
+    upload_rows(dev, inputs, INPUT_DIM).reshape_like(&(rows, Const::<INPUT_DIM>))
 }
 
 /// L2-normalised embeddings of `x` without a tape, as host rows (evaluation, gallery features).
@@ -44,9 +44,7 @@ where
     let mut out = Vec::with_capacity(x.len() / INPUT_DIM * E);
     // Chunks bound the activation memory of large evaluation sets.
     for chunk in x.chunks(4096 * INPUT_DIM) {
-        let y = l2_normalize(net.forward(inputs(dev, chunk)));
-        crate::traffic::to_host(4 * y.shape().0 * E);
-        out.extend(y.as_vec());
+        out.extend(download(&l2_normalize(net.forward(inputs(dev, chunk)))));
     }
     out
 }

@@ -22,7 +22,7 @@ use crate::heads::backend::{Backend, CpuBackend, LossParts, Metered, SgdParams};
 use crate::heads::{ClassifierHead, Halves, HeadState, HeadStats, StepInput};
 use crate::nets::gallery::Gallery;
 use crate::nets::network::{
-    upload_rows, Backbone, IResNet18Arch, MlpArch, Network, Rows, TinyArch,
+    download, upload_rows, Backbone, IResNet18Arch, MlpArch, Network, Rows, TinyArch,
 };
 use crate::nets::params::{export_params, import_params, ParamTensor};
 use crate::train::schedule::TrainConfig;
@@ -145,8 +145,7 @@ impl<A: Network<E, D>, const E: usize, D: Device<f32>, B: Backend> Trainer<A, E,
             .take()
             .expect("gradients are returned every step");
         let emb = A::forward_traced(&mut self.probe, x.clone(), grads); // (B, E)
-        crate::traffic::to_host(4 * b * E);
-        let emb_host = emb.as_vec();
+        let emb_host = download(&emb);
 
         // The second network follows the probe, then embeds the same batch without a tape.
         let gallery = match &mut self.second {
