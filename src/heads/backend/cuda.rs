@@ -24,81 +24,15 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 
+use super::kernels::{self, LossArgs, SgdArgs, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC};
 use super::{Backend, LossParts, LossSpec, SgdParams};
 use crate::error::{Error, Result};
-use crate::heads::Margin;
 
-/// Threads per block of every row kernel (a power of two: the tree reductions halve it).
-const BLOCK: u32 = 256;
 /// Name under which the kernels are loaded into the device.
 const MODULE: &str = "f2c_heads";
-const KERNELS: &[&str] = &[
-    "f2c_gather_normalize",
-    "f2c_margin_loss",
-    "f2c_sgd_rows",
-    "f2c_copy_rows",
-    "f2c_fill_at",
-];
-
-/// The kernels' CUDA C, compiled at run time by [`kernel_ptx`].
-const KERNEL_SRC: &str = include_str!("kernels.cu");
-
-/// The kernels' launch parameters of the loss, laid out like the CUDA `struct LossArgs`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct LossArgs {
-    kind: i32,
-    m: f32,
-    cos_m: f32,
-    sin_m: f32,
-    threshold: f32,
-    fallback: f32,
-    scale: f32,
-    ce_weight: f32,
-    neg_k: i32,
-    neg_weight: f32,
-}
 
 // SAFETY: #[repr(C)] of 4-byte fields, identical to the kernel's struct; passed by value.
 unsafe impl DeviceRepr for LossArgs {}
-
-impl LossArgs {
-    /// The margin's constants computed on the host with the same f32 expressions as
-    /// [`Margin::apply`], so that the kernel takes the same ArcFace branch as the CPU.
-    fn new(spec: &LossSpec) -> Self {
-        let (kind, m, cos_m, sin_m, threshold, fallback) = match spec.margin {
-            Margin::CosFace(m) => (0, m, 0.0, 0.0, 0.0, 0.0),
-            Margin::ArcFace(m) => {
-                let (sm, cm) = m.sin_cos();
-                let pi = std::f32::consts::PI;
-                (1, m, cm, sm, (pi - m).cos(), m * (pi - m).sin())
-            }
-        };
-        LossArgs {
-            kind,
-            m,
-            cos_m,
-            sin_m,
-            threshold,
-            fallback,
-            scale: spec.scale,
-            ce_weight: spec.ce_weight,
-            neg_k: i32::try_from(spec.neg_k).unwrap_or(i32::MAX),
-            neg_weight: spec.neg_weight,
-        }
-    }
-}
-
-/// SGD settings laid out like the CUDA `struct SgdArgs`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct SgdArgs {
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
-    nesterov: i32,
-}
-
 // SAFETY: #[repr(C)] of 4-byte fields, identical to the kernel's struct; passed by value.
 unsafe impl DeviceRepr for SgdArgs {}
 
@@ -229,10 +163,10 @@ impl CudaBackend {
             .expect("the head kernels are loaded by CudaBackend::new")
     }
 
-    /// Host indices as a device buffer of u64 (the kernels' row type).
-    fn indices(&self, rows: &[usize]) -> Result<CudaSlice<u64>> {
+    /// Row indices (a plan's) as a device buffer.
+    fn indices(&self, rows: Vec<u64>) -> Result<CudaSlice<u64>> {
         self.dev
-            .htod_copy(rows.iter().map(|&r| r as u64).collect())
+            .htod_copy(rows)
             .map_err(|e| self.err("cannot upload row indices", e))
     }
 
@@ -324,32 +258,13 @@ fn gpu_name(dev: &Arc<CudaDevice>) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// One block of `BLOCK` threads per row.
-fn per_row(rows: usize) -> LaunchConfig {
-    let rows = u32::try_from(rows)
-        .ok()
-        .filter(|&r| r < i32::MAX as u32)
-        .expect("row count fits a CUDA grid");
+/// One block of `BLOCK` threads for each of `blocks` rows.
+fn per_row(blocks: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (rows, 1, 1),
+        grid_dim: (blocks, 1, 1),
         block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
     }
-}
-
-/// The (source, destination) pairs of a row copy with each destination row kept once, at its last
-/// occurrence: a sequential copy lets the later write win, parallel blocks would race.
-fn last_writes(src_rows: &[usize], dst_rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
-    let mut seen = std::collections::HashSet::with_capacity(dst_rows.len());
-    let mut pairs: Vec<(usize, usize)> = src_rows
-        .iter()
-        .zip(dst_rows)
-        .rev()
-        .filter(|(_, &d)| seen.insert(d))
-        .map(|(&s, &d)| (s, d))
-        .collect();
-    pairs.reverse();
-    pairs.into_iter().unzip()
 }
 
 impl Backend for CudaBackend {
@@ -473,29 +388,22 @@ impl Backend for CudaBackend {
         out: &mut CudaSlice<f32>,
         norms: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let count = rows.map_or(src.len() / dim.max(1), |r| r.len());
-        assert!(
-            out.len() >= count * dim && norms.len() >= count,
-            "gather_normalize output too small"
-        );
-        if count == 0 || dim == 0 {
+        let Some(plan) = kernels::gather_normalize(src.len(), dim, rows, out.len(), norms.len())
+        else {
             return Ok(());
-        }
+        };
         let f = self.func("f2c_gather_normalize");
-        let launched = match rows {
+        let cfg = per_row(plan.blocks);
+        let launched = match plan.rows {
             Some(rows) => {
-                assert!(
-                    rows.iter().all(|&r| (r + 1) * dim <= src.len()),
-                    "gather_normalize row out of range"
-                );
                 let idx = self.indices(rows)?;
-                // SAFETY: matches f2c_gather_normalize's parameters; the row indices and output
-                // sizes were checked above; one block per output row.
-                unsafe { f.launch(per_row(count), (src, &idx, 1i32, dim as u64, out, norms)) }
+                // SAFETY: matches f2c_gather_normalize's parameters; the plan checked the row
+                // indices and output sizes; one block per output row.
+                unsafe { f.launch(cfg, (src, &idx, 1i32, dim as u64, out, norms)) }
             }
             // No index buffer: a null pointer that the kernel does not read (has_rows = 0).
-            // SAFETY: as above; `count` rows of `src` exist by definition of count.
-            None => unsafe { f.launch(per_row(count), (src, 0u64, 0i32, dim as u64, out, norms)) },
+            // SAFETY: as above; the plan's rows of `src` exist by definition of its count.
+            None => unsafe { f.launch(cfg, (src, 0u64, 0i32, dim as u64, out, norms)) },
         };
         launched.map_err(|e| self.err("gather_normalize launch failed", e))
     }
@@ -508,40 +416,25 @@ impl Backend for CudaBackend {
         targets: &[i64],
         spec: &LossSpec,
     ) -> Result<LossParts> {
-        assert!(
-            cos.len() >= b * c && targets.len() == b,
-            "margin_loss shapes"
-        );
-        assert!(
-            targets.iter().all(|&t| t < c as i64),
-            "margin_loss target out of range"
-        );
-        if b == 0 {
+        let Some(plan) = kernels::margin_loss(cos.len(), b, c, targets, spec) else {
             return Ok(LossParts::default());
-        }
+        };
         let t = self
             .dev
-            .htod_copy(targets.to_vec())
+            .htod_copy(plan.targets)
             .map_err(|e| self.err("cannot upload targets", e))?;
-        let mut losses = self.zeros(2 * b)?;
+        let mut losses = self.zeros(plan.losses)?;
         let f = self.func("f2c_margin_loss");
         // SAFETY: matches f2c_margin_loss's parameters (LossArgs has the kernel's layout); `cos`
         // holds b rows of c, `t` b targets below c, `losses` 2b floats; one block per row.
         unsafe {
             f.launch(
-                per_row(b),
-                (&mut *cos, c as u64, &t, LossArgs::new(spec), &mut losses),
+                per_row(plan.blocks),
+                (&mut *cos, c as u64, &t, plan.args, &mut losses),
             )
         }
         .map_err(|e| self.err("margin_loss launch failed", e))?;
-        let parts = self.download(&losses)?;
-        // Row order and f64, as the CPU backend folds its per-row parts.
-        Ok(parts
-            .chunks(2)
-            .fold(LossParts::default(), |acc, p| LossParts {
-                ce: acc.ce + p[0] as f64,
-                neg: acc.neg + p[1] as f64,
-            }))
+        Ok(kernels::sum_loss_parts(&self.download(&losses)?))
     }
 
     fn sgd_normalized_rows(
@@ -555,40 +448,27 @@ impl Backend for CudaBackend {
         norms: &CudaSlice<f32>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        let count = rows.map_or(w.len() / dim.max(1), |r| r.len());
-        assert!(
-            vel.len() == w.len()
-                && grad_n.len() >= count * dim
-                && wn.len() >= count * dim
-                && norms.len() >= count,
-            "sgd_normalized_rows shapes"
-        );
-        if count == 0 || dim == 0 {
+        let Some(plan) = kernels::sgd_rows(
+            w.len(),
+            vel.len(),
+            dim,
+            rows,
+            grad_n.len(),
+            wn.len(),
+            norms.len(),
+        ) else {
             return Ok(());
-        }
-        let args = SgdArgs {
-            lr: sgd.lr,
-            momentum: sgd.momentum,
-            weight_decay: sgd.weight_decay,
-            nesterov: sgd.nesterov as i32,
         };
+        let args = SgdArgs::new(sgd);
         let f = self.func("f2c_sgd_rows");
-        let launched = match rows {
+        let cfg = per_row(plan.blocks);
+        let launched = match plan.rows {
             Some(rows) => {
-                // Distinct rows: each block owns its row of w and vel (the CPU backend's promise too).
-                debug_assert!(
-                    rows.windows(2).all(|p| p[0] < p[1]),
-                    "rows must be sorted and distinct"
-                );
-                assert!(
-                    rows.iter().all(|&r| (r + 1) * dim <= w.len()),
-                    "sgd_normalized_rows row out of range"
-                );
                 let idx = self.indices(rows)?;
-                // SAFETY: matches f2c_sgd_rows's parameters; sizes and rows checked above.
+                // SAFETY: matches f2c_sgd_rows's parameters; the plan checked sizes and rows.
                 unsafe {
                     f.launch(
-                        per_row(count),
+                        cfg,
                         (w, vel, dim as u64, &idx, 1i32, grad_n, wn, norms, args),
                     )
                 }
@@ -596,7 +476,7 @@ impl Backend for CudaBackend {
             // SAFETY: as above, with the unread null index pointer (has_rows = 0).
             None => unsafe {
                 f.launch(
-                    per_row(count),
+                    cfg,
                     (w, vel, dim as u64, 0u64, 0i32, grad_n, wn, norms, args),
                 )
             },
@@ -612,43 +492,31 @@ impl Backend for CudaBackend {
         dst_rows: &[usize],
         dim: usize,
     ) -> Result<()> {
-        assert_eq!(
-            src_rows.len(),
-            dst_rows.len(),
-            "copy_rows index lengths differ"
-        );
-        assert!(
-            src_rows.iter().all(|&r| (r + 1) * dim <= src.len()),
-            "copy_rows source row out of range"
-        );
-        assert!(
-            dst_rows.iter().all(|&r| (r + 1) * dim <= dst.len()),
-            "copy_rows destination row out of range"
-        );
-        if src_rows.is_empty() || dim == 0 {
+        let Some(plan) = kernels::copy_rows(src.len(), src_rows, dst.len(), dst_rows, dim) else {
             return Ok(());
-        }
-        let (s, d) = last_writes(src_rows, dst_rows);
-        let (si, di) = (self.indices(&s)?, self.indices(&d)?);
+        };
+        let (si, di) = (self.indices(plan.src_rows)?, self.indices(plan.dst_rows)?);
         let f = self.func("f2c_copy_rows");
-        // SAFETY: matches f2c_copy_rows's parameters; rows checked above and destinations distinct.
-        unsafe { f.launch(per_row(s.len()), (src, &si, dst, &di, dim as u64)) }
+        // SAFETY: matches f2c_copy_rows's parameters; the plan checked the rows and kept each
+        // destination once.
+        unsafe { f.launch(per_row(plan.blocks), (src, &si, dst, &di, dim as u64)) }
             .map_err(|e| self.err("copy_rows launch failed", e))
     }
 
     fn fill_at(&self, buf: &mut CudaSlice<f32>, at: &[usize], value: f32) -> Result<()> {
-        if at.is_empty() {
+        let Some(plan) = kernels::fill_at(buf.len(), at) else {
             return Ok(());
-        }
-        assert!(
-            at.iter().all(|&i| i < buf.len()),
-            "fill_at index out of range"
-        );
-        let idx = self.indices(at)?;
+        };
+        let n = plan.at.len() as u64;
+        let idx = self.indices(plan.at)?;
         let f = self.func("f2c_fill_at");
-        let cfg = LaunchConfig::for_num_elems(at.len() as u32);
-        // SAFETY: matches f2c_fill_at's parameters; every index was checked to lie inside `buf`.
-        unsafe { f.launch(cfg, (buf, &idx, at.len() as u64, value)) }
+        let cfg = LaunchConfig {
+            grid_dim: (plan.blocks, 1, 1),
+            block_dim: (FILL_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: matches f2c_fill_at's parameters; the plan checked every index against `buf`.
+        unsafe { f.launch(cfg, (buf, &idx, n, value)) }
             .map_err(|e| self.err("fill_at launch failed", e))
     }
 
@@ -669,24 +537,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kernel_constants_match_the_rust_side() {
-        assert!(KERNEL_SRC.contains(&format!("#define BLOCK {BLOCK}\n")));
-        assert!(
-            BLOCK.is_power_of_two(),
-            "the tree reductions halve the block"
-        );
-        for k in KERNELS {
-            assert!(
-                KERNEL_SRC.contains(&format!("extern \"C\" __global__ void {k}(")),
-                "{k}"
-            );
-        }
-        // Ten 4-byte fields and four, as in the CUDA structs.
-        assert_eq!(std::mem::size_of::<LossArgs>(), 40);
-        assert_eq!(std::mem::size_of::<SgdArgs>(), 16);
-    }
-
-    #[test]
     fn kernels_compile_with_nvrtc_and_no_includes() {
         // Needs libnvrtc only (no GPU). The PTX names every kernel as an entry point.
         assert!(!KERNEL_SRC.contains("#include"));
@@ -697,51 +547,5 @@ mod tests {
                 "{k} missing from the PTX"
             );
         }
-    }
-
-    #[test]
-    fn arcface_constants_by_hand() {
-        // m = 0.5: cos m = 0.877583, sin m = 0.479426, cos(π − 0.5) = −0.877583,
-        // m·sin(π − m) = 0.5·0.479426 = 0.239713.
-        let spec = LossSpec {
-            margin: Margin::ArcFace(0.5),
-            scale: 64.0,
-            ce_weight: 0.5,
-            neg_k: 3,
-            neg_weight: 0.1,
-        };
-        let a = LossArgs::new(&spec);
-        assert_eq!((a.kind, a.neg_k), (1, 3));
-        for (got, want) in [
-            (a.cos_m, 0.877_583),
-            (a.sin_m, 0.479_426),
-            (a.threshold, -0.877_583),
-            (a.fallback, 0.239_713),
-        ] {
-            assert!((got - want).abs() < 1e-6, "{a:?}");
-        }
-        // The branch constants reproduce Margin::apply at a point on each side of the threshold.
-        for c in [0.6f32, -0.95] {
-            let (phi, _) = spec.margin.apply(c);
-            let mine = if c > a.threshold {
-                c * a.cos_m - (1.0 - c * c).max(1e-12).sqrt() * a.sin_m
-            } else {
-                c - a.fallback
-            };
-            assert_eq!(phi, mine, "c = {c}");
-        }
-        let cos = LossArgs::new(&LossSpec {
-            margin: Margin::CosFace(0.35),
-            ..spec
-        });
-        assert_eq!((cos.kind, cos.m), (0, 0.35));
-    }
-
-    #[test]
-    fn repeated_destination_rows_keep_the_last_write() {
-        // dst 4 ← src 0, then dst 2 ← src 1, then dst 4 ← src 3: the copy of src 3 wins row 4.
-        let (s, d) = last_writes(&[0, 1, 3], &[4, 2, 4]);
-        assert_eq!((s, d), (vec![1, 3], vec![2, 4]));
-        assert_eq!(last_writes(&[5, 6], &[1, 0]), (vec![5, 6], vec![1, 0]));
     }
 }

@@ -19,6 +19,8 @@ mod cpu;
 mod cuda;
 #[cfg(not(feature = "cuda"))]
 mod cuda_stub;
+mod kernel_emu;
+mod kernels;
 mod metered;
 
 pub use cpu::CpuBackend;
@@ -26,6 +28,7 @@ pub use cpu::CpuBackend;
 pub use cuda::CudaBackend;
 #[cfg(not(feature = "cuda"))]
 pub use cuda_stub::CudaBackend;
+pub use kernel_emu::KernelEmulator;
 pub use metered::Metered;
 
 use crate::error::Result;

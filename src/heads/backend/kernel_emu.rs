@@ -1,0 +1,521 @@
+//! The CUDA backend's row kernels run on the CPU: a [`Backend`] whose five kernel operations
+//! execute the CUDA C of `kernels.cu` itself, compiled as C++ by a host compiler and run in CUDA's
+//! execution model (`kernel_emu.cpp`: a block's threads are fibers that meet at every barrier,
+//! shared memory is shared), from the launch plans of the CUDA backend (`kernels.rs`).
+//!
+//! It exists to test the kernels where there is no GPU: the agreement tests that compare the CUDA
+//! backend with [`CpuBackend`] on a GPU run against this emulator in every `cargo test`. It checks
+//! the kernels' arithmetic, reductions and top-k selection; that every thread of a block reaches
+//! each barrier; that the result does not depend on the order of threads and blocks (every launch
+//! runs in increasing and in decreasing order, which must agree bit for bit: a race shows as a
+//! difference); and the layout of the structs the kernels take by value. It does not check cuBLAS
+//! (the products are [`CpuBackend`]'s), the CUDA backend's memory management, or speed.
+
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
+
+use super::kernels::{self, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC};
+use super::{Backend, CpuBackend, LossParts, LossSpec, SgdParams};
+use crate::error::{Error, Result};
+
+/// The emulator's C++ (the kernels' source is included from `kernels.cu` beside it).
+const HARNESS_SRC: &str = include_str!("kernel_emu.cpp");
+/// The emulator's own faulty kernels, numbered after `kernels.cu`'s (its tests run them).
+const FAULTY: &[&str] = &["emu_faulty_race", "emu_faulty_barrier"];
+
+/// One argument of a kernel launch, in the order of the kernel's parameters.
+enum Arg<'a> {
+    F32s(&'a [f32]),
+    U64s(&'a [u64]),
+    I64s(&'a [i64]),
+    Null,
+    U64(u64),
+    I32(i32),
+    F32(f32),
+    Struct(Vec<u8>),
+}
+
+/// A row-index argument: the plan's indices, or the null pointer the kernel does not read.
+fn rows_arg(rows: &Option<Vec<u64>>) -> (Arg<'_>, Arg<'_>) {
+    match rows {
+        Some(r) => (Arg::U64s(r), Arg::I32(1)),
+        None => (Arg::Null, Arg::I32(0)),
+    }
+}
+
+/// The running emulator process.
+struct Harness {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // End of input ends the emulator.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The heads' operations with the kernel operations emulated on the CPU and the rest (products,
+/// buffers) on [`CpuBackend`]. Cloning shares the emulator process.
+#[derive(Clone)]
+pub struct KernelEmulator {
+    harness: Arc<Mutex<Harness>>,
+}
+
+impl std::fmt::Debug for KernelEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+fn emu_error(msg: impl std::fmt::Display) -> Error {
+    Error::Device(format!("kernel emulator: {msg}"))
+}
+
+/// Compiles the emulator unless a build of the same sources and flags exists, and returns its
+/// path, once per process. Builds are cached under the system's temporary folder by a hash of what
+/// went into them and put in place by a rename, so that concurrent test processes share one.
+fn build() -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| compile().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Error::Device)
+}
+
+fn compile() -> Result<PathBuf> {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let flags = ["-std=c++17", "-O2", "-ffp-contract=off"];
+    let mut hash = Sha256::new();
+    for part in [cxx.as_str(), HARNESS_SRC, KERNEL_SRC].iter().chain(&flags) {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest: String = hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("f2c-kernel-emu-{digest}"));
+    let exe = dir.join("kernel-emu");
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        emu_error(format!("cannot {what} {}: {e}", p.display()))
+    };
+    let work = dir.join(format!("build-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| io("create", &work, e))?;
+    for (name, text) in [("kernel_emu.cpp", HARNESS_SRC), ("kernels.cu", KERNEL_SRC)] {
+        let p = work.join(name);
+        std::fs::write(&p, text).map_err(|e| io("write", &p, e))?;
+    }
+    let built = work.join("kernel-emu");
+    let out = Command::new(&cxx)
+        .args(flags)
+        .arg(work.join("kernel_emu.cpp"))
+        .arg("-o")
+        .arg(&built)
+        .output()
+        .map_err(|e| {
+            emu_error(format!(
+                "cannot run the C++ compiler `{cxx}` ({e}); install one (g++ or clang++) or name it in CXX"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(emu_error(format!(
+            "`{cxx} {}` failed:\n{}",
+            flags.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    std::fs::rename(&built, &exe).map_err(|e| io("move the build to", &exe, e))?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(exe)
+}
+
+impl KernelEmulator {
+    /// Compiles (or reuses) the emulator and starts it: needs a C++ compiler, `c++` or the one
+    /// named in `CXX`.
+    pub fn new() -> Result<Self> {
+        let exe = build()?;
+        let mut child = Command::new(&exe)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| emu_error(format!("cannot start {}: {e}", exe.display())))?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(KernelEmulator {
+            harness: Arc::new(Mutex::new(Harness {
+                child,
+                stdin,
+                stdout,
+            })),
+        })
+    }
+
+    /// Runs `kernel` as `blocks` blocks of `threads` threads; returns the f32 buffer arguments as
+    /// the kernel left them, in order.
+    fn launch(
+        &self,
+        kernel: &str,
+        blocks: u32,
+        threads: u32,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<Vec<f32>>> {
+        let id = KERNELS
+            .iter()
+            .chain(FAULTY)
+            .position(|k| *k == kernel)
+            .expect("a kernel the emulator has") as u32;
+        let mut req = Vec::new();
+        for x in [id, blocks, threads, args.len() as u32] {
+            req.extend(x.to_le_bytes());
+        }
+        for a in args {
+            match a {
+                Arg::F32s(v) => {
+                    encode(&mut req, 0, v.len(), v.iter().flat_map(|x| x.to_le_bytes()))
+                }
+                Arg::U64s(v) => {
+                    encode(&mut req, 1, v.len(), v.iter().flat_map(|x| x.to_le_bytes()))
+                }
+                Arg::I64s(v) => {
+                    encode(&mut req, 2, v.len(), v.iter().flat_map(|x| x.to_le_bytes()))
+                }
+                Arg::Null => req.push(3),
+                Arg::U64(x) => {
+                    req.push(4);
+                    req.extend(x.to_le_bytes());
+                }
+                Arg::I32(x) => {
+                    req.push(5);
+                    req.extend(x.to_le_bytes());
+                }
+                Arg::F32(x) => {
+                    req.push(6);
+                    req.extend(x.to_le_bytes());
+                }
+                Arg::Struct(bytes) => {
+                    req.push(7);
+                    req.extend((bytes.len() as u32).to_le_bytes());
+                    req.extend(bytes);
+                }
+            }
+        }
+        let mut h = self.harness.lock().unwrap_or_else(|p| p.into_inner());
+        let lost = |e: std::io::Error| {
+            emu_error(format!(
+                "the emulator stopped during {kernel} ({e}); its message is above"
+            ))
+        };
+        let stdin = h.stdin.as_mut().expect("open until dropped");
+        stdin.write_all(&req).map_err(lost)?;
+        stdin.flush().map_err(lost)?;
+        let mut status = [0u8; 1];
+        h.stdout.read_exact(&mut status).map_err(lost)?;
+        if status[0] != 0 {
+            let len = read_u32(&mut h.stdout).map_err(lost)? as usize;
+            let mut msg = vec![0u8; len];
+            h.stdout.read_exact(&mut msg).map_err(lost)?;
+            return Err(emu_error(String::from_utf8_lossy(&msg)));
+        }
+        let buffers = args.iter().filter(|a| matches!(a, Arg::F32s(_))).count();
+        (0..buffers)
+            .map(|_| {
+                let mut n = [0u8; 8];
+                h.stdout.read_exact(&mut n)?;
+                let mut bytes = vec![0u8; u64::from_le_bytes(n) as usize * 4];
+                h.stdout.read_exact(&mut bytes)?;
+                Ok(bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect())
+            })
+            .collect::<std::io::Result<_>>()
+            .map_err(lost)
+    }
+}
+
+/// A buffer argument: its tag, element count and little-endian elements.
+fn encode(req: &mut Vec<u8>, tag: u8, len: usize, bytes: impl Iterator<Item = u8>) {
+    req.push(tag);
+    req.extend((len as u64).to_le_bytes());
+    req.extend(bytes);
+}
+
+fn read_u32(r: &mut impl Read) -> std::io::Result<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+impl Backend for KernelEmulator {
+    type Buf = Vec<f32>;
+
+    fn name(&self) -> String {
+        "CUDA kernels emulated on the CPU".into()
+    }
+    fn zeros(&self, len: usize) -> Result<Vec<f32>> {
+        CpuBackend.zeros(len)
+    }
+    fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
+        CpuBackend.upload(host)
+    }
+    fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
+        CpuBackend.download(buf)
+    }
+    fn len(&self, buf: &Vec<f32>) -> usize {
+        buf.len()
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn matmul_abt(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+    ) -> Result<()> {
+        CpuBackend.matmul_abt(m, n, k, a, b, c)
+    }
+    // The CUDA backend has no sparse-tail product: the default dense one, as there.
+    fn matmul_ab(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+        accumulate: bool,
+    ) -> Result<()> {
+        CpuBackend.matmul_ab(m, n, k, a, b, c, accumulate)
+    }
+    fn matmul_atb(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        c: &mut Vec<f32>,
+    ) -> Result<()> {
+        CpuBackend.matmul_atb(m, n, k, a, b, c)
+    }
+
+    fn gather_normalize(
+        &self,
+        src: &Vec<f32>,
+        dim: usize,
+        rows: Option<&[usize]>,
+        out: &mut Vec<f32>,
+        norms: &mut Vec<f32>,
+    ) -> Result<()> {
+        let Some(plan) = kernels::gather_normalize(src.len(), dim, rows, out.len(), norms.len())
+        else {
+            return Ok(());
+        };
+        let (idx, has) = rows_arg(&plan.rows);
+        let args = [
+            Arg::F32s(src),
+            idx,
+            has,
+            Arg::U64(dim as u64),
+            Arg::F32s(out),
+            Arg::F32s(norms),
+        ];
+        let [_, o, n] = buffers(self.launch("f2c_gather_normalize", plan.blocks, BLOCK, &args)?);
+        (*out, *norms) = (o, n);
+        Ok(())
+    }
+
+    fn margin_loss(
+        &self,
+        cos: &mut Vec<f32>,
+        b: usize,
+        c: usize,
+        targets: &[i64],
+        spec: &LossSpec,
+    ) -> Result<LossParts> {
+        let Some(plan) = kernels::margin_loss(cos.len(), b, c, targets, spec) else {
+            return Ok(LossParts::default());
+        };
+        let losses = vec![0.0f32; plan.losses];
+        let args = [
+            Arg::F32s(cos),
+            Arg::U64(c as u64),
+            Arg::I64s(&plan.targets),
+            Arg::Struct(plan.args.to_bytes()),
+            Arg::F32s(&losses),
+        ];
+        let [x, parts] = buffers(self.launch("f2c_margin_loss", plan.blocks, BLOCK, &args)?);
+        *cos = x;
+        Ok(kernels::sum_loss_parts(&parts))
+    }
+
+    fn sgd_normalized_rows(
+        &self,
+        w: &mut Vec<f32>,
+        vel: &mut Vec<f32>,
+        dim: usize,
+        rows: Option<&[usize]>,
+        grad_n: &Vec<f32>,
+        wn: &Vec<f32>,
+        norms: &Vec<f32>,
+        sgd: &SgdParams,
+    ) -> Result<()> {
+        let Some(plan) = kernels::sgd_rows(
+            w.len(),
+            vel.len(),
+            dim,
+            rows,
+            grad_n.len(),
+            wn.len(),
+            norms.len(),
+        ) else {
+            return Ok(());
+        };
+        let (idx, has) = rows_arg(&plan.rows);
+        let args = [
+            Arg::F32s(w),
+            Arg::F32s(vel),
+            Arg::U64(dim as u64),
+            idx,
+            has,
+            Arg::F32s(grad_n),
+            Arg::F32s(wn),
+            Arg::F32s(norms),
+            Arg::Struct(kernels::SgdArgs::new(sgd).to_bytes()),
+        ];
+        let [w2, v2, ..] = buffers::<5>(self.launch("f2c_sgd_rows", plan.blocks, BLOCK, &args)?);
+        (*w, *vel) = (w2, v2);
+        Ok(())
+    }
+
+    fn copy_rows(
+        &self,
+        src: &Vec<f32>,
+        src_rows: &[usize],
+        dst: &mut Vec<f32>,
+        dst_rows: &[usize],
+        dim: usize,
+    ) -> Result<()> {
+        let Some(plan) = kernels::copy_rows(src.len(), src_rows, dst.len(), dst_rows, dim) else {
+            return Ok(());
+        };
+        let args = [
+            Arg::F32s(src),
+            Arg::U64s(&plan.src_rows),
+            Arg::F32s(dst),
+            Arg::U64s(&plan.dst_rows),
+            Arg::U64(dim as u64),
+        ];
+        let [_, d] = buffers(self.launch("f2c_copy_rows", plan.blocks, BLOCK, &args)?);
+        *dst = d;
+        Ok(())
+    }
+
+    fn duplicate(&self, src: &Vec<f32>) -> Result<Vec<f32>> {
+        CpuBackend.duplicate(src)
+    }
+
+    fn fill_at(&self, buf: &mut Vec<f32>, at: &[usize], value: f32) -> Result<()> {
+        let Some(plan) = kernels::fill_at(buf.len(), at) else {
+            return Ok(());
+        };
+        let args = [
+            Arg::F32s(buf),
+            Arg::U64s(&plan.at),
+            Arg::U64(plan.at.len() as u64),
+            Arg::F32(value),
+        ];
+        let [b] = buffers(self.launch("f2c_fill_at", plan.blocks, FILL_BLOCK, &args)?);
+        *buf = b;
+        Ok(())
+    }
+}
+
+/// The launch's f32 buffers, as many as the kernel takes.
+fn buffers<const N: usize>(v: Vec<Vec<f32>>) -> [Vec<f32>; N] {
+    v.try_into()
+        .unwrap_or_else(|v: Vec<_>| panic!("the emulator returned {} buffers, not {N}", v.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(r: Result<Vec<Vec<f32>>>) -> String {
+        match r {
+            Err(Error::Device(msg)) => msg,
+            other => panic!("expected the emulator to refuse, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_emulator_reports_races_and_barriers_skipped_by_some_threads() {
+        let emu = KernelEmulator::new().unwrap();
+        let out = vec![0.0f32; 2 * 64];
+        let race = error_of(emu.launch("emu_faulty_race", 2, 64, &[Arg::F32s(&out)]));
+        assert!(race.contains("emu_faulty_race: argument 0"), "{race}");
+        assert!(race.contains("without a barrier between"), "{race}");
+        let barrier = error_of(emu.launch("emu_faulty_barrier", 2, 64, &[Arg::F32s(&out)]));
+        assert!(
+            barrier.contains("block 0: barrier 1 reached by 32 of 64 threads"),
+            "{barrier}"
+        );
+        // The process serves on after a refused launch.
+        let mut grad = vec![0.5f32, 0.25, -0.5, 0.1];
+        let spec = LossSpec {
+            margin: crate::heads::Margin::CosFace(0.2),
+            scale: 4.0,
+            ce_weight: 1.0,
+            neg_k: 1,
+            neg_weight: 1.0,
+        };
+        let parts = emu.margin_loss(&mut grad, 2, 2, &[0, -1], &spec).unwrap();
+        // Row 1 (no target): the largest clipped cosine, 0.1 — row 0's CE is positive.
+        assert_eq!(parts.neg, 0.1f32 as f64);
+        assert!(parts.ce > 0.0);
+    }
+
+    #[test]
+    fn the_emulator_checks_arguments_against_the_kernel() {
+        let emu = KernelEmulator::new().unwrap();
+        let cos = vec![0.0f32; 4];
+        let losses = vec![0.0f32; 4];
+        let targets = [0i64, 1];
+        let args = |bytes: Vec<u8>| {
+            [
+                Arg::F32s(&cos),
+                Arg::U64(2),
+                Arg::I64s(&targets),
+                Arg::Struct(bytes),
+                Arg::F32s(&losses),
+            ]
+        };
+        let spec = LossSpec::mean_cross_entropy(crate::heads::Margin::CosFace(0.2), 4.0, 2);
+        let mut short = kernels::LossArgs::new(&spec).to_bytes();
+        short.truncate(36);
+        let e = error_of(emu.launch("f2c_margin_loss", 2, BLOCK, &args(short)));
+        assert!(
+            e.contains("its size differs from the kernel's struct"),
+            "{e}"
+        );
+        let e = error_of(emu.launch("f2c_margin_loss", 2, BLOCK, &args(Vec::new())[..4]));
+        assert!(e.contains("a different number of arguments"), "{e}");
+    }
+}

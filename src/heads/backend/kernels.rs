@@ -1,0 +1,413 @@
+//! The host side of the row kernels in `kernels.cu`, shared by the two places that launch them:
+//! the CUDA backend (`cuda.rs`, on a GPU) and the kernel emulator (`kernel_emu.rs`, on the CPU).
+//! For each kernel, a plan checks the operands, prepares what the kernel reads (row indices as
+//! `u64`, the loss's and the optimiser's constants in the kernel's struct layout) and says how many
+//! blocks to launch; the launcher only passes it on. So the emulator runs the very checks and
+//! arguments a GPU gets.
+
+use super::{LossSpec, SgdParams};
+use crate::heads::Margin;
+
+/// Threads per block of every row kernel (a power of two: the tree reductions halve it).
+pub(super) const BLOCK: u32 = 256;
+/// Threads per block of the element kernel `f2c_fill_at` (cudarc's `for_num_elems`).
+pub(super) const FILL_BLOCK: u32 = 1024;
+/// The kernels, in the order the emulator numbers them.
+pub(super) const KERNELS: &[&str] = &[
+    "f2c_gather_normalize",
+    "f2c_margin_loss",
+    "f2c_sgd_rows",
+    "f2c_copy_rows",
+    "f2c_fill_at",
+];
+
+/// The kernels' CUDA C.
+pub(super) const KERNEL_SRC: &str = include_str!("kernels.cu");
+
+/// The kernels' launch parameters of the loss, laid out like the CUDA `struct LossArgs`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct LossArgs {
+    pub kind: i32,
+    pub m: f32,
+    pub cos_m: f32,
+    pub sin_m: f32,
+    pub threshold: f32,
+    pub fallback: f32,
+    pub scale: f32,
+    pub ce_weight: f32,
+    pub neg_k: i32,
+    pub neg_weight: f32,
+}
+
+impl LossArgs {
+    /// The margin's constants computed on the host with the same f32 expressions as
+    /// [`Margin::apply`], so that the kernel takes the same ArcFace branch as the CPU.
+    pub fn new(spec: &LossSpec) -> Self {
+        let (kind, m, cos_m, sin_m, threshold, fallback) = match spec.margin {
+            Margin::CosFace(m) => (0, m, 0.0, 0.0, 0.0, 0.0),
+            Margin::ArcFace(m) => {
+                let (sm, cm) = m.sin_cos();
+                let pi = std::f32::consts::PI;
+                (1, m, cm, sm, (pi - m).cos(), m * (pi - m).sin())
+            }
+        };
+        LossArgs {
+            kind,
+            m,
+            cos_m,
+            sin_m,
+            threshold,
+            fallback,
+            scale: spec.scale,
+            ce_weight: spec.ce_weight,
+            neg_k: i32::try_from(spec.neg_k).unwrap_or(i32::MAX),
+            neg_weight: spec.neg_weight,
+        }
+    }
+
+    /// The struct's bytes as the kernel reads them (the emulator's argument).
+    pub fn to_bytes(self) -> Vec<u8> {
+        let words = [
+            self.kind.to_le_bytes(),
+            self.m.to_le_bytes(),
+            self.cos_m.to_le_bytes(),
+            self.sin_m.to_le_bytes(),
+            self.threshold.to_le_bytes(),
+            self.fallback.to_le_bytes(),
+            self.scale.to_le_bytes(),
+            self.ce_weight.to_le_bytes(),
+            self.neg_k.to_le_bytes(),
+            self.neg_weight.to_le_bytes(),
+        ];
+        words.concat()
+    }
+}
+
+/// SGD settings laid out like the CUDA `struct SgdArgs`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct SgdArgs {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub nesterov: i32,
+}
+
+impl SgdArgs {
+    pub fn new(sgd: &SgdParams) -> Self {
+        SgdArgs {
+            lr: sgd.lr,
+            momentum: sgd.momentum,
+            weight_decay: sgd.weight_decay,
+            nesterov: sgd.nesterov as i32,
+        }
+    }
+
+    /// The struct's bytes as the kernel reads them (the emulator's argument).
+    pub fn to_bytes(self) -> Vec<u8> {
+        let words = [
+            self.lr.to_le_bytes(),
+            self.momentum.to_le_bytes(),
+            self.weight_decay.to_le_bytes(),
+            self.nesterov.to_le_bytes(),
+        ];
+        words.concat()
+    }
+}
+
+/// Row indices as the kernels read them.
+fn indices(rows: &[usize]) -> Vec<u64> {
+    rows.iter().map(|&r| r as u64).collect()
+}
+
+/// Blocks for one block per row: the grid's x dimension.
+pub(super) fn grid_rows(rows: usize) -> u32 {
+    u32::try_from(rows)
+        .ok()
+        .filter(|&r| r < i32::MAX as u32)
+        .expect("row count fits a CUDA grid")
+}
+
+/// `f2c_gather_normalize` and `f2c_sgd_rows`: one block per listed row (all rows when `rows` is
+/// `None`, with a null index pointer the kernel does not read).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RowsPlan {
+    pub blocks: u32,
+    pub rows: Option<Vec<u64>>,
+}
+
+/// The plan of [`super::Backend::gather_normalize`]; `None` when there is nothing to do.
+pub(super) fn gather_normalize(
+    src_len: usize,
+    dim: usize,
+    rows: Option<&[usize]>,
+    out_len: usize,
+    norms_len: usize,
+) -> Option<RowsPlan> {
+    let count = rows.map_or(src_len / dim.max(1), |r| r.len());
+    assert!(
+        out_len >= count * dim && norms_len >= count,
+        "gather_normalize output too small"
+    );
+    if count == 0 || dim == 0 {
+        return None;
+    }
+    if let Some(rows) = rows {
+        assert!(
+            rows.iter().all(|&r| (r + 1) * dim <= src_len),
+            "gather_normalize row out of range"
+        );
+    }
+    Some(RowsPlan {
+        blocks: grid_rows(count),
+        rows: rows.map(indices),
+    })
+}
+
+/// The plan of [`super::Backend::sgd_normalized_rows`] for `w` of `w_len` floats and its
+/// velocity of `vel_len`; `None` when there is nothing to do.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sgd_rows(
+    w_len: usize,
+    vel_len: usize,
+    dim: usize,
+    rows: Option<&[usize]>,
+    grad_len: usize,
+    wn_len: usize,
+    norms_len: usize,
+) -> Option<RowsPlan> {
+    let count = rows.map_or(w_len / dim.max(1), |r| r.len());
+    assert!(
+        vel_len == w_len && grad_len >= count * dim && wn_len >= count * dim && norms_len >= count,
+        "sgd_normalized_rows shapes"
+    );
+    if count == 0 || dim == 0 {
+        return None;
+    }
+    if let Some(rows) = rows {
+        // Distinct rows: each block owns its row of w and vel (the CPU backend's promise too).
+        debug_assert!(
+            rows.windows(2).all(|p| p[0] < p[1]),
+            "rows must be sorted and distinct"
+        );
+        assert!(
+            rows.iter().all(|&r| (r + 1) * dim <= w_len),
+            "sgd_normalized_rows row out of range"
+        );
+    }
+    Some(RowsPlan {
+        blocks: grid_rows(count),
+        rows: rows.map(indices),
+    })
+}
+
+/// `f2c_margin_loss`: one block per row, the targets, the constants, and room for two loss parts
+/// per row.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct MarginLossPlan {
+    pub blocks: u32,
+    pub targets: Vec<i64>,
+    pub args: LossArgs,
+    pub losses: usize,
+}
+
+/// The plan of [`super::Backend::margin_loss`]; `None` for no rows.
+pub(super) fn margin_loss(
+    cos_len: usize,
+    b: usize,
+    c: usize,
+    targets: &[i64],
+    spec: &LossSpec,
+) -> Option<MarginLossPlan> {
+    assert!(cos_len >= b * c && targets.len() == b, "margin_loss shapes");
+    assert!(
+        targets.iter().all(|&t| t < c as i64),
+        "margin_loss target out of range"
+    );
+    (b > 0).then(|| MarginLossPlan {
+        blocks: grid_rows(b),
+        targets: targets.to_vec(),
+        args: LossArgs::new(spec),
+        losses: 2 * b,
+    })
+}
+
+/// The kernel's per-row loss parts (CE, negative) summed in row order, in `f64`, as the CPU
+/// backend folds its own.
+pub(super) fn sum_loss_parts(parts: &[f32]) -> super::LossParts {
+    parts
+        .chunks(2)
+        .fold(super::LossParts::default(), |acc, p| super::LossParts {
+            ce: acc.ce + p[0] as f64,
+            neg: acc.neg + p[1] as f64,
+        })
+}
+
+/// `f2c_copy_rows`: one block per distinct destination row.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct CopyPlan {
+    pub blocks: u32,
+    pub src_rows: Vec<u64>,
+    pub dst_rows: Vec<u64>,
+}
+
+/// The plan of [`super::Backend::copy_rows`]; `None` when there is nothing to copy.
+pub(super) fn copy_rows(
+    src_len: usize,
+    src_rows: &[usize],
+    dst_len: usize,
+    dst_rows: &[usize],
+    dim: usize,
+) -> Option<CopyPlan> {
+    assert_eq!(
+        src_rows.len(),
+        dst_rows.len(),
+        "copy_rows index lengths differ"
+    );
+    assert!(
+        src_rows.iter().all(|&r| (r + 1) * dim <= src_len),
+        "copy_rows source row out of range"
+    );
+    assert!(
+        dst_rows.iter().all(|&r| (r + 1) * dim <= dst_len),
+        "copy_rows destination row out of range"
+    );
+    if src_rows.is_empty() || dim == 0 {
+        return None;
+    }
+    let (s, d) = last_writes(src_rows, dst_rows);
+    Some(CopyPlan {
+        blocks: grid_rows(s.len()),
+        src_rows: indices(&s),
+        dst_rows: indices(&d),
+    })
+}
+
+/// The (source, destination) pairs of a row copy with each destination row kept once, at its last
+/// occurrence: a sequential copy lets the later write win, parallel blocks would race.
+fn last_writes(src_rows: &[usize], dst_rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut seen = std::collections::HashSet::with_capacity(dst_rows.len());
+    let mut pairs: Vec<(usize, usize)> = src_rows
+        .iter()
+        .zip(dst_rows)
+        .rev()
+        .filter(|(_, &d)| seen.insert(d))
+        .map(|(&s, &d)| (s, d))
+        .collect();
+    pairs.reverse();
+    pairs.into_iter().unzip()
+}
+
+/// `f2c_fill_at`: one thread per index, in blocks of [`FILL_BLOCK`].
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FillPlan {
+    pub blocks: u32,
+    pub at: Vec<u64>,
+}
+
+/// The plan of [`super::Backend::fill_at`] on a buffer of `len` floats; `None` for no index.
+pub(super) fn fill_at(len: usize, at: &[usize]) -> Option<FillPlan> {
+    if at.is_empty() {
+        return None;
+    }
+    assert!(at.iter().all(|&i| i < len), "fill_at index out of range");
+    let blocks = u32::try_from(at.len().div_ceil(FILL_BLOCK as usize))
+        .expect("index count fits a CUDA grid");
+    Some(FillPlan {
+        blocks,
+        at: indices(at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_constants_match_the_rust_side() {
+        assert!(KERNEL_SRC.contains(&format!("#define BLOCK {BLOCK}\n")));
+        assert!(
+            BLOCK.is_power_of_two(),
+            "the tree reductions halve the block"
+        );
+        for k in KERNELS {
+            assert!(
+                KERNEL_SRC.contains(&format!("extern \"C\" __global__ void {k}(")),
+                "{k}"
+            );
+        }
+        // Ten 4-byte fields and four, as in the CUDA structs.
+        assert_eq!(std::mem::size_of::<LossArgs>(), 40);
+        assert_eq!(std::mem::size_of::<SgdArgs>(), 16);
+        let spec = LossSpec::mean_cross_entropy(Margin::CosFace(0.35), 30.0, 4);
+        assert_eq!(LossArgs::new(&spec).to_bytes().len(), 40);
+    }
+
+    #[test]
+    fn arcface_constants_by_hand() {
+        // m = 0.5: cos m = 0.877583, sin m = 0.479426, cos(π − 0.5) = −0.877583,
+        // m·sin(π − m) = 0.5·0.479426 = 0.239713.
+        let spec = LossSpec {
+            margin: Margin::ArcFace(0.5),
+            scale: 64.0,
+            ce_weight: 0.5,
+            neg_k: 3,
+            neg_weight: 0.1,
+        };
+        let a = LossArgs::new(&spec);
+        assert_eq!((a.kind, a.neg_k), (1, 3));
+        for (got, want) in [
+            (a.cos_m, 0.877_583),
+            (a.sin_m, 0.479_426),
+            (a.threshold, -0.877_583),
+            (a.fallback, 0.239_713),
+        ] {
+            assert!((got - want).abs() < 1e-6, "{a:?}");
+        }
+        // The branch constants reproduce Margin::apply at a point on each side of the threshold.
+        for c in [0.6f32, -0.95] {
+            let (phi, _) = spec.margin.apply(c);
+            let mine = if c > a.threshold {
+                c * a.cos_m - (1.0 - c * c).max(1e-12).sqrt() * a.sin_m
+            } else {
+                c - a.fallback
+            };
+            assert_eq!(phi, mine, "c = {c}");
+        }
+        let cos = LossArgs::new(&LossSpec {
+            margin: Margin::CosFace(0.35),
+            ..spec
+        });
+        assert_eq!((cos.kind, cos.m), (0, 0.35));
+    }
+
+    #[test]
+    fn repeated_destination_rows_keep_the_last_write() {
+        // dst 4 ← src 0, then dst 2 ← src 1, then dst 4 ← src 3: the copy of src 3 wins row 4.
+        let (s, d) = last_writes(&[0, 1, 3], &[4, 2, 4]);
+        assert_eq!((s, d), (vec![1, 3], vec![2, 4]));
+        assert_eq!(last_writes(&[5, 6], &[1, 0]), (vec![5, 6], vec![1, 0]));
+        let plan = copy_rows(8, &[0, 1, 3], 10, &[4, 2, 4], 2).unwrap();
+        assert_eq!((plan.src_rows, plan.dst_rows), (vec![1, 3], vec![2, 4]));
+    }
+
+    #[test]
+    fn plans_launch_one_block_per_row_or_per_1024_indices() {
+        let g = gather_normalize(12, 4, Some(&[2, 0]), 8, 2).unwrap();
+        assert_eq!((g.blocks, g.rows), (2, Some(vec![2, 0])));
+        assert_eq!(gather_normalize(12, 4, None, 12, 3).unwrap().blocks, 3);
+        assert_eq!(gather_normalize(12, 4, Some(&[]), 0, 0), None);
+        assert_eq!(fill_at(5000, &[0; 1025]).unwrap().blocks, 2);
+        assert_eq!(fill_at(5000, &[]), None);
+        let m = margin_loss(
+            6,
+            2,
+            3,
+            &[1, -1],
+            &LossSpec::mean_cross_entropy(Margin::CosFace(0.35), 30.0, 2),
+        )
+        .unwrap();
+        assert_eq!((m.blocks, m.losses, m.targets), (2, 4, vec![1, -1]));
+    }
+}
