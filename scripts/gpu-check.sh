@@ -9,7 +9,8 @@
 # step does not stop the next):
 #   preflight       GPU, driver, libraries: every shared library and driver symbol the executables need
 #   nvrtc-headers   the headers at the paths baked into the binary compile a kernel with NVRTC
-#   cuda-agreement  tests/suite cuda_agreement:: --include-ignored --test-threads=1 (CPU vs GPU agreement)
+#   cuda-agreement  tests/suite cuda_agreement:: --include-ignored --test-threads=1 (CPU vs GPU
+#                   agreement; F2C_REQUIRE_GPU=1, so a GPU that cannot be opened fails it)
 #   train-<name>    f2c train experiments/<name>.ron --device cuda:0, for <name> in F2C_GPU_TRAIN
 #   torch-peer      python3 torch_heads.py --device cuda at the bench's sizes (PyTorch's head steps)
 #   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS --peer <torch-peer's file>: head
@@ -280,7 +281,8 @@ f2c_step() {
     fi
 }
 if [[ -x $pack/tests/suite ]]; then
-    step cuda-agreement 150 "$pack/tests/suite" cuda_agreement:: --include-ignored --test-threads=1
+    # On this machine a test that cannot open the GPU must fail, not skip.
+    step cuda-agreement 150 env F2C_REQUIRE_GPU=1 "$pack/tests/suite" cuda_agreement:: --include-ignored --test-threads=1
 else
     skip cuda-agreement "tests/suite (the integration tests) not in the pack"
 fi

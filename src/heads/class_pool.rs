@@ -879,12 +879,13 @@ pub struct FeaturePool<B: crate::heads::backend::Backend> {
 }
 
 /// What [`FeaturePool::write_batch`] did, for the losses and for a later rollback.
-pub struct BatchWrite {
+pub struct BatchWrite<B: crate::heads::backend::Backend> {
     /// Slots that were already resident when written this batch (the reference's `ones_idx`),
     /// sorted and distinct.
     pub refreshed: Vec<usize>,
     /// The overwritten features, per row: (slots, previous features), to restore on rollback.
-    saved: Vec<(Vec<usize>, Vec<f32>)>,
+    /// They stay in the device's memory: a rollback copies them back without a round trip.
+    saved: Vec<(Vec<usize>, B::Buf)>,
 }
 
 impl<B: crate::heads::backend::Backend> FeaturePool<B> {
@@ -930,7 +931,7 @@ impl<B: crate::heads::backend::Backend> FeaturePool<B> {
         gallery: &[f32],
         labels: &[usize],
         save: bool,
-    ) -> crate::Result<BatchWrite> {
+    ) -> crate::Result<BatchWrite<B>> {
         let d = self.dim;
         let mut last: HashMap<(usize, usize), usize> = HashMap::with_capacity(labels.len());
         let mut refreshed = Vec::new();
@@ -958,7 +959,7 @@ impl<B: crate::heads::backend::Backend> FeaturePool<B> {
                 let mut old = be.zeros(slots.len() * d)?;
                 let idx: Vec<usize> = (0..slots.len()).collect();
                 be.copy_rows(feats, &slots, &mut old, &idx, d)?;
-                saved.push((slots.clone(), be.download(&old)?));
+                saved.push((slots.clone(), old));
             }
             be.copy_rows(&src, &srcs, feats, &slots, d)?;
         }
@@ -967,11 +968,10 @@ impl<B: crate::heads::backend::Backend> FeaturePool<B> {
 
     /// Puts back the features a saved [`FeaturePool::write_batch`] overwrote (the slot map is
     /// rolled back separately, through [`SlotMap::rollback`]).
-    pub fn restore(&mut self, be: &B, write: BatchWrite) -> crate::Result<()> {
+    pub fn restore(&mut self, be: &B, write: BatchWrite<B>) -> crate::Result<()> {
         for (feats, (slots, old)) in self.features.iter_mut().zip(write.saved) {
-            let src = be.upload(&old)?;
             let idx: Vec<usize> = (0..slots.len()).collect();
-            be.copy_rows(&src, &idx, feats, &slots, self.dim)?;
+            be.copy_rows(&old, &idx, feats, &slots, self.dim)?;
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 //! on `CpuBackend`/`Cpu` and `CudaBackend`/`Cuda` from the same inputs and seeds.
 //!
 //! Each test needs an NVIDIA GPU with its driver; without one (no driver, or only the link stub
-//! that the CUDA build recipe uses) it prints why it is skipping and passes.
+//! that the CUDA build recipe uses) it prints why it is skipping and passes, unless
+//! `F2C_REQUIRE_GPU` is set.
 //!
 //! The backend and head checks are `backend_agreement`'s, with their tolerances. A training run
 //! feeds those differences back through hundreds of SGD steps and an evaluation with thresholds, so
@@ -30,12 +31,17 @@ use f2c::Experiment;
 
 use crate::backend_agreement::{self as agreement, assert_close, assert_rel, normal};
 
-/// The GPU backend, or `None` after printing why the test is skipped.
+/// The GPU backend, or `None` after printing why the test is skipped. With `F2C_REQUIRE_GPU` set
+/// (as `gpu-check.sh` sets it on a GPU machine) a GPU that cannot be opened fails the test instead:
+/// there, a skip would pass for agreement.
 fn gpu(test: &str) -> Option<CudaBackend> {
     match CudaBackend::new(0) {
         Ok(be) => {
             eprintln!("{test}: running on {}", be.name());
             Some(be)
+        }
+        Err(e) if std::env::var_os("F2C_REQUIRE_GPU").is_some_and(|v| !v.is_empty()) => {
+            panic!("{test}: F2C_REQUIRE_GPU is set, but the GPU cannot be used: {e}")
         }
         Err(e) => {
             eprintln!("{test}: SKIPPED, no usable GPU: {e}");
