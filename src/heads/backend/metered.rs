@@ -1,23 +1,23 @@
 //! [`Metered`]: a backend that counts what its calls move between host and device memory.
 
-use super::{Backend, LossParts, LossSpec, SgdParams};
+use super::{kernels, Backend, LossParts, LossSpec, SgdParams};
 use crate::error::Result;
 use crate::traffic;
 
 /// `B` with every host-side argument and result of its calls counted in [`crate::traffic`], as
-/// the CUDA backend moves them: buffers uploaded and downloaded (4 bytes a float), row and element
-/// indices and targets uploaded as 8-byte integers, the loss's two partial sums per row read back.
-/// The trainer's heads run on a `Metered` backend, so a run on the CPU counts the bytes the same
-/// run would move over a GPU's bus.
+/// the CUDA backend moves them: buffers uploaded and downloaded (4 bytes a float), and for each
+/// kernel what its launch plan (`kernels.rs`, the CUDA backend's own) sends and reads back: row and
+/// element indices and targets as 8-byte integers, the loss's two partial sums per row. The
+/// trainer's heads run on a `Metered` backend, so a run on the CPU counts the bytes the same run
+/// would move over a GPU's bus.
 #[derive(Debug, Clone)]
 pub struct Metered<B>(pub B);
 
-/// Rows written by a copy whose later writes to a row win (the CUDA backend uploads only those).
-fn distinct(rows: &[usize]) -> usize {
-    let mut rows = rows.to_vec();
-    rows.sort_unstable();
-    rows.dedup();
-    rows.len()
+/// Counts the upload of a plan's row indices, if it has any.
+fn rows_up(plan: Option<kernels::RowsPlan>) {
+    if let Some(rows) = plan.and_then(|p| p.rows) {
+        traffic::to_device(8 * rows.len());
+    }
 }
 
 impl<B: Backend> Backend for Metered<B> {
@@ -109,9 +109,10 @@ impl<B: Backend> Backend for Metered<B> {
         out: &mut Self::Buf,
         norms: &mut Self::Buf,
     ) -> Result<()> {
-        if let Some(r) = rows.filter(|r| !r.is_empty() && dim > 0) {
-            traffic::to_device(8 * r.len());
-        }
+        let (src_len, out_len, norms_len) = (self.0.len(src), self.0.len(out), self.0.len(norms));
+        rows_up(kernels::gather_normalize(
+            src_len, dim, rows, out_len, norms_len,
+        ));
         self.0.gather_normalize(src, dim, rows, out, norms)
     }
 
@@ -123,9 +124,9 @@ impl<B: Backend> Backend for Metered<B> {
         targets: &[i64],
         spec: &LossSpec,
     ) -> Result<LossParts> {
-        if b > 0 {
-            traffic::to_device(8 * b);
-            traffic::to_host(4 * 2 * b);
+        if let Some(plan) = kernels::margin_loss(self.0.len(cos), b, c, targets, spec) {
+            traffic::to_device(8 * plan.targets.len());
+            traffic::to_host(4 * plan.losses);
         }
         self.0.margin_loss(cos, b, c, targets, spec)
     }
@@ -141,9 +142,16 @@ impl<B: Backend> Backend for Metered<B> {
         norms: &Self::Buf,
         sgd: &SgdParams,
     ) -> Result<()> {
-        if let Some(r) = rows.filter(|r| !r.is_empty() && dim > 0) {
-            traffic::to_device(8 * r.len());
-        }
+        let len = |b: &Self::Buf| self.0.len(b);
+        rows_up(kernels::sgd_rows(
+            len(w),
+            len(vel),
+            dim,
+            rows,
+            len(grad_n),
+            len(wn),
+            len(norms),
+        ));
         self.0
             .sgd_normalized_rows(w, vel, dim, rows, grad_n, wn, norms, sgd)
     }
@@ -156,10 +164,10 @@ impl<B: Backend> Backend for Metered<B> {
         dst_rows: &[usize],
         dim: usize,
     ) -> Result<()> {
-        if !src_rows.is_empty() && dim > 0 {
-            let n = distinct(dst_rows);
-            traffic::to_device(8 * n);
-            traffic::to_device(8 * n);
+        let (src_len, dst_len) = (self.0.len(src), self.0.len(dst));
+        if let Some(plan) = kernels::copy_rows(src_len, src_rows, dst_len, dst_rows, dim) {
+            traffic::to_device(8 * plan.src_rows.len());
+            traffic::to_device(8 * plan.dst_rows.len());
         }
         self.0.copy_rows(src, src_rows, dst, dst_rows, dim)
     }
@@ -169,8 +177,8 @@ impl<B: Backend> Backend for Metered<B> {
     }
 
     fn fill_at(&self, buf: &mut Self::Buf, at: &[usize], value: f32) -> Result<()> {
-        if !at.is_empty() {
-            traffic::to_device(8 * at.len());
+        if let Some(plan) = kernels::fill_at(self.0.len(buf), at) {
+            traffic::to_device(8 * plan.at.len());
         }
         self.0.fill_at(buf, at, value)
     }
