@@ -43,8 +43,6 @@ pub struct PoolLossWork<B: Backend> {
     cos: B::Buf,
     /// (B, D) dL/d(emb).
     grad: B::Buf,
-    /// (B, D) row-0 features of the refreshed slots while row 1 stands in for them.
-    saved: B::Buf,
 }
 
 impl<B: Backend> PoolLossWork<B> {
@@ -72,7 +70,6 @@ impl<B: Backend> PoolLossWork<B> {
             emb: be.zeros(batch * dim)?,
             cos: be.zeros(batch * slots)?,
             grad: be.zeros(batch * dim)?,
-            saved: be.zeros(batch * dim)?,
         });
         Ok(())
     }
@@ -240,8 +237,8 @@ pub fn pool_loss<B: Backend>(
 }
 
 /// [`pool_loss`] with reused work buffers, and the two-row mix made in place: the refreshed slots'
-/// row-0 features are set aside, row 1 is copied over them for the second term, and they are put
-/// back — O(|refreshed|·D) instead of a copy of the whole (Q, D) row. The pool is unchanged on return.
+/// rows 0 and 1 are swapped for the second term and swapped back — O(|refreshed|·D) instead of a
+/// copy of the whole (Q, D) row. The pool is unchanged on return.
 pub fn pool_loss_with<B: Backend>(
     be: &B,
     work: &mut Option<PoolLossWork<B>>,
@@ -253,7 +250,7 @@ pub fn pool_loss_with<B: Backend>(
 ) -> Result<(LossParts, Vec<f32>)> {
     let (b, d, q) = (targets.len(), pool.dim, pool.map.capacity());
     assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
-    PoolLossWork::ensure(be, work, b.max(refreshed.len()), q, d)?;
+    PoolLossWork::ensure(be, work, b, q, d)?;
     let w = work.as_mut().expect("work buffers");
     let (order, targets, ls, mut total) =
         first_term(be, w, &pool.features[0], emb, targets, q, d, spec)?;
@@ -262,13 +259,11 @@ pub fn pool_loss_with<B: Backend>(
     if spec.eval == PoolEval::TwoRow {
         if pool.features.len() > 1 {
             let (row0, rest) = pool.features.split_at_mut(1);
-            let (row0, row1) = (&mut row0[0], &rest[0]);
-            let idx: Vec<usize> = (0..refreshed.len()).collect();
-            be.copy_rows(row0, refreshed, &mut w.saved, &idx, d)?;
-            be.copy_rows(row1, refreshed, row0, refreshed, d)?;
+            let (row0, row1) = (&mut row0[0], &mut rest[0]);
+            be.swap_rows(row0, row1, refreshed, d)?;
             let result = against(be, w, row0, true, b, q, d, targets, &ls, &mut total);
-            // Put row 0 back whatever the evaluation returned.
-            be.copy_rows(&w.saved, &idx, row0, refreshed, d)?;
+            // Swap back whatever the evaluation returned.
+            be.swap_rows(row0, row1, refreshed, d)?;
             result?;
         } else {
             double = true;

@@ -191,6 +191,22 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
     be.copy_rows(&dw, &[], &mut gd, &[], dim).unwrap();
     assert_eq!(be.download(&gd).unwrap(), d);
 
+    // Row swaps between two buffers (F²C's two-row mix), and back; none is a no-op.
+    let swapped = [4usize, 0, 17];
+    let (mut a, mut b) = (w0.clone(), v0.clone());
+    CpuBackend.swap_rows(&mut a, &mut b, &swapped, dim).unwrap();
+    assert_eq!(&a[4 * dim..5 * dim], &v0[4 * dim..5 * dim]);
+    assert_eq!(&b[17 * dim..18 * dim], &w0[17 * dim..18 * dim]);
+    assert_eq!(&a[5 * dim..17 * dim], &w0[5 * dim..17 * dim]);
+    let (mut da, mut db) = (be.upload(&w0).unwrap(), be.upload(&v0).unwrap());
+    be.swap_rows(&mut da, &mut db, &swapped, dim).unwrap();
+    assert_eq!(be.download(&da).unwrap(), a);
+    assert_eq!(be.download(&db).unwrap(), b);
+    be.swap_rows(&mut da, &mut db, &swapped, dim).unwrap();
+    be.swap_rows(&mut da, &mut db, &[], dim).unwrap();
+    assert_eq!(be.download(&da).unwrap(), w0);
+    assert_eq!(be.download(&db).unwrap(), v0);
+
     // Filling flat indices (DCQ's mask), one of them twice; none is a no-op.
     let at = [0usize, 301, 7, 301, rows * dim - 1];
     CpuBackend.fill_at(&mut d, &at, -1e9).unwrap();

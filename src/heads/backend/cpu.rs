@@ -380,6 +380,19 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn swap_rows(
+        &self,
+        a: &mut Vec<f32>,
+        b: &mut Vec<f32>,
+        rows: &[usize],
+        dim: usize,
+    ) -> Result<()> {
+        for &r in rows {
+            a[r * dim..(r + 1) * dim].swap_with_slice(&mut b[r * dim..(r + 1) * dim]);
+        }
+        Ok(())
+    }
+
     fn duplicate(&self, src: &Vec<f32>) -> Result<Vec<f32>> {
         Ok(src.clone())
     }

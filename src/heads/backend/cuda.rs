@@ -503,6 +503,24 @@ impl Backend for CudaBackend {
             .map_err(|e| self.err("copy_rows launch failed", e))
     }
 
+    fn swap_rows(
+        &self,
+        a: &mut CudaSlice<f32>,
+        b: &mut CudaSlice<f32>,
+        rows: &[usize],
+        dim: usize,
+    ) -> Result<()> {
+        let Some(plan) = kernels::swap_rows(a.len(), b.len(), rows, dim) else {
+            return Ok(());
+        };
+        let idx = self.indices(plan.rows.expect("a swap lists its rows"))?;
+        let f = self.func("f2c_swap_rows");
+        // SAFETY: matches f2c_swap_rows's parameters; the plan checked the rows against both
+        // buffers and that they are distinct; `a` and `b` are distinct buffers (&mut).
+        unsafe { f.launch(per_row(plan.blocks), (a, b, &idx, dim as u64)) }
+            .map_err(|e| self.err("swap_rows launch failed", e))
+    }
+
     fn fill_at(&self, buf: &mut CudaSlice<f32>, at: &[usize], value: f32) -> Result<()> {
         let Some(plan) = kernels::fill_at(buf.len(), at) else {
             return Ok(());

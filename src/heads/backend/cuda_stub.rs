@@ -123,6 +123,15 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         match self.never {}
     }
+    fn swap_rows(
+        &self,
+        _a: &mut Infallible,
+        _b: &mut Infallible,
+        _rows: &[usize],
+        _dim: usize,
+    ) -> Result<()> {
+        match self.never {}
+    }
     fn duplicate(&self, _src: &Infallible) -> Result<Infallible> {
         match self.never {}
     }

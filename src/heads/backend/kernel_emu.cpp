@@ -228,7 +228,7 @@ struct Args {
 };
 
 static const char* const KERNELS[] = {
-    "f2c_gather_normalize", "f2c_margin_loss", "f2c_sgd_rows", "f2c_copy_rows", "f2c_fill_at",
+    "f2c_gather_normalize", "f2c_margin_loss", "f2c_sgd_rows", "f2c_copy_rows", "f2c_fill_at", "f2c_swap_rows",
     "emu_faulty_race", "emu_faulty_barrier",
 };
 static const unsigned int KERNEL_COUNT = sizeof KERNELS / sizeof KERNELS[0];
@@ -286,6 +286,14 @@ static std::function<void()> bind(uint32_t kernel, Args& a) {
         return [=] { f2c_fill_at(buf, at, n, value); };
     }
     case 5: {
+        a.count(4);
+        float* x = a.f32(0);
+        float* y = a.f32(1);
+        const u64* rows = a.u64p(2);
+        const u64 dim = a.u64v(3);
+        return [=] { f2c_swap_rows(x, y, rows, dim); };
+    }
+    case 6: {
         a.count(1);
         float* out = a.f32(0);
         return [=] { emu_faulty_race(out); };

@@ -1,4 +1,4 @@
-//! The CUDA backend's row kernels run on the CPU: a [`Backend`] whose five kernel operations
+//! The CUDA backend's row kernels run on the CPU: a [`Backend`] whose six kernel operations
 //! execute the CUDA C of `kernels.cu` itself, compiled as C++ by a host compiler and run in CUDA's
 //! execution model (`kernel_emu.cpp`: a block's threads are fibers that meet at every barrier,
 //! shared memory is shared), from the launch plans of the CUDA backend (`kernels.rs`).
@@ -425,6 +425,23 @@ impl Backend for KernelEmulator {
         ];
         let [_, d] = buffers(self.launch("f2c_copy_rows", plan.blocks, BLOCK, &args)?);
         *dst = d;
+        Ok(())
+    }
+
+    fn swap_rows(
+        &self,
+        a: &mut Vec<f32>,
+        b: &mut Vec<f32>,
+        rows: &[usize],
+        dim: usize,
+    ) -> Result<()> {
+        let Some(plan) = kernels::swap_rows(a.len(), b.len(), rows, dim) else {
+            return Ok(());
+        };
+        let (idx, _) = rows_arg(&plan.rows);
+        let args = [Arg::F32s(a), Arg::F32s(b), idx, Arg::U64(dim as u64)];
+        let [x, y] = buffers(self.launch("f2c_swap_rows", plan.blocks, BLOCK, &args)?);
+        (*a, *b) = (x, y);
         Ok(())
     }
 

@@ -238,6 +238,18 @@ extern "C" __global__ void f2c_copy_rows(const float* src, const u64* src_rows, 
     for (u64 j = threadIdx.x; j < dim; j += BLOCK) d[j] = s[j];
 }
 
+/* Row rows[i] of a and row rows[i] of b swapped (rows distinct: each block owns its row). */
+extern "C" __global__ void f2c_swap_rows(float* a, float* b, const u64* rows, u64 dim) {
+    const u64 r = rows[blockIdx.x];
+    float* x = a + r * dim;
+    float* y = b + r * dim;
+    for (u64 j = threadIdx.x; j < dim; j += BLOCK) {
+        const float t = x[j];
+        x[j] = y[j];
+        y[j] = t;
+    }
+}
+
 /* buf[at[i]] = value for i < n (DCQ's label mask), one thread per index. */
 extern "C" __global__ void f2c_fill_at(float* buf, const u64* at, u64 n, float value) {
     const u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;

@@ -19,6 +19,7 @@ pub(super) const KERNELS: &[&str] = &[
     "f2c_sgd_rows",
     "f2c_copy_rows",
     "f2c_fill_at",
+    "f2c_swap_rows",
 ];
 
 /// The kernels' CUDA C.
@@ -129,8 +130,8 @@ pub(super) fn grid_rows(rows: usize) -> u32 {
         .expect("row count fits a CUDA grid")
 }
 
-/// `f2c_gather_normalize` and `f2c_sgd_rows`: one block per listed row (all rows when `rows` is
-/// `None`, with a null index pointer the kernel does not read).
+/// `f2c_gather_normalize`, `f2c_sgd_rows` and `f2c_swap_rows`: one block per listed row (all rows
+/// when `rows` is `None`, with a null index pointer the kernel does not read).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct RowsPlan {
     pub blocks: u32,
@@ -299,6 +300,32 @@ fn last_writes(src_rows: &[usize], dst_rows: &[usize]) -> (Vec<usize>, Vec<usize
     pairs.into_iter().unzip()
 }
 
+/// The plan of [`super::Backend::swap_rows`] between buffers of `a_len` and `b_len` floats: one
+/// block per row; `None` when there is nothing to swap.
+pub(super) fn swap_rows(
+    a_len: usize,
+    b_len: usize,
+    rows: &[usize],
+    dim: usize,
+) -> Option<RowsPlan> {
+    assert!(
+        rows.iter().all(|&r| (r + 1) * dim <= a_len.min(b_len)),
+        "swap_rows row out of range"
+    );
+    let mut sorted = rows.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    // A row listed twice would be swapped back sequentially, and raced over by two blocks.
+    assert_eq!(sorted.len(), rows.len(), "swap_rows rows must be distinct");
+    if rows.is_empty() || dim == 0 {
+        return None;
+    }
+    Some(RowsPlan {
+        blocks: grid_rows(rows.len()),
+        rows: Some(indices(rows)),
+    })
+}
+
 /// `f2c_fill_at`: one thread per index, in blocks of [`FILL_BLOCK`].
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct FillPlan {
@@ -409,5 +436,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!((m.blocks, m.losses, m.targets), (2, 4, vec![1, -1]));
+        let s = swap_rows(12, 16, &[2, 0], 4).unwrap();
+        assert_eq!((s.blocks, s.rows), (2, Some(vec![2, 0])));
+        assert_eq!(swap_rows(12, 16, &[], 4), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "swap_rows rows must be distinct")]
+    fn a_row_swapped_twice_is_refused() {
+        swap_rows(12, 12, &[1, 2, 1], 4);
     }
 }

@@ -172,6 +172,17 @@ impl<B: Backend> Backend for Metered<B> {
         self.0.copy_rows(src, src_rows, dst, dst_rows, dim)
     }
 
+    fn swap_rows(
+        &self,
+        a: &mut Self::Buf,
+        b: &mut Self::Buf,
+        rows: &[usize],
+        dim: usize,
+    ) -> Result<()> {
+        rows_up(kernels::swap_rows(self.0.len(a), self.0.len(b), rows, dim));
+        self.0.swap_rows(a, b, rows, dim)
+    }
+
     fn duplicate(&self, src: &Self::Buf) -> Result<Self::Buf> {
         self.0.duplicate(src)
     }

@@ -210,6 +210,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dim: usize,
     ) -> Result<()>;
 
+    /// Swaps row `rows[i]` of `a` with row `rows[i]` of `b`, for distinct `rows` (rows of `dim`
+    /// floats). Its own inverse: F²C's two-row mix puts row 1's features in row 0's place for one
+    /// evaluation and swaps them back.
+    fn swap_rows(
+        &self,
+        a: &mut Self::Buf,
+        b: &mut Self::Buf,
+        rows: &[usize],
+        dim: usize,
+    ) -> Result<()>;
+
     /// A copy of `src`.
     fn duplicate(&self, src: &Self::Buf) -> Result<Self::Buf>;
 
