@@ -1,9 +1,9 @@
 //! The integration tests, one binary with a module per area (each module links the library once
 //! between them all): matrices and their runner, snapshots of expansions and of a tiny matrix's
-//! metrics, the centre heads, checkpoints and resumed runs, CPU agreement of the GPU backend (on a GPU, skipped without one, and
-//! with its kernels emulated on the CPU), end-to-end training,
-//! experiment files, the F²C head against the reference, `paper/` against `results/`, and the
-//! report's tables.
+//! metrics, the centre heads, checkpoints and resumed runs, the GPU backend's agreement with the
+//! CPU (on a GPU, skipped without one, and with its kernels emulated on the CPU), end-to-end
+//! training, experiment files, the F²C head against the reference, `paper/` against `results/`,
+//! and the report's tables.
 
 mod ablation_matrix;
 mod ablation_snapshots;
