@@ -16,7 +16,7 @@
 use std::ffi::c_char;
 use std::sync::{Arc, OnceLock};
 
-use cudarc::cublas::sys::cublasOperation_t::{self, CUBLAS_OP_N, CUBLAS_OP_T};
+use cudarc::cublas::sys::cublasOperation_t::{CUBLAS_OP_N, CUBLAS_OP_T};
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{
     CudaDevice, CudaFunction, CudaSlice, DeviceRepr, DeviceSlice, DriverError, LaunchAsync,
@@ -24,7 +24,9 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 
-use super::kernels::{self, LossArgs, SgdArgs, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC};
+use super::kernels::{
+    self, GemmPlan, LossArgs, Op, Product, SgdArgs, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC,
+};
 use super::{Backend, LossParts, LossSpec, SgdParams};
 use crate::error::{Error, Result};
 
@@ -170,74 +172,58 @@ impl CudaBackend {
             .map_err(|e| self.err("cannot upload row indices", e))
     }
 
-    /// C (m×n, row-major) = [C +] A·B for the three products of the trait, where A's memory holds
-    /// m·k floats and B's n·k (either possibly transposed), through cuBLAS, which is column-major:
-    /// a row-major (r×c) matrix is the column-major (c×r) transpose in the same memory, so C is
-    /// computed as Cᵀ (n×m) = Bᵀ·Aᵀ with the operands swapped. `b_op` and `a_op` are cuBLAS's
-    /// operation and leading dimension for B's and A's memory in that swapped product. Shapes with
-    /// a zero never reach cuBLAS: there is nothing to do, or (k = 0) C is zeroed or left.
+    /// One of the trait's row-major products through cuBLAS `sgemm`, as [`kernels::gemm`] plans
+    /// it (cuBLAS is column-major: the plan swaps the operands and transposes the product).
     #[allow(clippy::too_many_arguments)]
-    fn row_major_gemm(
+    fn product(
         &self,
-        what: &str,
+        product: Product,
         m: usize,
         n: usize,
         k: usize,
-        b_op: (cublasOperation_t, usize),
-        a_op: (cublasOperation_t, usize),
         a: &CudaSlice<f32>,
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
         accumulate: bool,
     ) -> Result<()> {
-        assert!(
-            a.len() >= m * k && b.len() >= n * k && c.len() >= m * n,
-            "{what} operands too small"
-        );
-        if m == 0 || n == 0 {
-            return Ok(());
-        }
-        if k == 0 {
-            return self.empty_product(c, m * n, accumulate);
-        }
-        let int = |x: usize| {
-            i32::try_from(x).map_err(|_| {
-                Error::Device(format!(
-                    "cuda:{}: matrix dimension {x} exceeds cuBLAS's 32-bit sizes",
-                    self.ordinal
-                ))
-            })
+        let plan = kernels::gemm(product, m, n, k, a.len(), b.len(), c.len(), accumulate)
+            .map_err(|e| Error::Device(format!("cuda:{}: {e}", self.ordinal)))?;
+        let g = match plan {
+            GemmPlan::Nothing => return Ok(()),
+            GemmPlan::Zero(len) => return self.zero_prefix(c, len),
+            GemmPlan::Sgemm(g) => g,
+        };
+        let op = |o: Op| match o {
+            Op::N => CUBLAS_OP_N,
+            Op::T => CUBLAS_OP_T,
         };
         let cfg = GemmConfig {
-            transa: b_op.0,
-            transb: a_op.0,
-            m: int(n)?,
-            n: int(m)?,
-            k: int(k)?,
+            transa: op(g.transa),
+            transb: op(g.transb),
+            m: g.m,
+            n: g.n,
+            k: g.k,
             alpha: 1.0f32,
-            lda: int(b_op.1)?,
-            ldb: int(a_op.1)?,
-            beta: if accumulate { 1.0 } else { 0.0 },
-            ldc: int(n)?,
+            lda: g.lda,
+            ldb: g.ldb,
+            beta: g.beta,
+            ldc: g.ldc,
         };
         self.dev
             .bind_to_thread()
             .map_err(|e| self.err("cannot bind the context", e))?;
         // SAFETY: every operand holds the matrix its dimensions and leading dimensions describe
-        // (asserted above); c is a distinct buffer (&mut).
+        // (checked by the plan); c is a distinct buffer (&mut).
         unsafe { self.blas.gemm(cfg, b, a, c) }.map_err(|e| {
             Error::Device(format!("cuda:{}: cuBLAS sgemm failed: {e:?}", self.ordinal))
         })
     }
 
-    /// Zeroes (or, accumulating, leaves) the first `len` floats of `c`: a product with k = 0.
-    fn empty_product(&self, c: &mut CudaSlice<f32>, len: usize, accumulate: bool) -> Result<()> {
-        if !accumulate && len > 0 {
-            self.dev
-                .memset_zeros(&mut c.slice_mut(0..len))
-                .map_err(|e| self.err("cannot zero a product", e))?;
-        }
-        Ok(())
+    /// Zeroes the first `len` floats of `c` (a product with k = 0).
+    fn zero_prefix(&self, c: &mut CudaSlice<f32>, len: usize) -> Result<()> {
+        self.dev
+            .memset_zeros(&mut c.slice_mut(0..len))
+            .map_err(|e| self.err("cannot zero a product", e))
     }
 }
 
@@ -315,20 +301,7 @@ impl Backend for CudaBackend {
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        // Cᵀ (n×m) = B (n×k) · Aᵀ (k×m). B's memory is column-major Bᵀ (k×n, ld k): transposed;
-        // A's memory is column-major Aᵀ (k×m, ld k): as is.
-        self.row_major_gemm(
-            "matmul_abt",
-            m,
-            n,
-            k,
-            (CUBLAS_OP_T, k),
-            (CUBLAS_OP_N, k),
-            a,
-            b,
-            c,
-            false,
-        )
+        self.product(Product::Abt, m, n, k, a, b, c, false)
     }
     fn matmul_ab(
         &self,
@@ -340,20 +313,7 @@ impl Backend for CudaBackend {
         c: &mut CudaSlice<f32>,
         accumulate: bool,
     ) -> Result<()> {
-        // Cᵀ (n×m) = Bᵀ (n×k) · Aᵀ (k×m). B's memory is column-major Bᵀ (n×k, ld n), A's is
-        // column-major Aᵀ (k×m, ld k): both as is. β = 1 adds onto C.
-        self.row_major_gemm(
-            "matmul_ab",
-            m,
-            n,
-            k,
-            (CUBLAS_OP_N, n),
-            (CUBLAS_OP_N, k),
-            a,
-            b,
-            c,
-            accumulate,
-        )
+        self.product(Product::Ab, m, n, k, a, b, c, accumulate)
     }
     fn matmul_atb(
         &self,
@@ -364,20 +324,7 @@ impl Backend for CudaBackend {
         b: &CudaSlice<f32>,
         c: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        // C = Aᵀ·B with A (k×m), B (k×n): Cᵀ (n×m) = Bᵀ (n×k) · A (k×m). B's memory is
-        // column-major Bᵀ (n×k, ld n): as is; A's is column-major Aᵀ (m×k, ld m): transposed.
-        self.row_major_gemm(
-            "matmul_atb",
-            m,
-            n,
-            k,
-            (CUBLAS_OP_N, n),
-            (CUBLAS_OP_T, m),
-            a,
-            b,
-            c,
-            false,
-        )
+        self.product(Product::Atb, m, n, k, a, b, c, false)
     }
 
     fn gather_normalize(

@@ -8,8 +8,10 @@
 //! the kernels' arithmetic, reductions and top-k selection; that every thread of a block reaches
 //! each barrier; that the result does not depend on the order of threads and blocks (every launch
 //! runs in increasing and in decreasing order, which must agree bit for bit: a race shows as a
-//! difference); and the layout of the structs the kernels take by value. It does not check cuBLAS
-//! (the products are [`CpuBackend`]'s), the CUDA backend's memory management, or speed.
+//! difference); and the layout of the structs the kernels take by value. The products take the
+//! `sgemm` arguments the CUDA backend gives cuBLAS (the same plans) and run them by BLAS's
+//! definition, column-major, so that a wrong transpose or leading dimension shows here; cuBLAS
+//! itself, the CUDA backend's memory management and speed are left to a GPU.
 
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
-use super::kernels::{self, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC};
+use super::kernels::{self, GemmPlan, Op, Product, Sgemm, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC};
 use super::{Backend, CpuBackend, LossParts, LossSpec, SgdParams};
 use crate::error::{Error, Result};
 
@@ -162,6 +164,33 @@ impl KernelEmulator {
         })
     }
 
+    /// One of the trait's row-major products as the CUDA backend asks cuBLAS for it: the same
+    /// plan, its `sgemm` run by [`sgemm`].
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        product: Product,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        accumulate: bool,
+    ) -> Result<()> {
+        match kernels::gemm(product, m, n, k, a.len(), b.len(), c.len(), accumulate)
+            .map_err(emu_error)?
+        {
+            GemmPlan::Nothing => Ok(()),
+            GemmPlan::Zero(len) => {
+                c[..len].fill(0.0);
+                Ok(())
+            }
+            // cuBLAS's A is the product's B, and its B the product's A.
+            GemmPlan::Sgemm(g) => sgemm(&g, b, a, c),
+        }
+    }
+
     /// Runs `kernel` as `blocks` blocks of `threads` threads; returns the f32 buffer arguments as
     /// the kernel left them, in order.
     fn launch(
@@ -245,6 +274,60 @@ impl KernelEmulator {
     }
 }
 
+/// cuBLAS's `sgemm` by its definition, with α = 1: C (m×n) = op(A) · op(B) + β·C, all
+/// column-major with leading dimensions lda, ldb and ldc; with β = 0, C is not read (a NaN there
+/// does not survive). Refuses what cuBLAS refuses (a negative size, a leading dimension shorter
+/// than its operand's column) and what a GPU would read or write beyond a buffer. Sums in `f32` in
+/// order of k, which is one of the orders cuBLAS may use.
+fn sgemm(g: &Sgemm, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+    let size = |x: i32, what: &str| {
+        usize::try_from(x).map_err(|_| emu_error(format!("sgemm: {what} = {x} is negative")))
+    };
+    let (m, n, k) = (size(g.m, "m")?, size(g.n, "n")?, size(g.k, "k")?);
+    let (lda, ldb, ldc) = (
+        size(g.lda, "lda")?,
+        size(g.ldb, "ldb")?,
+        size(g.ldc, "ldc")?,
+    );
+    // The stored matrix of an operand whose op is (rows×cols) must fit its buffer.
+    let stored = |op: Op, rows: usize, cols: usize, ld: usize, len: usize, what: &str| {
+        let (r, c) = match op {
+            Op::N => (rows, cols),
+            Op::T => (cols, rows),
+        };
+        if ld < r.max(1) {
+            return Err(emu_error(format!(
+                "sgemm: ld{what} = {ld} is shorter than {what}'s stored column of {r}: cuBLAS refuses it"
+            )));
+        }
+        if r > 0 && c > 0 && ld * (c - 1) + r > len {
+            return Err(emu_error(format!(
+                "sgemm: {what} ({r}×{c} stored, ld {ld}) reaches float {} of a buffer of {len}",
+                ld * (c - 1) + r
+            )));
+        }
+        Ok(())
+    };
+    stored(g.transa, m, k, lda, a.len(), "a")?;
+    stored(g.transb, k, n, ldb, b.len(), "b")?;
+    stored(Op::N, m, n, ldc, c.len(), "c")?;
+    let at = |op: Op, buf: &[f32], ld: usize, row: usize, col: usize| match op {
+        Op::N => buf[row + col * ld],
+        Op::T => buf[col + row * ld],
+    };
+    for j in 0..n {
+        for i in 0..m {
+            let mut s = 0.0f32;
+            for p in 0..k {
+                s += at(g.transa, a, lda, i, p) * at(g.transb, b, ldb, p, j);
+            }
+            let ci = i + j * ldc;
+            c[ci] = if g.beta == 0.0 { s } else { s + g.beta * c[ci] };
+        }
+    }
+    Ok(())
+}
+
 /// A buffer argument: its tag, element count and little-endian elements.
 fn encode(req: &mut Vec<u8>, tag: u8, len: usize, bytes: impl Iterator<Item = u8>) {
     req.push(tag);
@@ -289,7 +372,7 @@ impl Backend for KernelEmulator {
         b: &Vec<f32>,
         c: &mut Vec<f32>,
     ) -> Result<()> {
-        CpuBackend.matmul_abt(m, n, k, a, b, c)
+        self.product(Product::Abt, m, n, k, a, b, c, false)
     }
     // The CUDA backend has no sparse-tail product: the default dense one, as there.
     fn matmul_ab(
@@ -302,7 +385,7 @@ impl Backend for KernelEmulator {
         c: &mut Vec<f32>,
         accumulate: bool,
     ) -> Result<()> {
-        CpuBackend.matmul_ab(m, n, k, a, b, c, accumulate)
+        self.product(Product::Ab, m, n, k, a, b, c, accumulate)
     }
     fn matmul_atb(
         &self,
@@ -313,7 +396,7 @@ impl Backend for KernelEmulator {
         b: &Vec<f32>,
         c: &mut Vec<f32>,
     ) -> Result<()> {
-        CpuBackend.matmul_atb(m, n, k, a, b, c)
+        self.product(Product::Atb, m, n, k, a, b, c, false)
     }
 
     fn gather_normalize(
@@ -534,5 +617,60 @@ mod tests {
         );
         let e = error_of(emu.launch("f2c_margin_loss", 2, BLOCK, &args(Vec::new())[..4]));
         assert!(e.contains("a different number of arguments"), "{e}");
+    }
+
+    #[test]
+    fn the_reference_sgemm_follows_blas_by_hand() {
+        let g = |transa, transb, m, n, k, lda, ldb, beta| Sgemm {
+            transa,
+            transb,
+            m,
+            n,
+            k,
+            lda,
+            ldb,
+            ldc: m,
+            beta,
+        };
+        // A column-major (2×3) = [[1, 3, 5], [2, 4, 6]]; B = (3×1) ones: C = [9, 12].
+        let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let ones = [1.0f32; 3];
+        let mut c = [f32::NAN; 2]; // β = 0 does not read C
+        sgemm(&g(Op::N, Op::N, 2, 1, 3, 2, 3, 0.0), &a, &ones, &mut c).unwrap();
+        assert_eq!(c, [9.0, 12.0]);
+        // The same memory as a stored (3×2) [[1, 4], [2, 5], [3, 6]], transposed: C = [6, 15],
+        // added onto C with β = 1.
+        let mut c = [1.0f32, -1.0];
+        sgemm(&g(Op::T, Op::N, 2, 1, 3, 3, 3, 1.0), &a, &ones, &mut c).unwrap();
+        assert_eq!(c, [7.0, 14.0]);
+        // op(B) = Bᵀ for B stored (1×3), ld 1: the same product as the first.
+        let mut c = [0.0f32; 2];
+        sgemm(&g(Op::N, Op::T, 2, 1, 3, 2, 1, 0.0), &a, &ones, &mut c).unwrap();
+        assert_eq!(c, [9.0, 12.0]);
+        // What cuBLAS refuses, and a read past A's buffer.
+        let msg = |r: Result<()>| match r {
+            Err(Error::Device(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let short = msg(sgemm(
+            &g(Op::N, Op::N, 2, 1, 3, 1, 3, 0.0),
+            &a,
+            &ones,
+            &mut c,
+        ));
+        assert!(
+            short.contains("lda = 1 is shorter than a's stored column of 2"),
+            "{short}"
+        );
+        let beyond = msg(sgemm(
+            &g(Op::N, Op::N, 2, 1, 3, 3, 3, 0.0),
+            &a,
+            &ones,
+            &mut c,
+        ));
+        assert!(
+            beyond.contains("reaches float 8 of a buffer of 6"),
+            "{beyond}"
+        );
     }
 }

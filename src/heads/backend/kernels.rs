@@ -2,8 +2,9 @@
 //! the CUDA backend (`cuda.rs`, on a GPU) and the kernel emulator (`kernel_emu.rs`, on the CPU).
 //! For each kernel, a plan checks the operands, prepares what the kernel reads (row indices as
 //! `u64`, the loss's and the optimiser's constants in the kernel's struct layout) and says how many
-//! blocks to launch; the launcher only passes it on. So the emulator runs the very checks and
-//! arguments a GPU gets.
+//! blocks to launch; the launcher only passes it on. The products are planned the same way, as the
+//! column-major `sgemm` calls cuBLAS receives. So the emulator runs the very checks and arguments
+//! a GPU gets.
 
 use super::{LossSpec, SgdParams};
 use crate::heads::Margin;
@@ -326,6 +327,114 @@ pub(super) fn swap_rows(
     })
 }
 
+/// An operand's operation in a column-major `sgemm`: as stored, or transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    N,
+    T,
+}
+
+/// The three row-major products of [`super::Backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Product {
+    /// C (m×n) = A (m×k) · Bᵀ, with B stored (n×k).
+    Abt,
+    /// C (m×n) = A (m×k) · B (k×n), added to C when accumulating.
+    Ab,
+    /// C (m×n) = Aᵀ · B, with A stored (k×m) and B (k×n).
+    Atb,
+}
+
+impl Product {
+    fn name(self) -> &'static str {
+        match self {
+            Product::Abt => "matmul_abt",
+            Product::Ab => "matmul_ab",
+            Product::Atb => "matmul_atb",
+        }
+    }
+}
+
+/// One column-major `sgemm`, with cuBLAS's arguments in cuBLAS's order (α is 1):
+/// C (m×n, leading dimension ldc) = op_a(A) · op_b(B) + β·C, where A (leading dimension lda) is
+/// the **row-major product's B** and B (ldb) is its A. A row-major (r×c) matrix is the
+/// column-major (c×r) transpose in the same memory, so the row-major C = A·B is computed as the
+/// column-major Cᵀ = Bᵀ·Aᵀ: operands swapped, m and n exchanged. With β = 0, C is not read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Sgemm {
+    pub transa: Op,
+    pub transb: Op,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    pub lda: i32,
+    pub ldb: i32,
+    pub ldc: i32,
+    pub beta: f32,
+}
+
+/// What a product asks of the device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum GemmPlan {
+    /// An empty C (m or n is 0), or k = 0 while accumulating: nothing to do.
+    Nothing,
+    /// k = 0: C's first `len` floats become zeros (cuBLAS is not called with an empty k).
+    Zero(usize),
+    /// One `sgemm` with the row-major product's B as its A and the product's A as its B.
+    Sgemm(Sgemm),
+}
+
+/// The plan of one row-major product, for operands of `a_len`, `b_len` and `c_len` floats (the
+/// heads' work buffers may be longer than their matrices). Errs when a dimension exceeds
+/// cuBLAS's 32-bit sizes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm(
+    product: Product,
+    m: usize,
+    n: usize,
+    k: usize,
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+    accumulate: bool,
+) -> Result<GemmPlan, String> {
+    assert!(
+        a_len >= m * k && b_len >= n * k && c_len >= m * n,
+        "{} operands too small",
+        product.name()
+    );
+    if m == 0 || n == 0 || (k == 0 && accumulate) {
+        return Ok(GemmPlan::Nothing);
+    }
+    if k == 0 {
+        return Ok(GemmPlan::Zero(m * n));
+    }
+    // The operation and leading dimension of the product's B and A in column-major terms.
+    let (b_op, a_op) = match product {
+        // B's memory is column-major Bᵀ (k×n, ld k): transposed. A's is Aᵀ (k×m, ld k): as is.
+        Product::Abt => ((Op::T, k), (Op::N, k)),
+        // B's memory is column-major Bᵀ (n×k, ld n), A's is Aᵀ (k×m, ld k): both as is.
+        Product::Ab => ((Op::N, n), (Op::N, k)),
+        // B's memory is column-major Bᵀ (n×k, ld n): as is. A (k×m) is column-major Aᵀ (m×k,
+        // ld m): transposed, giving the A of Cᵀ = Bᵀ·A.
+        Product::Atb => ((Op::N, n), (Op::T, m)),
+    };
+    let int = |x: usize| {
+        i32::try_from(x).map_err(|_| format!("matrix dimension {x} exceeds cuBLAS's 32-bit sizes"))
+    };
+    Ok(GemmPlan::Sgemm(Sgemm {
+        transa: b_op.0,
+        transb: a_op.0,
+        m: int(n)?,
+        n: int(m)?,
+        k: int(k)?,
+        lda: int(b_op.1)?,
+        ldb: int(a_op.1)?,
+        ldc: int(n)?,
+        beta: if accumulate { 1.0 } else { 0.0 },
+    }))
+}
+
 /// `f2c_fill_at`: one thread per index, in blocks of [`FILL_BLOCK`].
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct FillPlan {
@@ -445,5 +554,42 @@ mod tests {
     #[should_panic(expected = "swap_rows rows must be distinct")]
     fn a_row_swapped_twice_is_refused() {
         swap_rows(12, 12, &[1, 2, 1], 4);
+    }
+
+    #[test]
+    fn products_are_planned_as_transposed_column_major_sgemms() {
+        let plan = |p, accumulate| gemm(p, 2, 3, 4, 8, 12, 6, accumulate).unwrap();
+        let sgemm = |transa, transb, lda, ldb, beta| {
+            GemmPlan::Sgemm(Sgemm {
+                transa,
+                transb,
+                m: 3,
+                n: 2,
+                k: 4,
+                lda,
+                ldb,
+                ldc: 3,
+                beta,
+            })
+        };
+        assert_eq!(plan(Product::Abt, false), sgemm(Op::T, Op::N, 4, 4, 0.0));
+        assert_eq!(plan(Product::Ab, true), sgemm(Op::N, Op::N, 3, 4, 1.0));
+        assert_eq!(plan(Product::Atb, false), sgemm(Op::N, Op::T, 3, 2, 0.0));
+        // Empty shapes never reach cuBLAS.
+        assert_eq!(
+            gemm(Product::Ab, 2, 3, 0, 0, 0, 6, false),
+            Ok(GemmPlan::Zero(6))
+        );
+        assert_eq!(
+            gemm(Product::Ab, 2, 3, 0, 0, 0, 6, true),
+            Ok(GemmPlan::Nothing)
+        );
+        assert_eq!(
+            gemm(Product::Abt, 0, 3, 4, 0, 12, 0, false),
+            Ok(GemmPlan::Nothing)
+        );
+        let big = 1usize << 31;
+        let err = gemm(Product::Abt, 1, big, 1, 1, big, big, false).unwrap_err();
+        assert!(err.contains("exceeds cuBLAS's 32-bit sizes"), "{err}");
     }
 }
