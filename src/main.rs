@@ -339,7 +339,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(opts) => {
             let outcome = f2c::bench::run_bench(&opts)?;
-            for path in f2c::report::efficiency::write_paper(&outcome, &opts.paper)? {
+            for path in f2c::report::efficiency::write_paper(&outcome, &opts.paper_root())? {
                 println!("wrote {}", path.display());
             }
             Ok(())

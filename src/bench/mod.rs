@@ -13,7 +13,7 @@ pub mod peer;
 pub mod sgemm_peak;
 pub mod training_step;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,9 +55,11 @@ pub struct BenchOptions {
     /// Where heads.csv and training.csv go.
     #[arg(long, default_value = "results/bench")]
     pub out: PathBuf,
-    /// Root of the paper's tables/ and figures/.
-    #[arg(long, default_value = "paper")]
-    pub paper: PathBuf,
+    /// Root of the efficiency table's tables/ and figures/. Default: `paper` when `--out` is
+    /// `results/bench` (the committed results); otherwise `<out>/paper`, beside the CSVs the table
+    /// comes from, so that a bench written elsewhere never overwrites the paper's table.
+    #[arg(long)]
+    pub paper: Option<PathBuf>,
     /// The PyTorch peer's JSON lines (`python3 scripts/torch_heads.py --out FILE` on this machine),
     /// to compare side by side; without it the table quotes figures measured earlier.
     #[arg(long)]
@@ -67,6 +69,17 @@ pub struct BenchOptions {
     /// `per-step` never.
     #[arg(long, value_enum, default_value_t = InputStaging::Auto)]
     pub inputs: InputStaging,
+}
+
+impl BenchOptions {
+    /// Where the efficiency table and figure go (see `paper`).
+    pub fn paper_root(&self) -> PathBuf {
+        match &self.paper {
+            Some(p) => p.clone(),
+            None if self.out == Path::new("results/bench") => PathBuf::from("paper"),
+            None => self.out.join("paper"),
+        }
+    }
 }
 
 impl Default for BenchOptions {
@@ -81,7 +94,7 @@ impl Default for BenchOptions {
             no_training_step: false,
             methods: Method::ALL.to_vec(),
             out: PathBuf::from("results/bench"),
-            paper: PathBuf::from("paper"),
+            paper: None,
             peer: None,
             inputs: InputStaging::Auto,
         }
@@ -456,4 +469,27 @@ fn load_average() -> String {
         |_| "unknown".into(),
         |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_committed_results_write_the_papers_table() {
+        let opts = |out: &str, paper: Option<&str>| BenchOptions {
+            out: PathBuf::from(out),
+            paper: paper.map(PathBuf::from),
+            ..BenchOptions::default()
+        };
+        assert_eq!(opts("results/bench", None).paper_root(), Path::new("paper"));
+        assert_eq!(
+            opts("/tmp/quick", None).paper_root(),
+            Path::new("/tmp/quick/paper")
+        );
+        assert_eq!(
+            opts("/tmp/quick", Some("elsewhere")).paper_root(),
+            Path::new("elsewhere")
+        );
+    }
 }

@@ -176,17 +176,23 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
         }
     }
 
-    // Row copies, with a destination repeated: the later write wins, as on the CPU.
-    let src_rows = [5usize, 0, 9, 2];
-    let dst_rows = [1usize, 7, 1, 3];
+    // Row copies, with a destination repeated: the later write wins, as on the CPU. Then sides
+    // in order (rows 0, 1, 2, …), which the CUDA backend does not upload: the sources, the
+    // destinations, both.
     let mut d = v0.clone();
-    CpuBackend
-        .copy_rows(&w0, &src_rows, &mut d, &dst_rows, dim)
-        .unwrap();
     let mut gd = be.upload(&v0).unwrap();
-    be.copy_rows(&dw, &src_rows, &mut gd, &dst_rows, dim)
-        .unwrap();
-    assert_eq!(be.download(&gd).unwrap(), d);
+    for (src_rows, dst_rows) in [
+        (&[5usize, 0, 9, 2][..], &[1usize, 7, 1, 3][..]),
+        (&[0, 1, 2], &[11, 30, 4]),
+        (&[6, 13, 25, 39], &[0, 1, 2, 3]),
+        (&[0, 1, 2], &[0, 1, 2]),
+    ] {
+        CpuBackend
+            .copy_rows(&w0, src_rows, &mut d, dst_rows, dim)
+            .unwrap();
+        be.copy_rows(&dw, src_rows, &mut gd, dst_rows, dim).unwrap();
+        assert_eq!(be.download(&gd).unwrap(), d, "{src_rows:?} to {dst_rows:?}");
+    }
     // An empty copy (a pool row without writes) is a no-op.
     be.copy_rows(&dw, &[], &mut gd, &[], dim).unwrap();
     assert_eq!(be.download(&gd).unwrap(), d);

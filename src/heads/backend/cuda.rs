@@ -442,12 +442,19 @@ impl Backend for CudaBackend {
         let Some(plan) = kernels::copy_rows(src.len(), src_rows, dst.len(), dst_rows, dim) else {
             return Ok(());
         };
-        let (si, di) = (self.indices(plan.src_rows)?, self.indices(plan.dst_rows)?);
         let f = self.func("f2c_copy_rows");
-        // SAFETY: matches f2c_copy_rows's parameters; the plan checked the rows and kept each
-        // destination once.
-        unsafe { f.launch(per_row(plan.blocks), (src, &si, dst, &di, dim as u64)) }
-            .map_err(|e| self.err("copy_rows launch failed", e))
+        let (listed, n, dim) = (plan.listed, plan.n, dim as u64);
+        // SAFETY: matches f2c_copy_rows's parameters; the plan checked the rows, kept each
+        // destination once and lists the sides that `listed` names (a null pointer, not read,
+        // when it names none).
+        match plan.rows {
+            Some(rows) => {
+                let idx = self.indices(rows)?;
+                unsafe { f.launch(per_row(plan.blocks), (src, &idx, listed, n, dst, dim)) }
+            }
+            None => unsafe { f.launch(per_row(plan.blocks), (src, 0u64, listed, n, dst, dim)) },
+        }
+        .map_err(|e| self.err("copy_rows launch failed", e))
     }
 
     fn swap_rows(

@@ -269,13 +269,14 @@ static std::function<void()> bind(uint32_t kernel, Args& a) {
         return [=] { f2c_sgd_rows(w, vel, dim, rows, has_rows, g, u, norms, args); };
     }
     case 3: {
-        a.count(5);
+        a.count(6);
         const float* src = a.f32(0);
-        const u64* src_rows = a.u64p(1);
-        float* dst = a.f32(2);
-        const u64* dst_rows = a.u64p(3);
-        const u64 dim = a.u64v(4);
-        return [=] { f2c_copy_rows(src, src_rows, dst, dst_rows, dim); };
+        const u64* rows = a.u64p(1);
+        const int listed = a.i32v(2);
+        const u64 n = a.u64v(3);
+        float* dst = a.f32(4);
+        const u64 dim = a.u64v(5);
+        return [=] { f2c_copy_rows(src, rows, listed, n, dst, dim); };
     }
     case 4: {
         a.count(4);

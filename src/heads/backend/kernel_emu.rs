@@ -501,9 +501,10 @@ impl Backend for KernelEmulator {
         };
         let args = [
             Arg::F32s(src),
-            Arg::U64s(&plan.src_rows),
+            plan.rows.as_deref().map_or(Arg::Null, Arg::U64s),
+            Arg::I32(plan.listed),
+            Arg::U64(plan.n),
             Arg::F32s(dst),
-            Arg::U64s(&plan.dst_rows),
             Arg::U64(dim as u64),
         ];
         let [_, d] = buffers(self.launch("f2c_copy_rows", plan.blocks, BLOCK, &args)?);

@@ -229,12 +229,14 @@ extern "C" __global__ void f2c_sgd_rows(float* w, float* vel, u64 dim, const u64
     }
 }
 
-/* Row dst_rows[i] of dst = row src_rows[i] of src (destination rows distinct: the host keeps the
-   last of repeated ones, the sequential semantics). */
-extern "C" __global__ void f2c_copy_rows(const float* src, const u64* src_rows, float* dst, const u64* dst_rows, u64 dim) {
+/* Row d(i) of dst = row s(i) of src for the n blocks i (destination rows distinct: the host keeps
+   the last of repeated ones, the sequential semantics). `rows` holds the n source rows when
+   `listed & 1`, then the n destination rows when `listed & 2`; a side not listed is block i's own
+   row i, and its indices never cross the bus. */
+extern "C" __global__ void f2c_copy_rows(const float* src, const u64* rows, int listed, u64 n, float* dst, u64 dim) {
     const u64 i = blockIdx.x;
-    const float* s = src + src_rows[i] * dim;
-    float* d = dst + dst_rows[i] * dim;
+    const float* s = src + ((listed & 1) ? rows[i] : i) * dim;
+    float* d = dst + ((listed & 2) ? rows[((listed & 1) ? n : 0) + i] : i) * dim;
     for (u64 j = threadIdx.x; j < dim; j += BLOCK) d[j] = s[j];
 }
 

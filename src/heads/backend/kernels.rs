@@ -246,12 +246,17 @@ pub(super) fn sum_loss_parts(parts: &[f32]) -> super::LossParts {
         })
 }
 
-/// `f2c_copy_rows`: one block per distinct destination row.
+/// `f2c_copy_rows`: one block per distinct destination row, and one index list for both sides.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct CopyPlan {
     pub blocks: u32,
-    pub src_rows: Vec<u64>,
-    pub dst_rows: Vec<u64>,
+    /// The source rows, then the destination rows, each side only where it is not `0, 1, 2, …`
+    /// (the identity, which the kernel computes); `None` when neither side is listed.
+    pub rows: Option<Vec<u64>>,
+    /// Bit 0: the source rows are listed; bit 1: the destination rows are.
+    pub listed: i32,
+    /// Rows copied.
+    pub n: u64,
 }
 
 /// The plan of [`super::Backend::copy_rows`]; `None` when there is nothing to copy.
@@ -279,10 +284,18 @@ pub(super) fn copy_rows(
         return None;
     }
     let (s, d) = last_writes(src_rows, dst_rows);
+    let identity = |rows: &[usize]| rows.iter().enumerate().all(|(i, &r)| r == i);
+    let (src_listed, dst_listed) = (!identity(&s), !identity(&d));
+    let rows: Vec<u64> = [(src_listed, &s), (dst_listed, &d)]
+        .into_iter()
+        .filter(|(listed, _)| *listed)
+        .flat_map(|(_, r)| indices(r))
+        .collect();
     Some(CopyPlan {
         blocks: grid_rows(s.len()),
-        src_rows: indices(&s),
-        dst_rows: indices(&d),
+        rows: (!rows.is_empty()).then_some(rows),
+        listed: i32::from(src_listed) | i32::from(dst_listed) << 1,
+        n: s.len() as u64,
     })
 }
 
@@ -525,7 +538,29 @@ mod tests {
         assert_eq!((s, d), (vec![1, 3], vec![2, 4]));
         assert_eq!(last_writes(&[5, 6], &[1, 0]), (vec![5, 6], vec![1, 0]));
         let plan = copy_rows(8, &[0, 1, 3], 10, &[4, 2, 4], 2).unwrap();
-        assert_eq!((plan.src_rows, plan.dst_rows), (vec![1, 3], vec![2, 4]));
+        assert_eq!(
+            (plan.rows, plan.listed, plan.n),
+            (Some(vec![1, 3, 2, 4]), 3, 2)
+        );
+    }
+
+    #[test]
+    fn a_side_copied_in_order_is_not_listed() {
+        // Into a work buffer, rows 0, 1, 2 in order: only the sources cross.
+        let save = copy_rows(20, &[7, 3, 9], 6, &[0, 1, 2], 2).unwrap();
+        assert_eq!(
+            (save.rows, save.listed, save.n),
+            (Some(vec![7, 3, 9]), 1, 3)
+        );
+        // And back: only the destinations.
+        let back = copy_rows(6, &[0, 1, 2], 20, &[7, 3, 9], 2).unwrap();
+        assert_eq!((back.rows, back.listed), (Some(vec![7, 3, 9]), 2));
+        // Both in order: nothing crosses but the launch.
+        let both = copy_rows(6, &[0, 1], 6, &[0, 1], 2).unwrap();
+        assert_eq!((both.rows, both.listed, both.blocks), (None, 0, 2));
+        // Not the identity once the later of a repeated destination wins: dst [1] ← src 1.
+        let kept = copy_rows(6, &[0, 1], 6, &[1, 1], 2).unwrap();
+        assert_eq!((kept.rows, kept.listed), (Some(vec![1, 1]), 3));
     }
 
     #[test]

@@ -165,9 +165,10 @@ impl<B: Backend> Backend for Metered<B> {
         dim: usize,
     ) -> Result<()> {
         let (src_len, dst_len) = (self.0.len(src), self.0.len(dst));
-        if let Some(plan) = kernels::copy_rows(src_len, src_rows, dst_len, dst_rows, dim) {
-            traffic::to_device(8 * plan.src_rows.len());
-            traffic::to_device(8 * plan.dst_rows.len());
+        if let Some(rows) =
+            kernels::copy_rows(src_len, src_rows, dst_len, dst_rows, dim).and_then(|p| p.rows)
+        {
+            traffic::to_device(8 * rows.len());
         }
         self.0.copy_rows(src, src_rows, dst, dst_rows, dim)
     }
@@ -211,19 +212,21 @@ mod tests {
         traffic::take();
         let src = be.upload(&[1.0; 12]).unwrap(); // 48 B up
         let mut dst = be.zeros(12).unwrap();
-        // Row 1 written twice: two index uploads of one distinct row each.
+        // Row 1 written twice, so one pair is copied: its source and destination rows in one
+        // upload of 16 B. Then rows 0, 1 into rows 0, 1: no index crosses.
         be.copy_rows(&src, &[0, 2], &mut dst, &[1, 1], 4).unwrap();
+        be.copy_rows(&src, &[0, 1], &mut dst, &[0, 1], 4).unwrap();
         be.fill_at(&mut dst, &[0, 5], -1.0).unwrap(); // 16 B of indices up
         be.fill_at(&mut dst, &[], -1.0).unwrap(); // nothing
         assert_eq!(
             be.download(&dst).unwrap()[..6],
-            [-1.0, 0.0, 0.0, 0.0, 1.0, -1.0]
+            [-1.0, 1.0, 1.0, 1.0, 1.0, -1.0]
         );
         assert_eq!(
             traffic::take(),
             Traffic {
-                to_device_bytes: 48 + 8 + 8 + 16,
-                to_device_copies: 4,
+                to_device_bytes: 48 + 16 + 16,
+                to_device_copies: 3,
                 to_host_bytes: 48,
                 to_host_copies: 1,
             }
