@@ -322,7 +322,7 @@ fn run_all<T: Send>(
     };
     let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs.min(todo.len()))
-            .map(|_| scope.spawn(&worker))
+            .map(|_| scope.spawn(worker))
             .collect();
         handles
             .into_iter()

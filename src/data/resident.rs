@@ -30,16 +30,52 @@ pub enum InputStaging {
 }
 
 impl InputStaging {
-    /// Whether a run keeps `layout`'s set on the device, drawing `samples` training samples in
+    /// Whether a run keeps a set of `size` on the device, drawing `samples` training samples in
     /// all.
-    pub fn resident(self, layout: &ResidentLayout, samples: u64) -> bool {
+    pub fn resident(self, size: &SetSize, samples: u64) -> bool {
         match self {
             InputStaging::Resident => true,
             InputStaging::PerStep => false,
             InputStaging::Auto => {
-                layout.bytes() <= AUTO_RESIDENT_LIMIT && samples >= layout.instances() as u64
+                size.bytes() <= AUTO_RESIDENT_LIMIT && samples >= size.instances as u64
             }
         }
+    }
+}
+
+/// The size of a training set kept on the device, counted without laying it out (the layout's
+/// offsets take 8 bytes an identity: 76 MiB at 10⁷ identities, for a run that may not keep it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetSize {
+    /// Training instances of the set.
+    pub instances: usize,
+    /// Two rows per instance (as is, then flipped).
+    pub mirrored: bool,
+    /// Floats per row.
+    pub row_len: usize,
+}
+
+impl SetSize {
+    /// The size of `set`'s training samples of `row_len` floats, two rows per instance if
+    /// `mirrored`.
+    pub fn of(set: &(impl TrainingIdentities + ?Sized), mirrored: bool, row_len: usize) -> Self {
+        SetSize {
+            instances: (0..set.num_train_identities())
+                .map(|c| set.instances_of(c))
+                .sum(),
+            mirrored,
+            row_len,
+        }
+    }
+
+    /// Rows of the resident set: the instances, twice if mirrored.
+    pub fn rows(&self) -> usize {
+        self.instances << self.mirrored as usize
+    }
+
+    /// Bytes of the resident set.
+    pub fn bytes(&self) -> u64 {
+        4 * self.rows() as u64 * self.row_len as u64
     }
 }
 
@@ -77,9 +113,18 @@ impl ResidentLayout {
         *self.offsets.last().expect("offsets hold at least the 0")
     }
 
+    /// The set's size.
+    pub fn size(&self) -> SetSize {
+        SetSize {
+            instances: self.instances(),
+            mirrored: self.mirrored,
+            row_len: self.row_len,
+        }
+    }
+
     /// Rows of the resident set: the instances, twice if mirrored.
     pub fn rows(&self) -> usize {
-        self.instances() << self.mirrored as usize
+        self.size().rows()
     }
 
     /// Floats per row.
@@ -89,7 +134,7 @@ impl ResidentLayout {
 
     /// Bytes of the resident set.
     pub fn bytes(&self) -> u64 {
-        4 * self.rows() as u64 * self.row_len as u64
+        self.size().bytes()
     }
 
     /// The row of `sample`.
@@ -243,12 +288,13 @@ mod tests {
 
     #[test]
     fn auto_keeps_a_set_that_fits_and_is_drawn_in_full() {
-        let layout = ResidentLayout::new(&Counts(vec![3; 10]), false, 64);
-        assert!(InputStaging::Auto.resident(&layout, 30));
-        assert!(!InputStaging::Auto.resident(&layout, 29));
-        assert!(InputStaging::Resident.resident(&layout, 1));
-        assert!(!InputStaging::PerStep.resident(&layout, 1 << 40));
-        let huge = ResidentLayout::new(&Counts(vec![3; 10]), false, 1 << 30);
+        let size = SetSize::of(&Counts(vec![3; 10]), false, 64);
+        assert_eq!(size, ResidentLayout::new(&Counts(vec![3; 10]), false, 64).size());
+        assert!(InputStaging::Auto.resident(&size, 30));
+        assert!(!InputStaging::Auto.resident(&size, 29));
+        assert!(InputStaging::Resident.resident(&size, 1));
+        assert!(!InputStaging::PerStep.resident(&size, 1 << 40));
+        let huge = SetSize::of(&Counts(vec![3; 10]), false, 1 << 30);
         assert!(!InputStaging::Auto.resident(&huge, 1 << 40));
     }
 

@@ -7,7 +7,7 @@ use crate::data::images::feed::ImageFeed;
 use crate::data::images::prefetch::load_batch;
 use crate::data::images::{FaceImages, IdentitySubset, Sample};
 use crate::data::loaders::{render_samples, Batch, DualLoader, LoaderState, TrainingIdentities};
-use crate::data::resident::ResidentLayout;
+use crate::data::resident::{ResidentLayout, SetSize};
 use crate::data::synthetic::SyntheticFaces;
 use crate::error::{Error, Result};
 use crate::eval::EvalSplit;
@@ -104,6 +104,15 @@ impl TrainingData {
             Kind::Images { feed, .. } => feed.next_rows(&mut self.batch),
         }
         Ok(&self.batch)
+    }
+
+    /// The size of the training set kept on the device, with rows of `row_len` floats (the
+    /// network's input size), without laying it out.
+    pub fn resident_size(&self, row_len: usize) -> SetSize {
+        match &self.kind {
+            Kind::Synthetic { faces, .. } => SetSize::of(faces, false, row_len),
+            Kind::Images { feed, .. } => SetSize::of(feed.images(), feed.flips(), row_len),
+        }
     }
 
     /// Where each training sample sits in the set kept on the device; rows of `row_len` floats

@@ -105,7 +105,7 @@ impl<B: Backend> PartialFc<B> {
         Ok(PartialFc {
             centres: FullFc::new(be, num_classes, dim, margin, scale, seed)?,
             num_sample: num_sample(num_classes, sample_rate),
-            rng: ChaCha12Rng::seed_from_u64(seed ^ 0x5eed_c1a5_5e5),
+            rng: ChaCha12Rng::seed_from_u64(seed ^ 0x05ee_dc1a_55e5),
         })
     }
 

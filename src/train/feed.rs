@@ -27,8 +27,8 @@ impl<D: Device<f32>> DeviceFeed<D> {
         row_len: usize,
         samples: u64,
     ) -> Result<Self> {
-        let layout = data.resident_layout(row_len);
-        let resident = if staging.resident(&layout, samples) {
+        let resident = if staging.resident(&data.resident_size(row_len), samples) {
+            let layout = data.resident_layout(row_len);
             let host = data.render_all(&layout)?;
             Some(ResidentInputs::upload(dev, layout, host))
         } else {
