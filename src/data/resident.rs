@@ -289,7 +289,10 @@ mod tests {
     #[test]
     fn auto_keeps_a_set_that_fits_and_is_drawn_in_full() {
         let size = SetSize::of(&Counts(vec![3; 10]), false, 64);
-        assert_eq!(size, ResidentLayout::new(&Counts(vec![3; 10]), false, 64).size());
+        assert_eq!(
+            size,
+            ResidentLayout::new(&Counts(vec![3; 10]), false, 64).size()
+        );
         assert!(InputStaging::Auto.resident(&size, 30));
         assert!(!InputStaging::Auto.resident(&size, 29));
         assert!(InputStaging::Resident.resident(&size, 1));
