@@ -256,28 +256,27 @@ struct InstanceLoader {
 impl InstanceLoader {
     fn new(faces: &(impl TrainingIdentities + ?Sized), seed: u64) -> Self {
         let n = faces.num_train_identities();
-        let block_sums: Vec<u64> = (0..n.div_ceil(INDEX_BLOCK))
-            .into_par_iter()
-            .map(|b| {
-                (b * INDEX_BLOCK..((b + 1) * INDEX_BLOCK).min(n))
-                    .map(|c| faces.instances_of(c) as u64)
-                    .sum()
-            })
-            .collect();
-        let mut checkpoints = Vec::with_capacity(block_sums.len() + 1);
-        let mut acc = 0u64;
-        checkpoints.push(0);
-        for s in block_sums {
-            acc += s;
-            checkpoints.push(acc);
+        let blocks = n.div_ceil(INDEX_BLOCK);
+        // Each block's count, after a leading 0, then summed in place: one vector at 10⁷ identities.
+        let mut checkpoints = Vec::with_capacity(blocks + 1);
+        checkpoints.push(0u64);
+        checkpoints.par_extend((0..blocks).into_par_iter().map(|b| {
+            (b * INDEX_BLOCK..((b + 1) * INDEX_BLOCK).min(n))
+                .map(|c| faces.instances_of(c) as u64)
+                .sum::<u64>()
+        }));
+        let mut total = 0;
+        for c in &mut checkpoints {
+            total += *c;
+            *c = total;
         }
         InstanceLoader {
             seed,
             checkpoints,
-            total: acc,
+            total,
             pass: 0,
             position: 0,
-            order: Self::order(acc, seed, 0),
+            order: Self::order(total, seed, 0),
         }
     }
 

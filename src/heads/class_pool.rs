@@ -912,7 +912,7 @@ impl<B: crate::heads::backend::Backend> FeaturePool<B> {
                 let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                 row.iter_mut().for_each(|x| *x /= norm);
             }
-            features.push(be.upload(&host)?);
+            features.push(be.upload_owned(host)?);
         }
         Ok(FeaturePool { map, features, dim })
     }

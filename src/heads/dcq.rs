@@ -193,7 +193,7 @@ impl<B: Backend> DcqHead<B> {
             row.iter_mut().for_each(|x| *x /= n);
         }
         Ok(DcqHead {
-            bank: be.upload(&host)?,
+            bank: be.upload_owned(host)?,
             queries: be.zeros(0)?,
             keys: be.zeros(0)?,
             cos: be.zeros(0)?,
@@ -231,8 +231,12 @@ impl<B: Backend> DcqHead<B> {
         let (be, d, n) = (&self.be, self.dim, self.len + m);
         if m > self.room {
             let mut host = be.download(&self.bank)?;
+            // The old bank goes before the larger one is made, and the host copy grows by what
+            // is asked only (not to double): the queue is never held twice.
+            self.bank = be.zeros(0)?;
+            host.reserve_exact(n * d - host.len());
             host.resize(n * d, 0.0);
-            self.bank = be.upload(&host)?;
+            self.bank = be.upload_owned(host)?;
             self.room = m;
         }
         if be.len(&self.cos) != m * n {

@@ -152,7 +152,7 @@ impl<B: Backend> FullFc<B> {
             .map(|_| normal.sample(&mut rng))
             .collect();
         Ok(FullFc {
-            weight: be.upload(&host)?,
+            weight: be.upload_owned(host)?,
             velocity: be.zeros(num_classes * dim)?,
             be,
             num_classes,

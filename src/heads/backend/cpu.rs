@@ -83,6 +83,9 @@ impl Backend for CpuBackend {
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
         Ok(host.to_vec())
     }
+    fn upload_owned(&self, host: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(host)
+    }
     fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
         Ok(buf.clone())
     }

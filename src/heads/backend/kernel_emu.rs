@@ -353,6 +353,9 @@ impl Backend for KernelEmulator {
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
         CpuBackend.upload(host)
     }
+    fn upload_owned(&self, host: Vec<f32>) -> Result<Vec<f32>> {
+        CpuBackend.upload_owned(host)
+    }
     fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
         CpuBackend.download(buf)
     }

@@ -36,6 +36,11 @@ impl<B: Backend> Backend for Metered<B> {
         self.0.upload(host)
     }
 
+    fn upload_owned(&self, host: Vec<f32>) -> Result<Self::Buf> {
+        traffic::to_device(4 * host.len());
+        self.0.upload_owned(host)
+    }
+
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>> {
         traffic::to_host(4 * self.0.len(buf));
         self.0.download(buf)

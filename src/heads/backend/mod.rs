@@ -100,6 +100,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn zeros(&self, len: usize) -> Result<Self::Buf>;
     /// A buffer holding a copy of `host`.
     fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
+    /// A buffer holding `host`, taken by value: a backend whose buffers live in host memory keeps
+    /// the vector itself, so a large state built on the host (N centres) is never held twice.
+    fn upload_owned(&self, host: Vec<f32>) -> Result<Self::Buf> {
+        self.upload(&host)
+    }
     /// Copies `buf` to host memory.
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
     /// Number of floats in `buf`.
@@ -234,7 +239,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         for &i in at {
             host[i] = value;
         }
-        *buf = self.upload(&host)?;
+        *buf = self.upload_owned(host)?;
         Ok(())
     }
 
