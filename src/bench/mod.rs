@@ -46,7 +46,7 @@ pub struct BenchOptions {
     /// Device of the heads: `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
-    /// Skip the whole-training-step throughput at the largest size.
+    /// Skip the whole training step's throughput (timed at every size otherwise).
     #[arg(long)]
     pub no_training_step: bool,
     /// Methods to time, comma-separated (`fc`, `pfc`, `f2c`, `dcq`).
@@ -266,8 +266,37 @@ pub struct BenchOutcome {
     pub peer_source: String,
 }
 
-/// Runs the benchmark and writes its CSVs (`heads.csv`, `training.csv`) under `opts.out`; the
-/// report turns the outcome into the paper's table and figure.
+/// Where and how a benchmark run timed: what the efficiency table states beside its rows, kept in
+/// `bench.json` next to the CSVs so that the table is regenerated from the results alone.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BenchContext {
+    /// The machine's sgemm peak, GFLOP/s.
+    pub peak_gflops: f64,
+    pub device: String,
+    /// `/proc/loadavg` at the end.
+    pub load: String,
+    /// Where the PyTorch figures come from.
+    pub peer_source: String,
+}
+
+/// The context file's name, beside `heads.csv`.
+pub const CONTEXT_JSON: &str = "bench.json";
+
+impl BenchOutcome {
+    /// Where and how it timed.
+    pub fn context(&self) -> BenchContext {
+        BenchContext {
+            peak_gflops: self.peak_gflops,
+            device: self.device.clone(),
+            load: self.load.clone(),
+            peer_source: self.peer_source.clone(),
+        }
+    }
+}
+
+/// Runs the benchmark and writes its CSVs (`heads.csv`, `training.csv`) and its context
+/// (`bench.json`) under `opts.out`; the report turns the outcome into the paper's table and
+/// figure.
 pub fn run_bench(opts: &BenchOptions) -> Result<BenchOutcome> {
     crate::device::check_available(opts.device)?;
     match opts.device {
@@ -388,50 +417,50 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
             rows.push(row);
         }
     }
-    let training = match opts.no_training_step {
-        false => {
-            let n = *classes.last().expect("at least one size");
-            eprintln!("bench: whole training steps at {n} identities");
-            let methods: Vec<Method> = opts
-                .methods
-                .iter()
-                .copied()
-                .filter(|m| {
-                    let case = cases().into_iter().find(|c| c.head.method() == *m);
-                    match case.map(|c| fits(&c, n)) {
-                        Some(Err(why)) => {
-                            eprintln!("bench: whole {m} step at N = {n} skipped: {why}");
-                            false
-                        }
-                        _ => true,
+    let mut training = Vec::new();
+    for &n in classes.iter().filter(|_| !opts.no_training_step) {
+        eprintln!("bench: whole training steps at {n} identities");
+        let methods: Vec<Method> = opts
+            .methods
+            .iter()
+            .copied()
+            .filter(|m| {
+                let case = cases().into_iter().find(|c| c.head.method() == *m);
+                match case.map(|c| fits(&c, n)) {
+                    Some(Err(why)) => {
+                        eprintln!("bench: whole {m} step at N = {n} skipped: {why}");
+                        false
                     }
-                })
-                .collect();
-            training_step::training_throughput(
-                &methods,
-                opts.device,
-                n,
-                b,
-                opts.warmup,
-                opts.steps,
-                opts.inputs,
-            )?
-        }
-        true => Vec::new(),
-    };
+                    _ => true,
+                }
+            })
+            .collect();
+        training.extend(training_step::training_throughput(
+            &methods,
+            opts.device,
+            n,
+            b,
+            opts.warmup,
+            opts.steps,
+            opts.inputs,
+        )?);
+    }
     crate::results::csv_rows::write_rows(&opts.out.join("heads.csv"), &rows)?;
     if !training.is_empty() {
         crate::results::csv_rows::write_rows(&opts.out.join("training.csv"), &training)?;
     }
-    eprintln!("bench: wrote {}", opts.out.join("heads.csv").display());
-    Ok(BenchOutcome {
+    let outcome = BenchOutcome {
         rows,
         training,
         peak_gflops: peak,
         device: be.name(),
         load: load_average(),
         peer_source: peer.source().to_string(),
-    })
+    };
+    let json = serde_json::to_string_pretty(&outcome.context()).expect("plain fields");
+    crate::results::record::write_atomic(&opts.out.join(CONTEXT_JSON), json.as_bytes())?;
+    eprintln!("bench: wrote {}", opts.out.join("heads.csv").display());
+    Ok(outcome)
 }
 
 /// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux ≥ 4.0); false if refused,

@@ -1,5 +1,5 @@
 //! Whole training-step throughput per method (data, probe net, second net for F²C and DCQ, head)
-//! at one size: each method's shipped experiment (`experiments/<key>.ron`) with the identity
+//! at each size: each method's shipped experiment (`experiments/<key>.ron`) with the identity
 //! count and batch size of the benchmark, timed through the trainer's own step on the bench's
 //! device, with the bytes the step moves between host and device ([`crate::traffic`]).
 
@@ -11,7 +11,7 @@ use crate::train::run::time_training_steps;
 use crate::Experiment;
 
 /// Throughput of one method's whole training step.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainRow {
     /// `fc`, `pfc`, `f2c` or `dcq`.
     pub method: String,
@@ -30,6 +30,28 @@ pub struct TrainRow {
     /// Bytes of the training set kept on the device (uploaded once, before the timed steps; not
     /// in the per-step bytes); 0 when each batch was uploaded.
     pub resident_bytes: u64,
+    /// Fastest timed step, seconds (with the median: the timing's spread). Absent from files
+    /// written before it was recorded: then the median.
+    #[serde(default)]
+    pub min_step_s: Option<f64>,
+    /// Bytes of the head's state (centres and momentum, pool, queue) after the timed steps.
+    #[serde(default)]
+    pub head_state_bytes: Option<u64>,
+}
+
+impl TrainRow {
+    /// The fastest timed step, or the median where it was not recorded.
+    pub fn fastest_step_s(&self) -> f64 {
+        self.min_step_s.unwrap_or(self.median_step_s)
+    }
+}
+
+/// Where the benchmark writes the whole steps, beside `heads.csv`.
+pub const TRAINING_CSV: &str = "results/bench/training.csv";
+
+/// Reads a `training.csv` that [`training_throughput`]'s rows were written to.
+pub fn read_rows(path: &std::path::Path) -> Result<Vec<TrainRow>> {
+    crate::results::csv_rows::read_rows(path, "the columns `f2c bench` writes to training.csv")
 }
 
 /// The shipped experiment of `method`: `experiments/<key>.ron`.
@@ -87,6 +109,8 @@ pub fn training_throughput(
             to_host_bytes: t.to_host_bytes,
             to_host_copies: t.to_host_copies,
             resident_bytes: timed.resident_bytes.unwrap_or(0),
+            min_step_s: Some(timed.seconds.iter().copied().fold(f64::INFINITY, f64::min)),
+            head_state_bytes: Some(timed.head_state_bytes),
         });
     }
     Ok(rows)

@@ -1,8 +1,8 @@
 //! The head benchmark's outputs for the paper: the efficiency table (our head steps next to the
 //! PyTorch peer's, with ratios and GEMM efficiency) and a log-log figure of step time against the
-//! number of identities. `f2c bench` writes both after timing ([`write_paper`]); the figure is
-//! also redrawn from the committed `results/bench/heads.csv` by [`regenerate`], so `f2c tables`
-//! needs no retiming.
+//! number of identities. `f2c bench` writes both after timing ([`write_paper`]); both are also
+//! rewritten from the committed `results/bench/` (`heads.csv`, `training.csv` and the run's
+//! `bench.json`) by [`regenerate`], so `f2c tables` needs no retiming.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,8 @@ pub const HEADS_CSV: &str = "results/bench/heads.csv";
 pub const FIGURE_SVG: &str = "paper/figures/efficiency.svg";
 /// The head-state figure, beside it.
 pub const MEMORY_SVG: &str = "paper/figures/head_memory.svg";
+/// The efficiency table.
+pub const TABLE_MD: &str = "paper/tables/efficiency.md";
 /// Writes the efficiency table (printed too) and figure of a benchmark run under `paper`
 /// (`tables/efficiency.md`, `figures/efficiency.svg`); returns the files written.
 pub fn write_paper(outcome: &BenchOutcome, paper: &Path) -> Result<Vec<PathBuf>> {
@@ -132,37 +134,62 @@ pub fn markdown(
     s
 }
 
-/// Redraws `<root>/paper/figures/efficiency.svg` from the committed `<root>/results/bench/heads.csv`,
-/// without timing anything; `None` when there is no benchmark file.
+/// Redraws `<root>/paper/figures/efficiency.svg` and the head-state figure from the committed
+/// `<root>/results/bench/heads.csv`, and rewrites `<root>/paper/tables/efficiency.md` where the
+/// run's context (`bench.json`) is there too, without timing anything; nothing without the
+/// benchmark file.
 pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
     let csv = root.join(HEADS_CSV);
     if !csv.exists() {
         return Ok(Vec::new());
     }
     let mut rows = crate::bench::read_rows(&csv)?;
+    let mut written = Vec::new();
+    let dir = csv.parent().expect("a file has a folder");
+    let context = dir.join(crate::bench::CONTEXT_JSON);
+    if context.exists() {
+        let text = std::fs::read_to_string(&context).map_err(|e| Error::io(&context, e))?;
+        let c: crate::bench::BenchContext =
+            serde_json::from_str(&text).map_err(|e| Error::format(&context, e.to_string()))?;
+        let training = dir.join("training.csv");
+        let training = match training.exists() {
+            true => crate::bench::training_step::read_rows(&training)?,
+            false => Vec::new(),
+        };
+        let table = markdown(
+            &rows,
+            &training,
+            c.peak_gflops,
+            &c.device,
+            &c.load,
+            &c.peer_source,
+        );
+        let md = root.join(TABLE_MD);
+        crate::results::record::write_atomic(&md, table.as_bytes())?;
+        written.push(md);
+    }
     // Larger sizes benchmarked separately (e.g. `results/bench/cpu-10m/`) at the same D and batch
     // extend the curves; other shapes (e.g. D 512) are separate studies.
     let shape = rows.first().map(|r| (r.dim, r.batch));
-    if let Some(dir) = csv.parent() {
-        let mut more: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path().join("heads.csv")))
-            .filter(|p| p.exists())
-            .collect();
-        more.sort();
-        for path in more {
-            rows.extend(
-                crate::bench::read_rows(&path)?
-                    .into_iter()
-                    .filter(|r| Some((r.dim, r.batch)) == shape),
-            );
-        }
+    let mut more: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("heads.csv")))
+        .filter(|p| p.exists())
+        .collect();
+    more.sort();
+    for path in more {
+        rows.extend(
+            crate::bench::read_rows(&path)?
+                .into_iter()
+                .filter(|r| Some((r.dim, r.batch)) == shape),
+        );
     }
     let time = root.join(FIGURE_SVG);
     figure(&time, &rows)?;
     let memory = root.join(MEMORY_SVG);
     memory_figure(&memory, &rows)?;
-    Ok(vec![time, memory])
+    written.extend([time, memory]);
+    Ok(written)
 }
 
 /// Step time against identities, log-log: per method one colour, ours solid with dots, the

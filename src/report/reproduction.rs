@@ -14,14 +14,17 @@
 //!   not hold if one lies below 0, inconclusive otherwise;
 //! - no comparison with a collapsed arm (a configuration with a run at or below the untrained
 //!   network, [`crate::ablation::references`]) supports a claim: the verdict names the arm;
-//! - claim 2 (faster, less memory, gap growing with N) comes from the head benchmark
-//!   `results/bench/heads.csv`: at the largest N timed for both heads every F²C variant must be
-//!   faster and smaller than full FC, and its speed-up must grow from the smallest N it was timed
-//!   at to the largest by more than the timings' spread. A timing's spread is (median − fastest) / median over its
-//!   timed steps, and a speed-up's relative spread the sum of its two timings'. Growth beyond the
-//!   spread holds; a fall beyond it does not hold; a change within it is inconclusive (with a pool
-//!   a fixed fraction of N both heads grow linearly, so their ratio is expected to stay about
-//!   constant, and a single run cannot order two near-equal ratios).
+//! - claim 2 (faster training, less memory, gap growing with N) comes from the benchmark: the
+//!   whole training step of each method's shipped experiment (`results/bench/training.csv`) where
+//!   it was timed at two N or more, else each head's step alone (`results/bench/heads.csv`). At
+//!   the largest N timed for both every F²C variant must be faster and smaller than full FC, and
+//!   its speed-up must grow from the smallest N it was timed at to the largest by more than the
+//!   timings' spread. A timing's spread is (median − fastest) / median over its timed steps, and
+//!   a speed-up's relative spread the sum of its two timings'. Growth beyond the spread holds; a
+//!   fall beyond it does not hold; a change within it is inconclusive. The head-alone pairs get
+//!   the same rule, shown beside: with a pool a fixed fraction of N both heads grow linearly, so
+//!   their ratio is expected to stay about constant, while the whole step adds the networks'
+//!   cost, the same at every N, so F²C's advantage there grows as the head comes to dominate.
 //!
 //! Which matrix groups each claim reads is declared once, in [`CLAIM_GROUPS`]; a summary that lacks
 //! one of them is an error, not a silently missing section. Where the scale study has run
@@ -37,6 +40,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ablation::references::{ReferenceKind, ReferenceRow};
 use crate::ablation::summary::{RowStatus, SummaryRow};
+use crate::bench::training_step::{self, TrainRow};
 use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 use crate::heads::Method;
@@ -52,6 +56,33 @@ pub const NON_INFERIORITY_MARGIN_PP: f64 = 2.0;
 
 /// Where the head benchmark writes its table, relative to the project root.
 pub const BENCH_CSV: &str = "results/bench/heads.csv";
+
+/// What one benchmark run wrote, as claim 2 reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BenchFiles {
+    /// Each head's step alone (`heads.csv`).
+    pub heads: Vec<BenchRow>,
+    /// Whole training steps (`training.csv`; empty where the run did not time them).
+    pub training: Vec<TrainRow>,
+}
+
+impl BenchFiles {
+    /// The files under `root` (the project root); `None` without `heads.csv`.
+    pub fn read(root: &Path) -> Result<Option<Self>> {
+        let heads = root.join(BENCH_CSV);
+        if !heads.exists() {
+            return Ok(None);
+        }
+        let training = root.join(training_step::TRAINING_CSV);
+        Ok(Some(BenchFiles {
+            heads: crate::bench::read_rows(&heads)?,
+            training: match training.exists() {
+                true => training_step::read_rows(&training)?,
+                false => Vec::new(),
+            },
+        }))
+    }
+}
 
 /// The outcome of testing one claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +179,7 @@ pub struct BenchPair {
     pub param: f64,
     pub variant: String,
     pub classes: usize,
+    /// D of a head-alone timing; 0 for a whole step (D is then the experiment's backbone's).
     pub dim: usize,
     pub batch: usize,
     /// FC step time / F²C step time.
@@ -184,10 +216,48 @@ pub fn bench_pairs(bench: &[BenchRow]) -> Vec<BenchPair> {
         .collect()
 }
 
+/// Pairs every F²C whole training step with Full FC's at the same N and batch, in file order;
+/// rows written before the fastest step and the head state were recorded are left out.
+pub fn training_pairs(training: &[TrainRow]) -> Vec<BenchPair> {
+    let (fc, f2c) = (Method::Fc.to_string(), Method::F2c.to_string());
+    let timed = |t: &&TrainRow| t.min_step_s.is_some() && t.head_state_bytes.is_some();
+    training
+        .iter()
+        .filter(timed)
+        .filter(|t| t.method == f2c)
+        .filter_map(|f| {
+            let fc = training
+                .iter()
+                .filter(timed)
+                .find(|t| t.method == fc && (t.classes, t.batch) == (f.classes, f.batch))?;
+            let state = |t: &TrainRow| t.head_state_bytes.unwrap_or(0) as f64;
+            let spread = |t: &TrainRow| spread_of(t.median_step_s, t.fastest_step_s());
+            Some(BenchPair {
+                param: f.param,
+                variant: WHOLE_STEP.into(),
+                classes: f.classes,
+                dim: 0,
+                batch: f.batch,
+                speedup: fc.median_step_s / f.median_step_s,
+                spread: spread(fc) + spread(f),
+                saved_s: fc.median_step_s - f.median_step_s,
+                memory_ratio: state(fc) / state(f),
+            })
+        })
+        .collect()
+}
+
+/// The variant name of a whole-step pair.
+const WHOLE_STEP: &str = "whole step";
+
 /// (median − fastest) / median of a row's timed steps: 0 for a single step.
 fn timing_spread(row: &BenchRow) -> f64 {
-    if row.median_step_s > 0.0 {
-        ((row.median_step_s - row.min_step_s) / row.median_step_s).max(0.0)
+    spread_of(row.median_step_s, row.min_step_s)
+}
+
+fn spread_of(median: f64, fastest: f64) -> f64 {
+    if median > 0.0 {
+        ((median - fastest) / median).max(0.0)
     } else {
         0.0
     }
@@ -496,19 +566,62 @@ fn claim2_at_scale(study: &Study) -> String {
     s
 }
 
-fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>, scale: Option<&Study>) -> Section {
+/// Rows of F²C-against-FC pairs: speed-up, its interval, time saved and memory ratio (`dim`:
+/// with a column for D).
+fn pairs_table(pairs: &[BenchPair], dim: bool) -> String {
+    let mut s = String::from("| F²C param | variant | N |");
+    s.push_str(if dim { " D |" } else { "" });
+    s.push_str(concat!(
+        " batch | speed-up (FC step / F²C step) | interval | time saved per step (ms) ",
+        "| memory ratio (FC / F²C) |\n|:--|:--|--:|"
+    ));
+    s.push_str(if dim { "--:|" } else { "" });
+    s.push_str("--:|--:|--:|--:|--:|\n");
+    for p in pairs {
+        let (low, high) = p.interval();
+        s.push_str(&format!("| {} | {} | {} |", p.param, p.variant, p.classes));
+        if dim {
+            s.push_str(&format!(" {} |", p.dim));
+        }
+        s.push_str(&format!(
+            " {} | {:.2}× | {:.2}–{:.2}× | {:.1} | {:.2}× |\n",
+            p.batch,
+            p.speedup,
+            low,
+            high,
+            p.saved_s * 1e3,
+            p.memory_ratio
+        ));
+    }
+    s
+}
+
+/// The number of distinct N among `pairs`.
+fn sizes(pairs: &[BenchPair]) -> usize {
+    let mut n: Vec<usize> = pairs.iter().map(|p| p.classes).collect();
+    n.sort_unstable();
+    n.dedup();
+    n.len()
+}
+
+fn claim2(stats: &[ConfigStats], bench: Option<&BenchFiles>, scale: Option<&Study>) -> Section {
     let title = "Claim 2: faster training and far less memory than FC, the gap growing with N";
+    let training_csv = training_step::TRAINING_CSV;
     let mut body = format!(
-        "Rule: from the head benchmark `{BENCH_CSV}` (median step time of the head alone over its \
-         timed steps, one benchmark run). A timing's spread is (median − fastest step) / median, and a \
-         speed-up's interval is speed-up × (1 ∓ the sum of its two timings' spreads). The claim holds \
-         if, at the largest N benchmarked for both heads, every F²C variant has a shorter step and a \
-         smaller head state than Full FC, and its speed-up interval at that N lies above its interval \
-         at the smallest N it was benchmarked at; it does not hold if F²C is not faster and smaller at \
-         the largest N, or if a variant's interval there lies below that one; otherwise, and when only \
-         one N was benchmarked, it is inconclusive. With a pool that is a fixed fraction of N both \
-         heads' steps grow linearly with N, so the speed-up is expected to stay about constant while \
-         the time saved per step grows with N.\n\n"
+        "Rule: from one benchmark run: the whole training step of each method's shipped experiment \
+         (`{training_csv}`: data, probe and gallery networks, head) where it was timed at two N or \
+         more, otherwise each head's step alone (`{BENCH_CSV}`); median step time over the timed \
+         steps. A timing's spread is (median − fastest step) / median, and a speed-up's interval is \
+         speed-up × (1 ∓ the sum of its two timings' spreads). The claim holds if, at the largest N \
+         timed for both, every F²C variant has a shorter step and a smaller head state than Full \
+         FC, and its speed-up interval at that N lies above its interval at the smallest N it was \
+         timed at; it does not hold if F²C is not faster and smaller at the largest N, or if a \
+         variant's interval there lies below that one; otherwise, and when only one N was timed, it \
+         is inconclusive. The head-alone steps get the same rule, shown beside: with a pool that is \
+         a fixed fraction of N both heads' steps grow linearly with N, so the head alone's speed-up \
+         is expected to stay about constant while the time saved per step grows with N; the whole \
+         step adds the networks' cost, the same at every N, so its speed-up grows as the head comes \
+         to dominate the step.\n\n"
     );
     let verdict = match bench {
         None => {
@@ -517,8 +630,9 @@ fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>, scale: Option<&Stud
             ));
             Verdict::NotTested
         }
-        Some(rows) => {
-            let pairs = bench_pairs(rows);
+        Some(files) => {
+            let rows = &files.heads;
+            body.push_str("Each head's step alone:\n\n");
             body.push_str(
                 "| head | param | variant | N | D | batch | median step (ms) | head state |\n",
             );
@@ -536,32 +650,58 @@ fn claim2(stats: &[ConfigStats], bench: Option<&[BenchRow]>, scale: Option<&Stud
                     human_bytes(b.head_state_bytes)
                 ));
             }
-            body.push_str("\nF²C against Full FC at the same N, D and batch:\n\n");
-            body.push_str(concat!(
-                "| F²C param | variant | N | D | batch | speed-up (FC step / F²C step) ",
-                "| interval | time saved per step (ms) | memory ratio (FC / F²C) |\n",
-                "|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n"
-            ));
-            for p in &pairs {
-                let (low, high) = p.interval();
-                body.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {:.2}× | {:.2}–{:.2}× | {:.1} | {:.2}× |\n",
-                    p.param,
-                    p.variant,
-                    p.classes,
-                    p.dim,
-                    p.batch,
-                    p.speedup,
-                    low,
-                    high,
-                    p.saved_s * 1e3,
-                    p.memory_ratio
-                ));
-            }
-            if pairs.is_empty() {
+            let head = bench_pairs(rows);
+            body.push_str("\nF²C against Full FC at the same N, D and batch, head alone:\n\n");
+            body.push_str(&pairs_table(&head, true));
+            if head.is_empty() {
                 body.push_str("\nNo N has both an F²C and a Full FC row.\n");
             }
-            claim2_verdict(&pairs)
+            let head_verdict = claim2_verdict(&head);
+            body.push_str(&format!(
+                "\nHead alone, under the rule: **{head_verdict}**.\n"
+            ));
+            let whole = training_pairs(&files.training);
+            if !files.training.is_empty() {
+                body.push_str(&format!(
+                    "\nThe whole training step of each method's shipped experiment (`{training_csv}`):\n\n\
+                     | method | param | N | batch | median step (ms) | fastest (ms) | samples/s | head state |\n\
+                     |:--|:--|--:|--:|--:|--:|--:|--:|\n"
+                ));
+                let ms = |s: Option<f64>| s.map_or("—".into(), |s| format!("{:.2}", s * 1e3));
+                for t in &files.training {
+                    body.push_str(&format!(
+                        "| {} | {} | {} | {} | {} | {} | {:.0} | {} |\n",
+                        t.method,
+                        t.param,
+                        t.classes,
+                        t.batch,
+                        ms(Some(t.median_step_s)),
+                        ms(t.min_step_s),
+                        t.samples_per_s,
+                        t.head_state_bytes.map_or("—".into(), human_bytes)
+                    ));
+                }
+                body.push_str("\nF²C against Full FC at the same N and batch, whole step:\n\n");
+                body.push_str(&pairs_table(&whole, false));
+                if whole.is_empty() {
+                    body.push_str(
+                        "\nNo N has both an F²C and a Full FC whole step with its fastest step and \
+                         head state recorded.\n",
+                    );
+                }
+            }
+            if sizes(&whole) >= 2 {
+                let v = claim2_verdict(&whole);
+                body.push_str(&format!(
+                    "\nWhole step, under the rule: **{v}**. The verdict is the whole step's.\n"
+                ));
+                v
+            } else {
+                body.push_str(
+                    "\nThe whole step was not timed at two N: the verdict is the head alone's.\n",
+                );
+                head_verdict
+            }
         }
     };
     // The matrix's own timings, at its one N, for context; they do not enter the verdict.
@@ -840,7 +980,7 @@ fn main_table(stats: &[ConfigStats], refs: Option<&[ReferenceRow]>) -> String {
 pub fn render_report(
     rows: &[SummaryRow],
     refs: Option<&[ReferenceRow]>,
-    bench: Option<&[BenchRow]>,
+    bench: Option<&BenchFiles>,
     scale: Option<&Study>,
 ) -> Result<String> {
     check_claim_groups(rows)?;
@@ -923,7 +1063,7 @@ pub fn render_report(
     Ok(s)
 }
 
-/// Writes `<out>/paper/README.md`, reading `<out>/results/bench/heads.csv` when it exists and
+/// Writes `<out>/paper/README.md`, reading `<out>/results/bench/` ([`BenchFiles`]) when it exists and
 /// citing the scale study when given, and returns the path written. `out` is the project root.
 pub fn write_report(
     rows: &[SummaryRow],
@@ -931,14 +1071,9 @@ pub fn write_report(
     scale: Option<&Study>,
     out: &Path,
 ) -> Result<PathBuf> {
-    let bench_path = out.join(BENCH_CSV);
-    let bench = if bench_path.exists() {
-        Some(crate::bench::read_rows(&bench_path)?)
-    } else {
-        None
-    };
+    let bench = BenchFiles::read(out)?;
     let path = out.join("paper").join("README.md");
-    let mut text = render_report(rows, refs, bench.as_deref(), scale)?;
+    let mut text = render_report(rows, refs, bench.as_ref(), scale)?;
     text.push_str(&crate::report::curves::section(out)?);
     let base = crate::config::embedded::load("experiments/ablation.ron")?;
     text.push_str(&crate::report::tuning::section(
@@ -1060,5 +1195,59 @@ mod tests {
             Verdict::Inconclusive
         );
         assert_eq!(claim2_verdict(&bench_pairs(&rows[..1])), Verdict::NotTested);
+    }
+
+    fn whole(method: Method, n: usize, median: f64, fastest: Option<f64>, state: u64) -> TrainRow {
+        TrainRow {
+            method: method.to_string(),
+            param: if method == Method::Fc { 1.0 } else { 0.1 },
+            classes: n,
+            batch: 256,
+            median_step_s: median,
+            samples_per_s: 256.0 / median,
+            to_device_bytes: 0,
+            to_device_copies: 0,
+            to_host_bytes: 0,
+            to_host_copies: 0,
+            resident_bytes: 0,
+            min_step_s: fastest,
+            head_state_bytes: Some(state),
+        }
+    }
+
+    #[test]
+    fn whole_step_pairs() {
+        // N = 1e4: FC 50 ms (fastest 45: spread 10 %), F²C 60 ms (spread 0): 0.83× ∓ 10 %;
+        // N = 1e5: FC 200 ms, F²C 70 ms: 2.86×, beyond 0.92×: holds, although F²C's whole step
+        // is the slower at the small N.
+        let rows = [
+            whole(Method::Fc, 10_000, 0.05, Some(0.045), 1000),
+            whole(Method::F2c, 10_000, 0.06, Some(0.06), 100),
+            whole(Method::PartialFc, 10_000, 0.04, Some(0.04), 1000),
+            whole(Method::Fc, 100_000, 0.2, Some(0.2), 10_000),
+            whole(Method::F2c, 100_000, 0.07, Some(0.07), 1000),
+        ];
+        let pairs = training_pairs(&rows);
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(
+            (
+                pairs[0].variant.as_str(),
+                pairs[0].classes,
+                pairs[0].memory_ratio
+            ),
+            (WHOLE_STEP, 10_000, 10.0)
+        );
+        assert!((pairs[0].speedup - 0.05 / 0.06).abs() < 1e-12);
+        assert!((pairs[0].spread - 0.1).abs() < 1e-12);
+        assert!((pairs[1].saved_s - 0.13).abs() < 1e-12);
+        assert_eq!(claim2_verdict(&pairs), Verdict::Holds);
+        // F²C slower than FC at the largest N: does not hold.
+        let mut slow = rows.clone();
+        slow[4].median_step_s = 0.25;
+        assert_eq!(claim2_verdict(&training_pairs(&slow)), Verdict::DoesNotHold);
+        // A row written before the fastest step was recorded pairs with nothing.
+        let mut old = rows.clone();
+        old[3].min_step_s = None;
+        assert_eq!(training_pairs(&old).len(), 1);
     }
 }

@@ -115,6 +115,8 @@ pub struct StepTimes {
     pub traffic: crate::traffic::Traffic,
     /// Bytes of the training set kept on the device (uploaded before the first step), if it was.
     pub resident_bytes: Option<u64>,
+    /// Bytes of the head's state after the timed steps.
+    pub head_state_bytes: u64,
 }
 
 /// Wall seconds of each of `steps` training steps of `exp` (data, probe net, second net and
@@ -244,6 +246,7 @@ impl TrainerTask for TimeSteps<'_> {
             seconds,
             traffic: crate::traffic::take().per(self.steps as u64),
             resident_bytes: feed.resident_bytes(),
+            head_state_bytes: trainer.head().state_bytes(),
         })
     }
 }

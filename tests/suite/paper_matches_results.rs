@@ -7,16 +7,19 @@ use std::path::Path;
 #[test]
 fn committed_paper_is_regenerated_from_committed_results() {
     let root = tempfile::tempdir().unwrap();
-    // The head bench: its main table and every separately benchmarked study beside it.
+    // The bench (head steps and whole steps): its main table and every separately benchmarked
+    // study beside it.
     let mut benches = vec![Path::new("results/bench").to_path_buf()];
     if let Ok(dirs) = std::fs::read_dir("results/bench") {
         benches.extend(dirs.map(|d| d.unwrap().path()).filter(|p| p.is_dir()));
     }
     for dir in benches {
-        let bench = dir.join("heads.csv");
-        if bench.exists() {
-            std::fs::create_dir_all(root.path().join(&dir)).unwrap();
-            std::fs::copy(&bench, root.path().join(&dir).join("heads.csv")).unwrap();
+        for file in ["heads.csv", "training.csv", "bench.json"] {
+            let bench = dir.join(file);
+            if bench.exists() {
+                std::fs::create_dir_all(root.path().join(&dir)).unwrap();
+                std::fs::copy(&bench, root.path().join(&dir).join(file)).unwrap();
+            }
         }
     }
     // The README block reads the single-run records and the matrix's timing.
