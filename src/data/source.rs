@@ -20,6 +20,8 @@ pub struct TrainingData {
     batch: Batch,
 }
 
+// One per run, moved rarely: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Synthetic {
         faces: SyntheticFaces,
@@ -85,7 +87,7 @@ impl TrainingData {
     }
 
     /// The next training batch.
-    pub fn next(&mut self) -> Result<&Batch> {
+    pub fn next_batch(&mut self) -> Result<&Batch> {
         match &mut self.kind {
             Kind::Synthetic { faces, loader } => loader.next_batch(faces, &mut self.batch),
             Kind::Images { feed, .. } => feed.next_batch(&mut self.batch)?,

@@ -520,6 +520,117 @@ impl SlotMap {
     }
 }
 
+/// The pool's features: `rows` buffers of (Q, D) gallery features beside the [`SlotMap`].
+/// Like the reference (`torch.rand(2, Q, D)` normalised) every row starts as a random unit vector
+/// with non-negative entries, until the slot is written.
+pub struct FeaturePool<B: crate::heads::backend::Backend> {
+    /// Identity → slot bookkeeping.
+    pub map: SlotMap,
+    /// One (Q, D) buffer per row.
+    pub features: Vec<B::Buf>,
+    /// Embedding dimension D.
+    pub dim: usize,
+}
+
+/// What [`FeaturePool::write_batch`] did, for the losses and for a later rollback.
+pub struct BatchWrite<B: crate::heads::backend::Backend> {
+    /// Slots that were already resident when written this batch (the reference's `ones_idx`),
+    /// sorted and distinct.
+    pub refreshed: Vec<usize>,
+    /// The overwritten features, per row: (slots, previous features), to restore on rollback.
+    /// They stay in the device's memory: a rollback copies them back without a round trip.
+    saved: Vec<(Vec<usize>, B::Buf)>,
+}
+
+impl<B: crate::heads::backend::Backend> FeaturePool<B> {
+    /// An empty pool of `cfg.capacity` slots for `num_identities` training identities.
+    pub fn new(
+        be: &B,
+        cfg: &PoolConfig,
+        num_identities: usize,
+        dim: usize,
+        seed: u64,
+    ) -> crate::Result<Self> {
+        use rand::{Rng, SeedableRng};
+        let map = cfg.slot_map(num_identities);
+        let q = map.capacity();
+        let n_rows = match map.rows() {
+            Rows::One => 1,
+            Rows::Two => 2,
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut features = Vec::with_capacity(n_rows);
+        for _ in 0..n_rows {
+            let mut host: Vec<f32> = (0..q * dim).map(|_| rng.gen::<f32>()).collect();
+            for row in host.chunks_mut(dim) {
+                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                row.iter_mut().for_each(|x| *x /= norm);
+            }
+            features.push(be.upload_owned(host)?);
+        }
+        Ok(FeaturePool { map, features, dim })
+    }
+
+    /// Bytes of pool state: Q·rows·D floats (the slot map's O(Q) integers are not counted).
+    pub fn state_bytes(&self) -> u64 {
+        (self.features.len() * self.map.capacity() * self.dim * 4) as u64
+    }
+
+    /// Writes the gallery features `gallery` (n, D) of `labels` in order, as the reference does
+    /// (`self.queue[r, c] = g`; when one (row, slot) is written twice in a batch the later write
+    /// wins). With `save`, keeps what it overwrote so that [`FeaturePool::restore`] can undo it.
+    pub fn write_batch(
+        &mut self,
+        be: &B,
+        gallery: &[f32],
+        labels: &[usize],
+        save: bool,
+    ) -> crate::Result<BatchWrite<B>> {
+        let d = self.dim;
+        let mut last: HashMap<(usize, usize), usize> = HashMap::with_capacity(labels.len());
+        let mut refreshed = Vec::new();
+        for (i, &label) in labels.iter().enumerate() {
+            let w = self.map.write(label);
+            last.insert((w.row, w.slot), i);
+            if w.was_resident {
+                refreshed.push(w.slot);
+            }
+        }
+        refreshed.sort_unstable();
+        refreshed.dedup();
+        let src = be.upload(gallery)?;
+        let mut saved = Vec::new();
+        for (r, feats) in self.features.iter_mut().enumerate() {
+            let mut pairs: Vec<(usize, usize)> = last
+                .iter()
+                .filter(|((row, _), _)| *row == r)
+                .map(|((_, slot), &i)| (*slot, i))
+                .collect();
+            pairs.sort_unstable();
+            let slots: Vec<usize> = pairs.iter().map(|p| p.0).collect();
+            let srcs: Vec<usize> = pairs.iter().map(|p| p.1).collect();
+            if save {
+                let mut old = be.zeros(slots.len() * d)?;
+                let idx: Vec<usize> = (0..slots.len()).collect();
+                be.copy_rows(feats, &slots, &mut old, &idx, d)?;
+                saved.push((slots.clone(), old));
+            }
+            be.copy_rows(&src, &srcs, feats, &slots, d)?;
+        }
+        Ok(BatchWrite { refreshed, saved })
+    }
+
+    /// Puts back the features a saved [`FeaturePool::write_batch`] overwrote (the slot map is
+    /// rolled back separately, through [`SlotMap::rollback`]).
+    pub fn restore(&mut self, be: &B, write: BatchWrite<B>) -> crate::Result<()> {
+        for (feats, (slots, old)) in self.features.iter_mut().zip(write.saved) {
+            let idx: Vec<usize> = (0..slots.len()).collect();
+            be.copy_rows(&old, &idx, feats, &slots, self.dim)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,116 +974,5 @@ mod tests {
             (map.capacity(), map.rows(), map.eviction(), map.len()),
             (10, Rows::Two, Eviction::Fifo, 0)
         );
-    }
-}
-
-/// The pool's features: `rows` buffers of (Q, D) gallery features beside the [`SlotMap`].
-/// Like the reference (`torch.rand(2, Q, D)` normalised) every row starts as a random unit vector
-/// with non-negative entries, until the slot is written.
-pub struct FeaturePool<B: crate::heads::backend::Backend> {
-    /// Identity → slot bookkeeping.
-    pub map: SlotMap,
-    /// One (Q, D) buffer per row.
-    pub features: Vec<B::Buf>,
-    /// Embedding dimension D.
-    pub dim: usize,
-}
-
-/// What [`FeaturePool::write_batch`] did, for the losses and for a later rollback.
-pub struct BatchWrite<B: crate::heads::backend::Backend> {
-    /// Slots that were already resident when written this batch (the reference's `ones_idx`),
-    /// sorted and distinct.
-    pub refreshed: Vec<usize>,
-    /// The overwritten features, per row: (slots, previous features), to restore on rollback.
-    /// They stay in the device's memory: a rollback copies them back without a round trip.
-    saved: Vec<(Vec<usize>, B::Buf)>,
-}
-
-impl<B: crate::heads::backend::Backend> FeaturePool<B> {
-    /// An empty pool of `cfg.capacity` slots for `num_identities` training identities.
-    pub fn new(
-        be: &B,
-        cfg: &PoolConfig,
-        num_identities: usize,
-        dim: usize,
-        seed: u64,
-    ) -> crate::Result<Self> {
-        use rand::{Rng, SeedableRng};
-        let map = cfg.slot_map(num_identities);
-        let q = map.capacity();
-        let n_rows = match map.rows() {
-            Rows::One => 1,
-            Rows::Two => 2,
-        };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut features = Vec::with_capacity(n_rows);
-        for _ in 0..n_rows {
-            let mut host: Vec<f32> = (0..q * dim).map(|_| rng.gen::<f32>()).collect();
-            for row in host.chunks_mut(dim) {
-                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                row.iter_mut().for_each(|x| *x /= norm);
-            }
-            features.push(be.upload_owned(host)?);
-        }
-        Ok(FeaturePool { map, features, dim })
-    }
-
-    /// Bytes of pool state: Q·rows·D floats (the slot map's O(Q) integers are not counted).
-    pub fn state_bytes(&self) -> u64 {
-        (self.features.len() * self.map.capacity() * self.dim * 4) as u64
-    }
-
-    /// Writes the gallery features `gallery` (n, D) of `labels` in order, as the reference does
-    /// (`self.queue[r, c] = g`; when one (row, slot) is written twice in a batch the later write
-    /// wins). With `save`, keeps what it overwrote so that [`FeaturePool::restore`] can undo it.
-    pub fn write_batch(
-        &mut self,
-        be: &B,
-        gallery: &[f32],
-        labels: &[usize],
-        save: bool,
-    ) -> crate::Result<BatchWrite<B>> {
-        let d = self.dim;
-        let mut last: HashMap<(usize, usize), usize> = HashMap::with_capacity(labels.len());
-        let mut refreshed = Vec::new();
-        for (i, &label) in labels.iter().enumerate() {
-            let w = self.map.write(label);
-            last.insert((w.row, w.slot), i);
-            if w.was_resident {
-                refreshed.push(w.slot);
-            }
-        }
-        refreshed.sort_unstable();
-        refreshed.dedup();
-        let src = be.upload(gallery)?;
-        let mut saved = Vec::new();
-        for (r, feats) in self.features.iter_mut().enumerate() {
-            let mut pairs: Vec<(usize, usize)> = last
-                .iter()
-                .filter(|((row, _), _)| *row == r)
-                .map(|((_, slot), &i)| (*slot, i))
-                .collect();
-            pairs.sort_unstable();
-            let slots: Vec<usize> = pairs.iter().map(|p| p.0).collect();
-            let srcs: Vec<usize> = pairs.iter().map(|p| p.1).collect();
-            if save {
-                let mut old = be.zeros(slots.len() * d)?;
-                let idx: Vec<usize> = (0..slots.len()).collect();
-                be.copy_rows(feats, &slots, &mut old, &idx, d)?;
-                saved.push((slots.clone(), old));
-            }
-            be.copy_rows(&src, &srcs, feats, &slots, d)?;
-        }
-        Ok(BatchWrite { refreshed, saved })
-    }
-
-    /// Puts back the features a saved [`FeaturePool::write_batch`] overwrote (the slot map is
-    /// rolled back separately, through [`SlotMap::rollback`]).
-    pub fn restore(&mut self, be: &B, write: BatchWrite<B>) -> crate::Result<()> {
-        for (feats, (slots, old)) in self.features.iter_mut().zip(write.saved) {
-            let idx: Vec<usize> = (0..slots.len()).collect();
-            be.copy_rows(&old, &idx, feats, &slots, self.dim)?;
-        }
-        Ok(())
     }
 }

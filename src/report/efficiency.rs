@@ -254,7 +254,7 @@ fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
         .flat_map(|r| [Some(what.ours(r)), what.peer(r)])
         .flatten();
     let (y0, y1) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
-    if rows.is_empty() || !(y0 > 0.0) {
+    if rows.is_empty() || y0.is_nan() || y0 <= 0.0 {
         return Err(Error::Other(format!(
             "{}: no timings to plot",
             path.display()

@@ -287,8 +287,9 @@ pub fn claim2_verdict(pairs: &[BenchPair]) -> Verdict {
         return Verdict::DoesNotHold;
     }
     if n_min == n_max {
-        // Faster and smaller at one N says nothing about the gap growing with N.
-        return Verdict::Inconclusive;
+        // Faster and smaller at one N says nothing about the gap growing with N: the timings at
+        // a second N are missing.
+        return Verdict::NotTested;
     }
     // Each variant at the largest N against itself at the smallest N it was timed at: the
     // speed-up's intervals apart (grows or falls) or overlapping (within the noise).
@@ -616,12 +617,12 @@ fn claim2(stats: &[ConfigStats], bench: Option<&BenchFiles>, scale: Option<&Stud
          timed for both, every F²C variant has a shorter step and a smaller head state than Full \
          FC, and its speed-up interval at that N lies above its interval at the smallest N it was \
          timed at; it does not hold if F²C is not faster and smaller at the largest N, or if a \
-         variant's interval there lies below that one; otherwise, and when only one N was timed, it \
-         is inconclusive. The head-alone steps get the same rule, shown beside: with a pool that is \
-         a fixed fraction of N both heads' steps grow linearly with N, so the head alone's speed-up \
-         is expected to stay about constant while the time saved per step grows with N; the whole \
-         step adds the networks' cost, the same at every N, so its speed-up grows as the head comes \
-         to dominate the step.\n\n"
+         variant's interval there lies below that one; it is inconclusive otherwise, and not \
+         tested when only one N was timed. The head-alone steps get the same rule, shown beside: \
+         with a pool that is a fixed fraction of N both heads' steps grow linearly with N, so the \
+         head alone's speed-up is expected to stay about constant while the time saved per step \
+         grows with N; the whole step adds the networks' cost, the same at every N, so its \
+         speed-up grows as the head comes to dominate the step.\n\n"
     );
     let verdict = match bench {
         None => {
@@ -1189,11 +1190,8 @@ mod tests {
             claim2_verdict(&bench_pairs(&[&three[..5], &three[5..7]].concat())),
             Verdict::Holds
         );
-        // One N only: inconclusive; nothing paired: not tested.
-        assert_eq!(
-            claim2_verdict(&bench_pairs(&rows[..2])),
-            Verdict::Inconclusive
-        );
+        // One N only, or nothing paired: not tested.
+        assert_eq!(claim2_verdict(&bench_pairs(&rows[..2])), Verdict::NotTested);
         assert_eq!(claim2_verdict(&bench_pairs(&rows[..1])), Verdict::NotTested);
     }
 

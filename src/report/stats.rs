@@ -197,7 +197,7 @@ pub fn paired_comparison(a: &[(u64, f64)], b: &[(u64, f64)]) -> Option<Paired> {
     let sd = sample_std(&d);
     let (ci95, p) = match sd {
         None => (None, None),
-        Some(sd) if sd == 0.0 => (
+        Some(0.0) => (
             Some((mean_diff, mean_diff)),
             (mean_diff != 0.0).then_some(0.0),
         ),

@@ -50,7 +50,7 @@ impl<D: Device<f32>> DeviceFeed<D> {
         lr: f32,
     ) -> Result<StepReport> {
         match &self.resident {
-            None => trainer.step(data.next()?, lr),
+            None => trainer.step(data.next_batch()?, lr),
             Some(resident) => {
                 let batch = data.next_rows()?;
                 let x = resident.gather(trainer.device(), batch);

@@ -72,6 +72,8 @@ impl CheckpointOptions {
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
+// One per run: boxing the record would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum RunOutcome {
     /// Trained and evaluated (or diverged): the record.
     Finished(RunRecord),
