@@ -23,6 +23,8 @@ pub const FIGURE_SVG: &str = "paper/figures/efficiency.svg";
 pub const MEMORY_SVG: &str = "paper/figures/head_memory.svg";
 /// The efficiency table.
 pub const TABLE_MD: &str = "paper/tables/efficiency.md";
+/// The whole training step's time against N, beside the head's.
+pub const TRAINING_SVG: &str = "paper/figures/training_step.svg";
 /// Writes the efficiency table (printed too) and figure of a benchmark run under `paper`
 /// (`tables/efficiency.md`, `figures/efficiency.svg`); returns the files written.
 pub fn write_paper(outcome: &BenchOutcome, paper: &Path) -> Result<Vec<PathBuf>> {
@@ -41,6 +43,11 @@ pub fn write_paper(outcome: &BenchOutcome, paper: &Path) -> Result<Vec<PathBuf>>
     if !outcome.rows.is_empty() {
         let svg = paper.join("figures/efficiency.svg");
         figure(&svg, &outcome.rows)?;
+        written.push(svg);
+    }
+    if !outcome.training.is_empty() {
+        let svg = paper.join("figures/training_step.svg");
+        training_figure(&svg, &outcome.training)?;
         written.push(svg);
     }
     Ok(written)
@@ -171,13 +178,16 @@ pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
     // Larger sizes benchmarked separately (e.g. `results/bench/cpu-10m/`) at the same D and batch
     // extend the curves; other shapes (e.g. D 512) are separate studies.
     let shape = rows.first().map(|r| (r.dim, r.batch));
-    let mut more: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path().join("heads.csv")))
-        .filter(|p| p.exists())
-        .collect();
-    more.sort();
-    for path in more {
+    let beside = |file: &str| -> Result<Vec<PathBuf>> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path().join(file)))
+            .filter(|p| p.exists())
+            .collect();
+        paths.sort();
+        Ok(paths)
+    };
+    for path in beside("heads.csv")? {
         rows.extend(
             crate::bench::read_rows(&path)?
                 .into_iter()
@@ -189,6 +199,22 @@ pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
     let memory = root.join(MEMORY_SVG);
     memory_figure(&memory, &rows)?;
     written.extend([time, memory]);
+    // The whole steps, extended the same way at the same batch.
+    let training = dir.join("training.csv");
+    if training.exists() {
+        let mut steps = crate::bench::training_step::read_rows(&training)?;
+        let batch = steps.first().map(|t| t.batch);
+        for path in beside("training.csv")? {
+            steps.extend(
+                crate::bench::training_step::read_rows(&path)?
+                    .into_iter()
+                    .filter(|t| Some(t.batch) == batch),
+            );
+        }
+        let svg = root.join(TRAINING_SVG);
+        training_figure(&svg, &steps)?;
+        written.push(svg);
+    }
     Ok(written)
 }
 
@@ -202,6 +228,29 @@ pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
 /// method; the memory side of the paper's second claim.
 pub fn memory_figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
     plot(path, rows, Plotted::HeadState)
+}
+
+/// The whole training step of each method's shipped experiment against identities, log-log, one
+/// line per method: the time side of the paper's second claim, networks included.
+pub fn training_figure(path: &Path, training: &[TrainRow]) -> Result<()> {
+    let rows: Vec<BenchRow> = training
+        .iter()
+        .filter_map(|t| {
+            let method = t.method.parse::<Method>().ok()?;
+            let state = t.head_state_bytes.unwrap_or(0);
+            Some(BenchRow::timed(
+                method,
+                t.param,
+                "",
+                t.classes,
+                0,
+                t.batch,
+                t.median_step_s,
+                state,
+            ))
+        })
+        .collect();
+    plot(path, &rows, Plotted::WholeStep)
 }
 
 /// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
@@ -226,12 +275,14 @@ enum Plotted {
     StepTime,
     /// Bytes of head state, in MiB.
     HeadState,
+    /// Median seconds per whole training step (no peer).
+    WholeStep,
 }
 
 impl Plotted {
     fn ours(self, r: &BenchRow) -> f64 {
         match self {
-            Plotted::StepTime => r.median_step_s,
+            Plotted::StepTime | Plotted::WholeStep => r.median_step_s,
             Plotted::HeadState => r.head_state_bytes as f64 / (1u64 << 20) as f64,
         }
     }
@@ -239,7 +290,7 @@ impl Plotted {
     fn peer(self, r: &BenchRow) -> Option<f64> {
         match self {
             Plotted::StepTime => r.pytorch_s,
-            Plotted::HeadState => None,
+            Plotted::HeadState | Plotted::WholeStep => None,
         }
     }
 }
@@ -278,6 +329,7 @@ fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
             match what {
                 Plotted::StepTime => format!("Head step time against identities (B {b}, D {d})"),
                 Plotted::HeadState => format!("Head state against identities (D {d})"),
+                Plotted::WholeStep => format!("Whole training step against identities (B {b})"),
             },
             ("sans-serif", 18),
         )
@@ -293,7 +345,7 @@ fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
         .configure_mesh()
         .x_desc("identities N")
         .y_desc(match what {
-            Plotted::StepTime => "seconds per step",
+            Plotted::StepTime | Plotted::WholeStep => "seconds per step",
             Plotted::HeadState => "head state, MiB",
         })
         .x_label_formatter(&|x| format!("{x:.0e}"))

@@ -682,6 +682,10 @@ fn claim2(stats: &[ConfigStats], bench: Option<&BenchFiles>, scale: Option<&Stud
                         t.head_state_bytes.map_or("—".into(), human_bytes)
                     ));
                 }
+                body.push_str(&format!(
+                    "\nDrawn against N, with the sizes benchmarked separately beside it: `{}`.\n",
+                    crate::report::efficiency::TRAINING_SVG
+                ));
                 body.push_str("\nF²C against Full FC at the same N and batch, whole step:\n\n");
                 body.push_str(&pairs_table(&whole, false));
                 if whole.is_empty() {
