@@ -128,6 +128,26 @@ pub fn superiority(paired: Option<&Paired>) -> Verdict {
     non_inferiority(paired, 0.0)
 }
 
+/// Whether the paired CI of a − b lies within ±`margin`: a difference that large is ruled out
+/// either way (equivalence at the margin; false without an interval).
+pub fn equivalent(paired: Option<&Paired>, margin: f64) -> bool {
+    paired
+        .and_then(|p| p.ci95)
+        .is_some_and(|(lo, hi)| lo > -margin && hi < margin)
+}
+
+/// Claim 1's margin as a fraction, the scale of the metrics.
+const MARGIN: f64 = NON_INFERIORITY_MARGIN_PP / 100.0;
+
+/// " (equivalent within ±2 pp)" for an inconclusive superiority arm whose CI rules out a
+/// difference of the margin either way, "" otherwise.
+fn equivalence_note(verdict: Verdict, paired: Option<&Paired>) -> String {
+    match verdict == Verdict::Inconclusive && equivalent(paired, MARGIN) {
+        true => format!(" (equivalent within ±{NON_INFERIORITY_MARGIN_PP} pp)"),
+        false => String::new(),
+    }
+}
+
 /// The claims of the paper, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -781,12 +801,12 @@ fn superiority_over(
             }
         };
         body.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {v}{} |\n",
             o.first().label,
             diff_cell(paired.as_ref()),
             p_cell(paired.as_ref()),
             seeds_cell(paired.as_ref()),
-            v
+            equivalence_note(v, paired.as_ref())
         ));
     }
     body.push('\n');
@@ -818,6 +838,15 @@ fn superiority_over(
     }
 }
 
+/// How the superiority claims mark an arm that is inconclusive but close.
+fn equivalence_rule() -> String {
+    format!(
+        "An inconclusive arm whose CI lies within ±{NON_INFERIORITY_MARGIN_PP} points (claim 1's \
+         margin) is marked equivalent: a difference that large is ruled out either way, which the \
+         verdict, a test of superiority, does not say."
+    )
+}
+
 fn claim3(stats: &[ConfigStats]) -> Section {
     let title = "Claim 3: the dual loaders make pool updating more efficient than a single loader";
     let group = claim_groups(Claim::DualLoaders)[0];
@@ -826,7 +855,9 @@ fn claim3(stats: &[ConfigStats]) -> Section {
          per step of the `main` F²C run) against both single loaders: instance-only (0 identities per \
          step) and identity-only (0 instances per step). The claim holds if the paired 95% CI of the \
          difference of TAR@FAR=1e-3 (dual − single) lies above 0 for both, does not hold if it lies \
-         below 0 for either, and is inconclusive otherwise. A collapsed arm supports nothing.\n\n"
+         below 0 for either, and is inconclusive otherwise. A collapsed arm supports nothing. \
+         {}\n\n",
+        equivalence_rule()
     );
     body.push_str(&group_table(stats, group));
     let main_f2c = find(stats, "main", |r| r.method == Method::F2c).map(|c| c.first());
@@ -851,12 +882,16 @@ fn claim3(stats: &[ConfigStats]) -> Section {
     // The identity-only result is reported whatever it is.
     if let Some(p) = dual.paired_with(ident, Metric::TarFar1e3) {
         let reading = match (superiority(Some(&p)), collapse_note(ident)) {
-            (_, Some(_)) => "collapsed (see above)",
-            (Verdict::Holds, _) => "below the dual loaders",
+            (_, Some(_)) => "collapsed (see above)".to_string(),
+            (Verdict::Holds, _) => "below the dual loaders".into(),
             (Verdict::DoesNotHold, _) => {
-                "above the dual loaders: the identity loader alone beats them"
+                "above the dual loaders: the identity loader alone beats them".into()
             }
-            _ => "not distinguishable from the dual loaders at the 95% CI",
+            _ if equivalent(Some(&p), MARGIN) => format!(
+                "equivalent to the dual loaders (the 95% CI lies within \
+                 ±{NON_INFERIORITY_MARGIN_PP} pp)"
+            ),
+            _ => "not distinguishable from the dual loaders at the 95% CI".into(),
         };
         body.push_str(&format!(
             "Identity-only (`{}`): {}, {} pp (dual − identity-only).\n",
@@ -884,7 +919,8 @@ fn claim4(stats: &[ConfigStats], collapse_checked: bool) -> Section {
          every other momentum that did not collapse. The claim holds if the paired 95% CI of the \
          difference of TAR@FAR=1e-3 (m = {m} − other) lies above 0 for every one, does not hold if it \
          lies below 0 for one, and is inconclusive otherwise. Collapsed momenta (m = 0, gallery = probe, \
-         among them when it collapses) are named and support nothing.\n\n",
+         among them when it collapses) are named and support nothing. {}\n\n",
+        equivalence_rule(),
         m = short_number(reference)
     );
     body.push_str(&group_table(stats, group));
@@ -1128,6 +1164,31 @@ mod tests {
         assert_eq!(superiority(down.as_ref()), Verdict::DoesNotHold);
         let flat = paired(&[0.86, 0.88], &[0.87, 0.87]);
         assert_eq!(superiority(flat.as_ref()), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn equivalence_at_a_margin() {
+        // Differences −0.01, +0.01: mean 0, sd √2e-4, SE 0.01, df 1: CI ±0.127062, within ±0.2
+        // but not within ±0.1; differences 0.2, 0.2: a zero-width CI at 0.2, outside ±0.2.
+        let flat = paired(&[0.86, 0.88], &[0.87, 0.87]);
+        assert!(equivalent(flat.as_ref(), 0.2));
+        assert!(!equivalent(flat.as_ref(), 0.1));
+        let up = paired(&[1.06, 1.08], &[0.86, 0.88]);
+        assert!(!equivalent(up.as_ref(), 0.2));
+        assert!(
+            !equivalent(paired(&[0.9], &[0.8]).as_ref(), 1.0),
+            "no interval, no claim"
+        );
+        // Marked only on an inconclusive superiority arm.
+        let note = |v| equivalence_note(v, flat.as_ref());
+        assert_eq!(note(Verdict::Holds), "");
+        assert_eq!(MARGIN, 0.02);
+        assert_eq!(equivalence_note(Verdict::Inconclusive, flat.as_ref()), "");
+        let tight = paired(&[0.870, 0.871, 0.872], &[0.870, 0.870, 0.871]);
+        assert_eq!(
+            equivalence_note(Verdict::Inconclusive, tight.as_ref()),
+            " (equivalent within ±2 pp)"
+        );
     }
 
     fn b(head: Method, n: usize, step: f64, bytes: u64) -> BenchRow {
