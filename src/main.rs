@@ -104,7 +104,8 @@ enum Command {
         #[arg(default_value = "results/default")]
         results: PathBuf,
     },
-    /// Time one training step of each head (FC, Partial FC, F²C) at growing identity counts.
+    /// Time each head's step alone (FC, Partial FC, F²C, DCQ) and each method's whole training
+    /// step at growing identity counts, next to PyTorch's head steps when given them.
     Bench(f2c::bench::BenchOptions),
     /// Train an experiment and write its learning curve (CSV), scored every K steps on the
     /// validation identities; or, with --plot, draw TAR@FAR=1e-3 against epochs of curves.
