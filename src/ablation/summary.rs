@@ -39,6 +39,10 @@ pub struct SummaryRow {
     pub pool_rows: Option<u8>,
     /// F²C eviction policy (`lru` / `fifo`).
     pub eviction: Option<String>,
+    /// Partial FC's centre update where every centre steps (`all`); empty for the default, only
+    /// the sampled centres.
+    #[serde(default)]
+    pub centre_update: Option<String>,
     pub id_per_step: usize,
     pub inst_per_step: usize,
     #[serde(rename = "tar_far_1e-2")]
@@ -131,6 +135,7 @@ impl SummaryRow {
             ema_momentum,
             pool_rows,
             eviction,
+            centre_update,
         } = exp.head.summary_columns(rec.num_train_identities());
         let ok = rec.status == RunStatus::Ok;
         let m = rec.metrics.filter(|_| ok);
@@ -146,6 +151,7 @@ impl SummaryRow {
             ema_momentum,
             pool_rows,
             eviction,
+            centre_update,
             id_per_step: exp.train.loaders.identities,
             inst_per_step: exp.train.loaders.instances,
             tar_far_1e2: m.map(|m| m.tar_far_1e2),
@@ -174,6 +180,7 @@ impl SummaryRow {
             ema_momentum: self.ema_momentum,
             pool_rows: self.pool_rows,
             eviction: self.eviction.clone(),
+            centre_update: self.centre_update.clone(),
         }
     }
 }
@@ -222,14 +229,17 @@ mod tests {
         let out = dir.path().join("summary.csv");
         write_csv(&out, &rows).unwrap();
         let again = std::fs::read_to_string(&out).unwrap();
-        let column = |t: &str, i: usize| -> Vec<String> {
+        let column = |t: &str, name: &str| -> Vec<String> {
             let mut r = csv::Reader::from_reader(t.as_bytes());
+            let i = r.headers().unwrap().iter().position(|h| h == name).unwrap();
             r.records().map(|rec| rec.unwrap()[i].to_string()).collect()
         };
-        // Column 4 is the method, 22 the status.
-        for i in [4, 22] {
-            assert_eq!(column(&text, i), column(&again, i));
+        for name in ["method", "status"] {
+            assert_eq!(column(&text, name), column(&again, name), "{name}");
         }
+        // A summary written before Partial FC's centre update had a column reads as the default.
+        assert!(!text.lines().next().unwrap().contains("centre_update"));
+        assert!(rows.iter().all(|r| r.centre_update.is_none()));
         assert_eq!(rows[0].method, Method::Fc);
     }
 }

@@ -15,7 +15,8 @@ use crate::heads::backend::{Backend, SgdParams};
 use crate::heads::class_pool::{Capacity, Rows};
 use crate::heads::f2c::PoolEval;
 use crate::heads::{
-    BenchBatch, ClassifierHead, Halves, HeadConfig, HeadContext, Margin, Method, StepInput,
+    BenchBatch, CentreUpdate, ClassifierHead, Halves, HeadConfig, HeadContext, Margin, Method,
+    StepInput,
 };
 
 /// The peer's optimiser: SGD, lr 0.1, momentum 0.9, weight decay 5e-4.
@@ -50,6 +51,7 @@ impl HeadCase {
                 margin: Margin::CosFace(0.4),
                 scale: 32.0,
                 sample_rate,
+                update: CentreUpdate::SampledRows,
             },
         }
     }

@@ -123,6 +123,7 @@ impl F2cConfig {
                 }
                 .to_string(),
             ),
+            centre_update: None,
         }
     }
 

@@ -217,6 +217,13 @@ impl<B: Backend> FullFc<B> {
         })
     }
 
+    /// The zero-gradient SGD step (weight decay and momentum alone) of every centre not in
+    /// `stepped` (sorted, distinct): the rows a [`FullFc::step_rows`] over `stepped` left alone.
+    pub(crate) fn step_idle_rows(&mut self, stepped: &[usize], sgd: &SgdParams) -> Result<()> {
+        self.be
+            .sgd_idle_rows(&mut self.weight, &mut self.velocity, self.dim, stepped, sgd)
+    }
+
     /// The current centres, (N, D), on the host (tests and inspection).
     pub fn weights(&self) -> Result<Vec<f32>> {
         self.be.download(&self.weight)

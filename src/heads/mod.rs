@@ -39,6 +39,7 @@ use backend::{Backend, LossParts, SgdParams};
 use class_pool::Capacity;
 pub use cost::StepCost;
 pub use margin::Margin;
+pub use partial_fc::CentreUpdate;
 
 /// Which head an experiment trains, with that head's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +60,10 @@ pub enum HeadConfig {
         scale: f32,
         /// Fraction r of the N centres used per step, in (0, 1].
         sample_rate: f32,
+        /// Which centres step: only the sampled ones (the default, left out of experiment files
+        /// and of run ids) or all N.
+        #[serde(default, skip_serializing_if = "CentreUpdate::is_sampled_rows")]
+        update: CentreUpdate,
     },
     /// F²C: EMA gallery net + dynamic class pool + positive/negative losses.
     F2c(f2c::F2cConfig),
@@ -272,6 +277,7 @@ impl HeadConfig {
                 margin: Margin::CosFace(0.4),
                 scale: 32.0,
                 sample_rate: 0.1,
+                update: CentreUpdate::SampledRows,
             },
             Method::F2c => HeadConfig::F2c(f2c::F2cConfig {
                 margin: Margin::CosFace(0.5),
@@ -300,9 +306,11 @@ impl HeadConfig {
     pub fn describe(&self, classes: usize) -> String {
         match self {
             HeadConfig::Fc { .. } => full_fc::describe(classes),
-            HeadConfig::PartialFc { sample_rate, .. } => {
-                partial_fc::describe(*sample_rate, classes)
-            }
+            HeadConfig::PartialFc {
+                sample_rate,
+                update,
+                ..
+            } => partial_fc::describe(*sample_rate, *update, classes),
             HeadConfig::F2c(f) => f.describe(classes),
             HeadConfig::Dcq(d) => d.describe(classes),
         }
@@ -312,7 +320,11 @@ impl HeadConfig {
     pub fn summary_columns(&self, classes: usize) -> HeadColumns {
         match self {
             HeadConfig::Fc { .. } => HeadColumns::default(),
-            HeadConfig::PartialFc { sample_rate, .. } => partial_fc::summary_columns(*sample_rate),
+            HeadConfig::PartialFc {
+                sample_rate,
+                update,
+                ..
+            } => partial_fc::summary_columns(*sample_rate, *update),
             HeadConfig::F2c(f) => f.summary_columns(classes),
             HeadConfig::Dcq(d) => d.summary_columns(classes),
         }
@@ -379,15 +391,11 @@ impl HeadConfig {
                 margin,
                 scale,
                 sample_rate,
-            } => Box::new(partial_fc::PartialFc::new(
-                be,
-                classes,
-                dim,
-                *margin,
-                *scale,
-                *sample_rate,
-                seed,
-            )?),
+                update,
+            } => Box::new(
+                partial_fc::PartialFc::new(be, classes, dim, *margin, *scale, *sample_rate, seed)?
+                    .with_update(*update),
+            ),
             HeadConfig::F2c(cfg) => Box::new(f2c::F2cHead::new(be, cfg, classes, dim, seed)?),
             HeadConfig::Dcq(cfg) => Box::new(dcq::DcqHead::new(be, cfg, classes, dim, seed)?),
         })
@@ -413,12 +421,14 @@ impl crate::config::sweep::Sweep for HeadConfig {
                     margin,
                     scale,
                     sample_rate,
+                    update,
                 },
                 None,
             ) => match first {
                 "margin" => parse_into(margin, text),
                 "scale" => parse_into(scale, text),
                 "sample_rate" => parse_into(sample_rate, text),
+                "update" => parse_into(update, text),
                 _ => return Err(not_here),
             },
         };
@@ -429,7 +439,12 @@ impl crate::config::sweep::Sweep for HeadConfig {
         match self {
             HeadConfig::Fc { .. } => vec!["margin".into(), "scale".into()],
             HeadConfig::PartialFc { .. } => {
-                vec!["margin".into(), "scale".into(), "sample_rate".into()]
+                vec![
+                    "margin".into(),
+                    "scale".into(),
+                    "sample_rate".into(),
+                    "update".into(),
+                ]
             }
             HeadConfig::F2c(f) => f.paths(),
             HeadConfig::Dcq(d) => d.paths(),
@@ -450,6 +465,8 @@ pub struct HeadColumns {
     pub pool_rows: Option<u8>,
     /// F²C's eviction policy (`lru` / `fifo`).
     pub eviction: Option<String>,
+    /// Partial FC's centre update where every centre steps (`all`); empty for the default.
+    pub centre_update: Option<String>,
 }
 
 /// Which name of a run [`Method::run_name`] gives.

@@ -1,11 +1,15 @@
 //! Partial FC (An et al., "Partial FC: Training 10 Million Identities on a Single Machine";
-//! insightface `arcface_torch/partial_fc_v2.py`): each step uses all positive centres of the batch
-//! plus uniformly sampled negatives, r·N centres in all, and reads and updates only those rows —
-//! momentum included (the sub-weight / sub-momentum swap of the original Partial FC), so no step
-//! does work proportional to N·D.
+//! insightface `arcface_torch`): each step uses all positive centres of the batch plus uniformly
+//! sampled negatives, r·N centres in all. Which centres the optimiser then moves is the one point
+//! where the authors' two releases differ ([`CentreUpdate`]): the original `partial_fc.py` swaps
+//! the sampled rows and their momentum into the optimiser, so only they step and no step does
+//! work proportional to N·D; `partial_fc_v2.py` keeps all N centres in one parameter of the
+//! trainer's SGD, so every centre steps every time — the unsampled ones with a zero loss
+//! gradient, under weight decay and momentum alone.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
+use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, SgdParams};
 use super::full_fc::{self, FullFc};
@@ -16,6 +20,33 @@ use super::{
 use crate::binary::{Parsed, Reader, Writer};
 use crate::error::Result;
 use crate::numbers::short_number;
+
+/// Which centres a Partial FC step moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CentreUpdate {
+    /// Only the sampled centres and their momentum (the original `partial_fc.py`).
+    #[default]
+    SampledRows,
+    /// Every centre: the sampled ones with their loss gradient, the others with none, so weight
+    /// decay shrinks them and their momentum carries them on (`partial_fc_v2.py` under
+    /// `train_v2.py`'s SGD). O(N·D) memory traffic per step.
+    AllRows,
+}
+
+impl CentreUpdate {
+    /// True for the default, which experiment files may leave out.
+    pub fn is_sampled_rows(&self) -> bool {
+        *self == CentreUpdate::SampledRows
+    }
+
+    /// The summary column's text: `sampled` or `all`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            CentreUpdate::SampledRows => "sampled",
+            CentreUpdate::AllRows => "all",
+        }
+    }
+}
 
 /// Writes the centres as FC does, then where the class sampler's generator stands.
 pub fn write_state(w: &mut Writer, weight: &[f32], velocity: &[f32], sampler: &SamplerState) {
@@ -38,29 +69,43 @@ pub fn read_state(r: &mut Reader) -> Parsed<HeadState> {
     })
 }
 
-/// The plan's line: the centres sampled per step at rate `sample_rate` of `classes`.
-pub fn describe(sample_rate: f32, classes: usize) -> String {
+/// The plan's line: the centres sampled per step at rate `sample_rate` of `classes`, and which
+/// of them the optimiser moves.
+pub fn describe(sample_rate: f32, update: CentreUpdate, classes: usize) -> String {
+    let moved = match update {
+        CentreUpdate::SampledRows => "",
+        CentreUpdate::AllRows => ", and all N step (the others under weight decay and momentum)",
+    };
     format!(
-        "Partial FC, r = {sample_rate}: {} of N = {classes} centres per step",
+        "Partial FC, r = {sample_rate}: {} of N = {classes} centres per step{moved}",
         num_sample(classes, sample_rate)
     )
 }
 
-/// Partial FC's summary column: its sample rate.
-pub fn summary_columns(sample_rate: f32) -> HeadColumns {
+/// Partial FC's summary columns: its sample rate, and which centres step where not only the
+/// sampled ones.
+pub fn summary_columns(sample_rate: f32, update: CentreUpdate) -> HeadColumns {
     HeadColumns {
         sample_rate: Some(sample_rate as f64),
+        centre_update: (!update.is_sampled_rows()).then(|| update.key().to_string()),
         ..HeadColumns::default()
     }
 }
 
-/// Partial FC's name with its rate: `Partial FC r=0.1` in tables, `PFC 0.1` short.
+/// Partial FC's name with its rate: `Partial FC r=0.1` in tables, `PFC 0.1` short; `, all rows`
+/// and ` all` after it when every centre steps.
 pub fn run_name(cols: &HeadColumns, naming: Naming) -> String {
     let label = Method::PartialFc.label();
-    match (cols.sample_rate, naming) {
+    let all = cols.centre_update.as_deref() == Some(CentreUpdate::AllRows.key());
+    let name = match (cols.sample_rate, naming) {
         (Some(r), Naming::Table) => format!("{label} r={}", short_number(r)),
         (Some(r), Naming::Short) => format!("PFC {}", r as f32),
         (None, _) => label.into(),
+    };
+    match (all, naming) {
+        (false, _) => name,
+        (true, Naming::Table) => format!("{name}, all rows"),
+        (true, Naming::Short) => format!("{name} all"),
     }
 }
 
@@ -78,6 +123,7 @@ pub fn cost(sample_rate: f32, classes: usize, dim: usize, batch: usize) -> StepC
 pub struct PartialFc<B: Backend> {
     centres: FullFc<B>,
     num_sample: usize,
+    update: CentreUpdate,
     /// The class sampler's generator: rand's `StdRng` is this generator behind a wrapper that
     /// hides its position, so it is named directly to be saved (same seed, same numbers).
     rng: ChaCha12Rng,
@@ -105,8 +151,15 @@ impl<B: Backend> PartialFc<B> {
         Ok(PartialFc {
             centres: FullFc::new(be, num_classes, dim, margin, scale, seed)?,
             num_sample: num_sample(num_classes, sample_rate),
+            update: CentreUpdate::SampledRows,
             rng: ChaCha12Rng::seed_from_u64(seed ^ 0x05ee_dc1a_55e5),
         })
+    }
+
+    /// The head with `update` deciding which centres step (only the sampled ones by default).
+    pub fn with_update(mut self, update: CentreUpdate) -> Self {
+        self.update = update;
+        self
     }
 
     /// Centres used per step (before adding positives beyond the quota).
@@ -114,7 +167,8 @@ impl<B: Backend> PartialFc<B> {
         self.num_sample
     }
 
-    /// One step: sample the classes, then the FC step on those rows only.
+    /// One step: sample the classes, then the FC step on those rows, then (when every centre
+    /// steps) the zero-gradient step of all the others.
     pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<StepOutput> {
         let sample = sample_classes(
             labels,
@@ -123,8 +177,13 @@ impl<B: Backend> PartialFc<B> {
             &mut self.rng,
         );
         let targets: Vec<i64> = sample.targets.iter().map(|&t| t as i64).collect();
-        self.centres
-            .step_rows(Some(&sample.classes), emb, &targets, sgd)
+        let out = self
+            .centres
+            .step_rows(Some(&sample.classes), emb, &targets, sgd)?;
+        if self.update == CentreUpdate::AllRows {
+            self.centres.step_idle_rows(&sample.classes, sgd)?;
+        }
+        Ok(out)
     }
 
     /// The current centres, (N, D), on the host.
@@ -180,6 +239,26 @@ mod tests {
     use rand::{Rng, RngCore};
 
     use super::*;
+
+    #[test]
+    fn the_default_update_is_left_out_of_the_config_text() {
+        // Run ids hash the config's text: experiments written before the field keep theirs.
+        let text = "PartialFc(margin: CosFace(0.4), scale: 32.0, sample_rate: 0.1)";
+        let sampled: crate::heads::HeadConfig = ron::from_str(text).unwrap();
+        assert!(!ron::to_string(&sampled).unwrap().contains("update"));
+        let all: crate::heads::HeadConfig = ron::from_str(
+            "PartialFc(margin: CosFace(0.4), scale: 32.0, sample_rate: 0.1, update: AllRows)",
+        )
+        .unwrap();
+        assert!(matches!(
+            all,
+            crate::heads::HeadConfig::PartialFc {
+                update: CentreUpdate::AllRows,
+                ..
+            }
+        ));
+        assert!(ron::to_string(&all).unwrap().contains("update:AllRows"));
+    }
 
     #[test]
     fn chacha12_is_std_rng() {

@@ -18,13 +18,13 @@ use crate::ablation::runner::record_path;
 use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::data::synthetic::{SyntheticConfig, SyntheticFaces};
 use crate::error::{Error, Result};
-use crate::heads::{HeadConfig, Margin, Method};
+use crate::heads::{HeadConfig, Margin};
 use crate::report::readme::{MatrixTiming, TIMING_JSON};
 use crate::report::stats::{config_stats, ConfigStats};
 use crate::report::tables::{
     human_bytes, method_name, render_table, Format, TableSpec, MAIN_GROUP,
 };
-use crate::report::tuning::grid_section;
+use crate::report::tuning::{grid_section, Variant};
 use crate::results::RunRecord;
 
 /// The study's matrix name: its results are `results/scale/`.
@@ -206,12 +206,12 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     }
     let mut gathered: Vec<Gathered> = Vec::new();
     // The learning rate and weight decay each method trains at here.
-    let mut trained: BTreeMap<Method, (String, String)> = BTreeMap::new();
+    let mut trained: BTreeMap<Variant, (String, String)> = BTreeMap::new();
     for mut row in rows {
         let rec = RunRecord::read(&record_path(&results, MATRIX, &row.run_id))?;
         let e = &rec.experiment;
         trained
-            .entry(row.method)
+            .entry((row.method, row.centre_update.clone()))
             .or_insert_with(|| (e.train.lr.to_string(), e.train.weight_decay.to_string()));
         let data = e.data.as_ref().ok_or_else(|| {
             Error::Other(format!(
@@ -270,14 +270,14 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
         None
     };
     let intro = "\n## Learning rate at this N\n\nThe learning rates above were tuned at 5,000 \
-        identities and 19 epochs. Here Partial FC, F²C (pool 1 %) and DCQ each train at lr 0.05, \
-        0.1 and 0.2 at this N and length (weight decay at its tuned value, two seeds), scored on \
+        identities and 19 epochs. Here Partial FC (in both forms), F²C (pool 1 %) and DCQ each \
+        train at lr 0.05, 0.1 and 0.2 at this N and length (weight decay at its tuned value, two seeds), scored on \
         500 validation identities of the training population, never the test identities \
         (`ablations/scale-tuning.ron`, `results/scale-tuning/`). Full FC is not in the grid: one \
         of its runs costs about ten of these, so the check cannot give it the same budget, and \
         the table above keeps every method at its 5,000-identity values (\"the defaults\" below). \
         Mean validation TAR@FAR=1e-3 (%) per point; **bold**: the method's best point.\n\n";
-    let tuning = grid_section(root, TUNING_MATRIX, intro, &|m| trained.get(&m).cloned())?
+    let tuning = grid_section(root, TUNING_MATRIX, intro, &|v| trained.get(v).cloned())?
         + &ten_million_section(root)?;
     Ok(Some(Study {
         parts,

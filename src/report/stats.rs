@@ -293,7 +293,8 @@ pub struct ConfigStats {
     /// Holm-corrected within the group; `None` for the FC configuration itself, when there is no
     /// FC configuration, or when no seed is shared.
     pub vs_fc: Option<Paired>,
-    /// Whether this is the reference full-FC configuration.
+    /// Whether this is the reference full-FC configuration: `main`'s, or the same configuration
+    /// where another group trains it too.
     pub is_fc_reference: bool,
 }
 
@@ -400,7 +401,9 @@ pub fn config_stats(rows: &[SummaryRow]) -> Vec<ConfigStats> {
         .cloned()
         .expect("the FC reference is one of the configurations");
     for c in &mut out {
-        c.is_fc_reference = c.group == "main" && c.config_id == fc_id;
+        // A group that trains the reference itself shows it as its reference, not as a
+        // comparison of the configuration with itself.
+        c.is_fc_reference = c.config_id == fc_id;
         if !c.is_fc_reference {
             c.vs_fc = c.paired_with(&fc, Metric::TarFar1e3);
         }

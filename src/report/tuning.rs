@@ -19,6 +19,19 @@ pub const MATRIX: &str = "tuning";
 /// One grid point of one method: (learning rate, weight decay) → validation TAR@FAR=1e-3 per seed.
 type Grid = BTreeMap<(String, String), Vec<f64>>;
 
+/// A method and its variant where the summary names one (Partial FC's centre update): each gets
+/// its own grid.
+pub type Variant = (Method, Option<String>);
+
+/// The grid's name of a variant: the method's label, with `, all rows` for Partial FC stepping
+/// every centre.
+fn variant_label((method, update): &Variant) -> String {
+    match update {
+        Some(u) => format!("{}, {u} rows", method.label()),
+        None => method.label().to_string(),
+    }
+}
+
 /// The report's tuning section (empty when the tuning matrix has not run). `defaults` are the
 /// learning rate and weight decay of the default matrix's runs.
 pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
@@ -37,27 +50,27 @@ pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
 /// A grid of learning rate × weight decay per method from `<root>/results/<matrix>/` in
 /// markdown: `intro`, then a table of each point's mean TAR@FAR=1e-3 over seeds (as the runs scored
 /// it: on validation identities in the grids of this project), **bold** at the method's best, and
-/// one line per method comparing the best with `trained(method)`, the (lr, weight decay) that the
+/// one line per method (and variant) comparing the best with `trained(method)`, the (lr, weight decay) that the
 /// comparison the grid serves trains the method at (as `f32::to_string` writes them). Empty when
 /// the matrix has not run.
 pub fn grid_section(
     root: &Path,
     matrix: &str,
     intro: &str,
-    trained: &dyn Fn(Method) -> Option<(String, String)>,
+    trained: &dyn Fn(&Variant) -> Option<(String, String)>,
 ) -> Result<String> {
     let results = root.join("results");
     let summary = results.join(matrix).join("summary.csv");
     if !summary.exists() {
         return Ok(String::new());
     }
-    let mut grids: BTreeMap<Method, Grid> = BTreeMap::new();
+    let mut grids: BTreeMap<Variant, Grid> = BTreeMap::new();
     for row in read_csv(&summary)? {
         let rec = RunRecord::read(&record_path(&results, matrix, &row.run_id))?;
         let t = &rec.experiment.train;
         let point = (t.lr.to_string(), t.weight_decay.to_string());
         let values = grids
-            .entry(row.method)
+            .entry((row.method, row.centre_update.clone()))
             .or_default()
             .entry(point)
             .or_default();
@@ -70,7 +83,8 @@ pub fn grid_section(
         "| Method | lr | weight decay | validation TAR@FAR=1e-3 (%) | seeds |\n|:--|--:|--:|--:|--:|\n",
     );
     let mut verdicts = Vec::new();
-    for (method, grid) in &grids {
+    for (variant, grid) in &grids {
+        let label = variant_label(variant);
         let mean = |v: &Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         let best = grid
             .iter()
@@ -85,25 +99,24 @@ pub fn grid_section(
             };
             s.push_str(&format!(
                 "| {} | {} | {} | {cell} | {} |\n",
-                method.label(),
+                label,
                 point.0,
                 point.1,
                 values.len()
             ));
         }
         if let Some(((lr, wd), m)) = best {
-            let default = trained(*method);
+            let default = trained(variant);
             let at_default = default.as_ref().and_then(|d| grid.get(d)).and_then(mean);
             verdicts.push(match (at_default, default) {
                 (Some(_), Some(default)) if (lr, wd) == (&default.0, &default.1) => {
-                    format!("{}: the defaults are its best point ({m:.2}).", method.label())
+                    format!("{label}: the defaults are its best point ({m:.2}).")
                 }
                 (Some(d), _) => format!(
-                    "{}: best at lr {lr}, weight decay {wd} ({m:.2}), {:.2} points above the defaults ({d:.2}).",
-                    method.label(),
+                    "{label}: best at lr {lr}, weight decay {wd} ({m:.2}), {:.2} points above the defaults ({d:.2}).",
                     m - d
                 ),
-                (None, _) => format!("{}: best at lr {lr}, weight decay {wd} ({m:.2}).", method.label()),
+                (None, _) => format!("{label}: best at lr {lr}, weight decay {wd} ({m:.2})."),
             });
         }
     }

@@ -20,7 +20,7 @@ use f2c::heads::dcq::{DcqConfig, DcqHead};
 use f2c::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
 use f2c::heads::full_fc::FullFc;
 use f2c::heads::partial_fc::PartialFc;
-use f2c::heads::{Halves, Margin, PairedInput};
+use f2c::heads::{CentreUpdate, Halves, Margin, PairedInput};
 
 /// Every entry of `dev` within `tol` × (largest |cpu| entry) of `cpu`.
 pub fn assert_close(what: &str, cpu: &[f32], dev: &[f32], tol: f32) {
@@ -176,6 +176,35 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
         }
     }
 
+    // The zero-gradient step of the rows a step did not reach (Partial FC's unsampled centres
+    // when every centre steps): the same f32 expressions everywhere, so exact. Some rows skipped,
+    // none skipped, all skipped.
+    for nesterov in [false, true] {
+        let sgd = SgdParams {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov,
+        };
+        let all: Vec<usize> = (0..rows).collect();
+        for skip in [&[0usize, 3, 4, 17, 39][..], &[], &all] {
+            let (mut w, mut v) = (w0.clone(), v0.clone());
+            CpuBackend
+                .sgd_idle_rows(&mut w, &mut v, dim, skip, &sgd)
+                .unwrap();
+            let (mut dw2, mut dv2) = (be.upload(&w0).unwrap(), be.upload(&v0).unwrap());
+            be.sgd_idle_rows(&mut dw2, &mut dv2, dim, skip, &sgd)
+                .unwrap();
+            let what = format!("idle rows (nesterov {nesterov}, {} skipped)", skip.len());
+            assert_eq!(be.download(&dw2).unwrap(), w, "{what}: weights");
+            assert_eq!(be.download(&dv2).unwrap(), v, "{what}: momentum");
+            for r in 0..rows {
+                let moved = w[r * dim..(r + 1) * dim] != w0[r * dim..(r + 1) * dim];
+                assert_eq!(moved, !skip.contains(&r), "{what}: row {r}");
+            }
+        }
+    }
+
     // Row copies, with a destination repeated: the later write wins, as on the CPU. Then sides
     // in order (rows 0, 1, 2, …), which the CUDA backend does not upload: the sources, the
     // destinations, both.
@@ -309,6 +338,13 @@ pub fn fc_and_partial_fc_steps_agree<B: Backend>(be: &B) {
         let mut dev = FullFc::new(be.clone(), n, d, margin, 32.0, 7).unwrap();
         let mut cpu_p = PartialFc::new(CpuBackend, n, d, margin, 32.0, 0.3, 7).unwrap();
         let mut dev_p = PartialFc::new(be.clone(), n, d, margin, 32.0, 0.3, 7).unwrap();
+        // Partial FC v2's update: every centre steps, the unsampled ones without a gradient.
+        let mut cpu_a = PartialFc::new(CpuBackend, n, d, margin, 32.0, 0.3, 7)
+            .unwrap()
+            .with_update(CentreUpdate::AllRows);
+        let mut dev_a = PartialFc::new(be.clone(), n, d, margin, 32.0, 0.3, 7)
+            .unwrap()
+            .with_update(CentreUpdate::AllRows);
         for step in 0..3 {
             let emb = unit_rows(&mut rng, batch, d);
             let labels: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..n)).collect();
@@ -329,22 +365,27 @@ pub fn fc_and_partial_fc_steps_agree<B: Backend>(be: &B) {
                 &b.grad,
                 1e-3,
             );
-            let (a, b) = (
-                cpu_p.step(&emb, &labels, &sgd()).unwrap(),
-                dev_p.step(&emb, &labels, &sgd()).unwrap(),
-            );
-            assert_rel(
-                &format!("pfc {what}: loss"),
-                a.loss.total(),
-                b.loss.total(),
-                1e-4,
-            );
-            assert_close(
-                &format!("pfc {what}: embedding gradient"),
-                &a.grad,
-                &b.grad,
-                1e-3,
-            );
+            for (name, cpu_h, dev_h) in [
+                ("pfc", &mut cpu_p, &mut dev_p),
+                ("pfc all rows", &mut cpu_a, &mut dev_a),
+            ] {
+                let (a, b) = (
+                    cpu_h.step(&emb, &labels, &sgd()).unwrap(),
+                    dev_h.step(&emb, &labels, &sgd()).unwrap(),
+                );
+                assert_rel(
+                    &format!("{name} {what}: loss"),
+                    a.loss.total(),
+                    b.loss.total(),
+                    1e-4,
+                );
+                assert_close(
+                    &format!("{name} {what}: embedding gradient"),
+                    &a.grad,
+                    &b.grad,
+                    1e-3,
+                );
+            }
         }
         assert_close(
             &format!("fc {margin:?}: centres"),
@@ -356,6 +397,12 @@ pub fn fc_and_partial_fc_steps_agree<B: Backend>(be: &B) {
             &format!("pfc {margin:?}: centres"),
             &cpu_p.weights().unwrap(),
             &dev_p.weights().unwrap(),
+            1e-3,
+        );
+        assert_close(
+            &format!("pfc all rows {margin:?}: centres"),
+            &cpu_a.weights().unwrap(),
+            &dev_a.weights().unwrap(),
             1e-3,
         );
     }

@@ -364,6 +364,18 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn sgd_idle_rows(
+        &self,
+        w: &mut Vec<f32>,
+        vel: &mut Vec<f32>,
+        dim: usize,
+        skip: &[usize],
+        sgd: &SgdParams,
+    ) -> Result<()> {
+        super::sgd_idle_host(w, vel, dim, skip, sgd);
+        Ok(())
+    }
+
     fn copy_rows(
         &self,
         src: &Vec<f32>,
@@ -816,6 +828,45 @@ mod tests {
         let parts = CpuBackend.margin_loss(&mut rows, 1, 4, &[-1], &sp).unwrap();
         assert_eq!(parts, LossParts::default());
         assert_eq!(rows, vec![0.0; 4]);
+    }
+
+    #[test]
+    fn an_idle_row_takes_the_step_of_a_zero_gradient() {
+        let (rows, dim) = (6, 3);
+        let w0: Vec<f32> = (0..rows * dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let v0: Vec<f32> = (0..rows * dim).map(|i| (i as f32 * 0.91).cos()).collect();
+        for nesterov in [false, true] {
+            let sgd = SgdParams {
+                lr: 0.2,
+                momentum: 0.9,
+                weight_decay: 1e-3,
+                nesterov,
+            };
+            let (mut w, mut v) = (w0.clone(), v0.clone());
+            CpuBackend
+                .sgd_idle_rows(&mut w, &mut v, dim, &[1, 4], &sgd)
+                .unwrap();
+            // The same rows through the step with a gradient, the gradient zero.
+            let (mut wz, mut vz) = (w0.clone(), v0.clone());
+            let (mut un, mut norms) = (vec![0.0; rows * dim], vec![0.0; rows]);
+            CpuBackend
+                .gather_normalize(&w0, dim, None, &mut un, &mut norms)
+                .unwrap();
+            let zero = vec![0.0; rows * dim];
+            CpuBackend
+                .sgd_normalized_rows(&mut wz, &mut vz, dim, None, &zero, &un, &norms, &sgd)
+                .unwrap();
+            for r in 0..rows {
+                let row = r * dim..(r + 1) * dim;
+                if r == 1 || r == 4 {
+                    assert_eq!(&w[row.clone()], &w0[row.clone()], "skipped row {r}");
+                    assert_eq!(&v[row.clone()], &v0[row], "skipped row {r}");
+                } else {
+                    assert_eq!(&w[row.clone()], &wz[row.clone()], "row {r}");
+                    assert_eq!(&v[row.clone()], &vz[row], "row {r}");
+                }
+            }
+        }
     }
 
     #[test]

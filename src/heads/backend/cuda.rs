@@ -431,6 +431,39 @@ impl Backend for CudaBackend {
         launched.map_err(|e| self.err("sgd_normalized_rows launch failed", e))
     }
 
+    fn sgd_idle_rows(
+        &self,
+        w: &mut CudaSlice<f32>,
+        vel: &mut CudaSlice<f32>,
+        dim: usize,
+        skip: &[usize],
+        sgd: &SgdParams,
+    ) -> Result<()> {
+        let Some(plan) = kernels::sgd_idle_rows(w.len(), vel.len(), dim, skip) else {
+            return Ok(());
+        };
+        let args = SgdArgs::new(sgd);
+        let f = self.func("f2c_sgd_idle_rows");
+        let cfg = LaunchConfig {
+            grid_dim: (plan.blocks, 1, 1),
+            block_dim: (FILL_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let (len, dim) = (plan.len, dim as u64);
+        match plan.skip {
+            Some(skip) => {
+                let n = skip.len() as u64;
+                let idx = self.indices(skip)?;
+                // SAFETY: matches f2c_sgd_idle_rows's parameters; the plan checked that the
+                // skipped rows are sorted, distinct and within `w`, and that `vel` is as long.
+                unsafe { f.launch(cfg, (w, vel, len, dim, &idx, n, args)) }
+            }
+            // SAFETY: as above, with the unread null index pointer (n_skip = 0).
+            None => unsafe { f.launch(cfg, (w, vel, len, dim, 0u64, 0u64, args)) },
+        }
+        .map_err(|e| self.err("sgd_idle_rows launch failed", e))
+    }
+
     fn copy_rows(
         &self,
         src: &CudaSlice<f32>,

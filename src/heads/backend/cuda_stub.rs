@@ -113,6 +113,16 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         match self.never {}
     }
+    fn sgd_idle_rows(
+        &self,
+        _w: &mut Infallible,
+        _vel: &mut Infallible,
+        _dim: usize,
+        _skip: &[usize],
+        _sgd: &SgdParams,
+    ) -> Result<()> {
+        match self.never {}
+    }
     fn copy_rows(
         &self,
         _src: &Infallible,

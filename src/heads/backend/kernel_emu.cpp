@@ -229,7 +229,7 @@ struct Args {
 
 static const char* const KERNELS[] = {
     "f2c_gather_normalize", "f2c_margin_loss", "f2c_sgd_rows", "f2c_copy_rows", "f2c_fill_at", "f2c_swap_rows",
-    "emu_faulty_race", "emu_faulty_barrier",
+    "f2c_sgd_idle_rows", "emu_faulty_race", "emu_faulty_barrier",
 };
 static const unsigned int KERNEL_COUNT = sizeof KERNELS / sizeof KERNELS[0];
 
@@ -295,6 +295,17 @@ static std::function<void()> bind(uint32_t kernel, Args& a) {
         return [=] { f2c_swap_rows(x, y, rows, dim); };
     }
     case 6: {
+        a.count(7);
+        float* w = a.f32(0);
+        float* vel = a.f32(1);
+        const u64 len = a.u64v(2);
+        const u64 dim = a.u64v(3);
+        const u64* skip = a.u64p(4);
+        const u64 n_skip = a.u64v(5);
+        const SgdArgs args = a.record<SgdArgs>(6);
+        return [=] { f2c_sgd_idle_rows(w, vel, len, dim, skip, n_skip, args); };
+    }
+    case 7: {
         a.count(1);
         float* out = a.f32(0);
         return [=] { emu_faulty_race(out); };

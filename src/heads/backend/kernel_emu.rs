@@ -1,4 +1,4 @@
-//! The CUDA backend's row kernels run on the CPU: a [`Backend`] whose six kernel operations
+//! The CUDA backend's row kernels run on the CPU: a [`Backend`] whose seven kernel operations
 //! execute the CUDA C of `kernels.cu` itself, compiled as C++ by a host compiler and run in CUDA's
 //! execution model (`kernel_emu.cpp`: a block's threads are fibers that meet at every barrier,
 //! shared memory is shared), from the launch plans of the CUDA backend (`kernels.rs`).
@@ -487,6 +487,32 @@ impl Backend for KernelEmulator {
             Arg::Struct(kernels::SgdArgs::new(sgd).to_bytes()),
         ];
         let [w2, v2, ..] = buffers::<5>(self.launch("f2c_sgd_rows", plan.blocks, BLOCK, &args)?);
+        (*w, *vel) = (w2, v2);
+        Ok(())
+    }
+
+    fn sgd_idle_rows(
+        &self,
+        w: &mut Vec<f32>,
+        vel: &mut Vec<f32>,
+        dim: usize,
+        skip: &[usize],
+        sgd: &SgdParams,
+    ) -> Result<()> {
+        let Some(plan) = kernels::sgd_idle_rows(w.len(), vel.len(), dim, skip) else {
+            return Ok(());
+        };
+        let n_skip = plan.skip.as_ref().map_or(0, |s| s.len() as u64);
+        let args = [
+            Arg::F32s(w),
+            Arg::F32s(vel),
+            Arg::U64(plan.len),
+            Arg::U64(dim as u64),
+            plan.skip.as_deref().map_or(Arg::Null, Arg::U64s),
+            Arg::U64(n_skip),
+            Arg::Struct(kernels::SgdArgs::new(sgd).to_bytes()),
+        ];
+        let [w2, v2] = buffers(self.launch("f2c_sgd_idle_rows", plan.blocks, FILL_BLOCK, &args)?);
         (*w, *vel) = (w2, v2);
         Ok(())
     }

@@ -229,6 +229,27 @@ extern "C" __global__ void f2c_sgd_rows(float* w, float* vel, u64 dim, const u64
     }
 }
 
+/* The SGD step of a zero loss gradient (weight decay and momentum alone: g = weight_decay * w) on
+   every element of w whose row, i / dim, is not among the n_skip sorted rows of `skip` (a null
+   pointer when n_skip is 0): how PyTorch's SGD moves the rows of a parameter the loss did not
+   reach. One thread per element of the len floats of w; a thread finds its row by bisection. */
+extern "C" __global__ void f2c_sgd_idle_rows(float* w, float* vel, u64 len, u64 dim, const u64* skip, u64 n_skip, SgdArgs a) {
+    const u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= len) return;
+    const u64 r = i / dim;
+    u64 lo = 0, hi = n_skip;
+    while (lo < hi) {
+        const u64 mid = lo + (hi - lo) / 2;
+        if (skip[mid] < r) lo = mid + 1; else hi = mid;
+    }
+    if (lo < n_skip && skip[lo] == r) return;
+    const float grad = a.weight_decay * w[i];
+    const float vj = a.momentum * vel[i] + grad;
+    vel[i] = vj;
+    const float step = a.nesterov ? grad + a.momentum * vj : vj;
+    w[i] -= a.lr * step;
+}
+
 /* Row d(i) of dst = row s(i) of src for the n blocks i (destination rows distinct: the host keeps
    the last of repeated ones, the sequential semantics). `rows` holds the n source rows when
    `listed & 1`, then the n destination rows when `listed & 2`; a side not listed is block i's own

@@ -21,6 +21,7 @@ pub(super) const KERNELS: &[&str] = &[
     "f2c_copy_rows",
     "f2c_fill_at",
     "f2c_swap_rows",
+    "f2c_sgd_idle_rows",
 ];
 
 /// The kernels' CUDA C.
@@ -337,6 +338,50 @@ pub(super) fn swap_rows(
     Some(RowsPlan {
         blocks: grid_rows(rows.len()),
         rows: Some(indices(rows)),
+    })
+}
+
+/// `f2c_sgd_idle_rows`: one thread per element of the centres, the rows it skips.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct IdlePlan {
+    pub blocks: u32,
+    pub len: u64,
+    /// The skipped rows, sorted (`None` when there are none: the kernel reads no index).
+    pub skip: Option<Vec<u64>>,
+}
+
+/// The plan of [`super::Backend::sgd_idle_rows`] over `w` of `w_len` floats and its velocity of
+/// `vel_len`; `None` when there is nothing to do.
+pub(super) fn sgd_idle_rows(
+    w_len: usize,
+    vel_len: usize,
+    dim: usize,
+    skip: &[usize],
+) -> Option<IdlePlan> {
+    assert_eq!(
+        w_len, vel_len,
+        "sgd_idle_rows: centres and momentum differ in size"
+    );
+    // The kernel bisects the list: it must be sorted, and a row listed twice is a caller's slip.
+    assert!(
+        skip.windows(2).all(|p| p[0] < p[1]),
+        "sgd_idle_rows: skipped rows must be sorted and distinct"
+    );
+    if dim == 0 || w_len == 0 {
+        return None;
+    }
+    assert!(
+        skip.iter().all(|&r| (r + 1) * dim <= w_len),
+        "sgd_idle_rows row out of range"
+    );
+    let blocks = u32::try_from(w_len.div_ceil(FILL_BLOCK as usize))
+        .ok()
+        .filter(|&b| b < i32::MAX as u32)
+        .expect("element count fits a CUDA grid");
+    Some(IdlePlan {
+        blocks,
+        len: w_len as u64,
+        skip: (!skip.is_empty()).then(|| indices(skip)),
     })
 }
 

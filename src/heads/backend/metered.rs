@@ -161,6 +161,21 @@ impl<B: Backend> Backend for Metered<B> {
             .sgd_normalized_rows(w, vel, dim, rows, grad_n, wn, norms, sgd)
     }
 
+    fn sgd_idle_rows(
+        &self,
+        w: &mut Self::Buf,
+        vel: &mut Self::Buf,
+        dim: usize,
+        skip: &[usize],
+        sgd: &SgdParams,
+    ) -> Result<()> {
+        let plan = kernels::sgd_idle_rows(self.0.len(w), self.0.len(vel), dim, skip);
+        if let Some(skip) = plan.and_then(|p| p.skip) {
+            traffic::to_device(8 * skip.len());
+        }
+        self.0.sgd_idle_rows(w, vel, dim, skip, sgd)
+    }
+
     fn copy_rows(
         &self,
         src: &Self::Buf,
