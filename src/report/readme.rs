@@ -54,6 +54,19 @@ impl MatrixTiming {
         }
     }
 
+    /// "154 runs", or "182 runs trained, 154 in the matrix now" when the calls also trained runs
+    /// whose configurations have since left the matrix (their time is in `elapsed_s`).
+    pub fn runs_text(&self) -> String {
+        if self.trained == self.runs {
+            format!("{} runs", self.runs)
+        } else {
+            format!(
+                "{} runs trained, {} in the matrix now",
+                self.trained, self.runs
+            )
+        }
+    }
+
     /// Writes the timing as pretty JSON, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let json =
@@ -166,9 +179,9 @@ pub fn block(root: &Path, matrix_dir: &Path, rows: &[SummaryRow]) -> Result<Stri
         let time = if timing_path.exists() {
             let t = MatrixTiming::read(&timing_path)?;
             format!(
-                "{:.1} min for {} runs ({})",
+                "{:.1} min for {} ({})",
                 t.elapsed_s / 60.0,
-                t.trained,
+                t.runs_text(),
                 t.jobs_text()
             )
         } else {

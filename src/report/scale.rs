@@ -302,9 +302,9 @@ fn spec(study: &Study, part: &Part) -> TableSpec {
     )];
     if let Some(t) = &study.timing {
         extra.push(format!(
-            "The study: {:.2} h for {} runs (`f2c ablate ablations/scale.ron`, {}), {}.",
+            "The study: {:.2} h for {} (`f2c ablate ablations/scale.ron`, {}), {}.",
             t.elapsed_s / 3600.0,
-            t.trained,
+            t.runs_text(),
             t.jobs_text(),
             t.machine
         ));

@@ -20,7 +20,7 @@ use f2c::heads::dcq::{DcqConfig, DcqHead};
 use f2c::heads::f2c::{F2cConfig, F2cHead, PoolEval, TopK};
 use f2c::heads::full_fc::FullFc;
 use f2c::heads::partial_fc::PartialFc;
-use f2c::heads::{CentreUpdate, Halves, Margin, PairedInput};
+use f2c::heads::{CentreUpdate, Halves, Margin, PairedInput, StepOutput};
 
 /// Every entry of `dev` within `tol` × (largest |cpu| entry) of `cpu`.
 pub fn assert_close(what: &str, cpu: &[f32], dev: &[f32], tol: f32) {
@@ -330,6 +330,23 @@ fn sgd() -> SgdParams {
     }
 }
 
+/// One head step's loss (1e-4 relative) and embedding gradient (1e-3 of its largest entry) on
+/// the CPU and on the device.
+fn step_agrees(what: &str, cpu: &StepOutput, dev: &StepOutput) {
+    assert_rel(
+        &format!("{what}: loss"),
+        cpu.loss.total(),
+        dev.loss.total(),
+        1e-4,
+    );
+    assert_close(
+        &format!("{what}: embedding gradient"),
+        &cpu.grad,
+        &dev.grad,
+        1e-3,
+    );
+}
+
 pub fn fc_and_partial_fc_steps_agree<B: Backend>(be: &B) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);
     let (n, d, batch) = (500, 64, 48);
@@ -349,62 +366,34 @@ pub fn fc_and_partial_fc_steps_agree<B: Backend>(be: &B) {
             let emb = unit_rows(&mut rng, batch, d);
             let labels: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..n)).collect();
             let what = format!("{margin:?} step {step}");
-            let (a, b) = (
-                cpu.step(&emb, &labels, &sgd()).unwrap(),
-                dev.step(&emb, &labels, &sgd()).unwrap(),
-            );
-            assert_rel(
-                &format!("fc {what}: loss"),
-                a.loss.total(),
-                b.loss.total(),
-                1e-4,
-            );
-            assert_close(
-                &format!("fc {what}: embedding gradient"),
-                &a.grad,
-                &b.grad,
-                1e-3,
+            step_agrees(
+                &format!("fc {what}"),
+                &cpu.step(&emb, &labels, &sgd()).unwrap(),
+                &dev.step(&emb, &labels, &sgd()).unwrap(),
             );
             for (name, cpu_h, dev_h) in [
                 ("pfc", &mut cpu_p, &mut dev_p),
                 ("pfc all rows", &mut cpu_a, &mut dev_a),
             ] {
-                let (a, b) = (
-                    cpu_h.step(&emb, &labels, &sgd()).unwrap(),
-                    dev_h.step(&emb, &labels, &sgd()).unwrap(),
-                );
-                assert_rel(
-                    &format!("{name} {what}: loss"),
-                    a.loss.total(),
-                    b.loss.total(),
-                    1e-4,
-                );
-                assert_close(
-                    &format!("{name} {what}: embedding gradient"),
-                    &a.grad,
-                    &b.grad,
-                    1e-3,
+                step_agrees(
+                    &format!("{name} {what}"),
+                    &cpu_h.step(&emb, &labels, &sgd()).unwrap(),
+                    &dev_h.step(&emb, &labels, &sgd()).unwrap(),
                 );
             }
         }
-        assert_close(
-            &format!("fc {margin:?}: centres"),
-            &cpu.weights().unwrap(),
-            &dev.weights().unwrap(),
-            1e-3,
-        );
-        assert_close(
-            &format!("pfc {margin:?}: centres"),
-            &cpu_p.weights().unwrap(),
-            &dev_p.weights().unwrap(),
-            1e-3,
-        );
-        assert_close(
-            &format!("pfc all rows {margin:?}: centres"),
-            &cpu_a.weights().unwrap(),
-            &dev_a.weights().unwrap(),
-            1e-3,
-        );
+        for (name, on_cpu, on_dev) in [
+            ("fc", cpu.weights(), dev.weights()),
+            ("pfc", cpu_p.weights(), dev_p.weights()),
+            ("pfc all rows", cpu_a.weights(), dev_a.weights()),
+        ] {
+            assert_close(
+                &format!("{name} {margin:?}: centres"),
+                &on_cpu.unwrap(),
+                &on_dev.unwrap(),
+                1e-3,
+            );
+        }
     }
 }
 
