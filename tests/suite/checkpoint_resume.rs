@@ -8,7 +8,7 @@ use std::time::Duration;
 use f2c::data::loaders::LoaderConfig;
 use f2c::data::synthetic::INPUT_DIM;
 use f2c::heads::class_pool::Capacity;
-use f2c::heads::HeadConfig;
+use f2c::heads::{CentreUpdate, HeadConfig};
 use f2c::nets::params::{export_params, ParamTensor};
 use f2c::nets::probe::Backbone;
 use f2c::results::{RunRecord, RunStatus};
@@ -79,13 +79,23 @@ fn checkpointing(dir: &Path, every: Duration) -> RunOptions {
 
 #[test]
 fn stopped_and_resumed_runs_equal_uninterrupted_ones() {
-    for file in [
+    // Partial FC in both forms: stepping every centre moves no other state, but its checkpoint
+    // must still carry centres and momentum that every step changed.
+    let mut all_rows = tiny("experiments/pfc.ron");
+    if let HeadConfig::PartialFc { update, .. } = &mut all_rows.head {
+        *update = CentreUpdate::AllRows;
+    }
+    let runs = [
         "experiments/fc.ron",
         "experiments/pfc.ron",
         "experiments/f2c.ron",
         "experiments/dcq.ron",
-    ] {
-        let exp = tiny(file);
+    ]
+    .map(|f| (f.to_string(), tiny(f)))
+    .into_iter()
+    .chain([("experiments/pfc.ron, all rows".to_string(), all_rows)]);
+    for (name, exp) in runs {
+        let file = name.as_str();
         let whole = run_experiment(&exp, &RunOptions::default()).unwrap();
         assert_eq!(whole.status, RunStatus::Ok, "{file}");
 
