@@ -294,6 +294,11 @@ pub(crate) fn sgd_idle_host(
         skip.windows(2).all(|p| p[0] < p[1]),
         "skipped rows must be sorted and distinct"
     );
+    // Sorted: the last row is the largest.
+    assert!(
+        skip.last().is_none_or(|&r| (r + 1) * dim <= w.len()),
+        "sgd_idle_rows row out of range"
+    );
     use rayon::prelude::*;
     w.par_chunks_mut(dim)
         .zip(vel.par_chunks_mut(dim))
@@ -305,7 +310,7 @@ pub(crate) fn sgd_idle_host(
 
 /// The SGD step of one row whose loss gradient is zero.
 #[inline]
-pub(crate) fn idle_row(w: &mut [f32], v: &mut [f32], sgd: &SgdParams) {
+fn idle_row(w: &mut [f32], v: &mut [f32], sgd: &SgdParams) {
     for (wj, vj) in w.iter_mut().zip(v.iter_mut()) {
         let grad = sgd.weight_decay * *wj;
         let vn = sgd.momentum * *vj + grad;
