@@ -128,12 +128,7 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
 
         let g = normal(&mut rng, count * dim);
         for nesterov in [false, true] {
-            let sgd = SgdParams {
-                lr: 0.1,
-                momentum: 0.9,
-                weight_decay: 5e-4,
-                nesterov,
-            };
+            let sgd = sgd_with(nesterov);
             let (mut w, mut v) = (w0.clone(), v0.clone());
             CpuBackend
                 .sgd_normalized_rows(&mut w, &mut v, dim, sel.as_deref(), &g, &un, &nn, &sgd)
@@ -180,12 +175,7 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
     // when every centre steps): the same f32 expressions everywhere, so exact. Some rows skipped,
     // none skipped, all skipped.
     for nesterov in [false, true] {
-        let sgd = SgdParams {
-            lr: 0.1,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            nesterov,
-        };
+        let sgd = sgd_with(nesterov);
         let all: Vec<usize> = (0..rows).collect();
         for skip in [&[0usize, 3, 4, 17, 39][..], &[], &all] {
             let (mut w, mut v) = (w0.clone(), v0.clone());
@@ -322,11 +312,16 @@ pub fn margin_loss_agrees<B: Backend>(be: &B) {
 }
 
 fn sgd() -> SgdParams {
+    sgd_with(true)
+}
+
+/// lr 0.1, momentum 0.9, weight decay 5e-4, with or without Nesterov.
+fn sgd_with(nesterov: bool) -> SgdParams {
     SgdParams {
         lr: 0.1,
         momentum: 0.9,
         weight_decay: 5e-4,
-        nesterov: true,
+        nesterov,
     }
 }
 
