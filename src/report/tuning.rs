@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::ablation::runner::record_path;
 use crate::ablation::summary::{read_csv, RowStatus};
 use crate::error::Result;
-use crate::heads::Method;
+use crate::heads::{HeadColumns, Method, Naming};
 use crate::results::RunRecord;
 
 /// The tuning matrix's name (its results folder under `results/`).
@@ -23,11 +23,17 @@ type Grid = BTreeMap<(String, String), Vec<f64>>;
 /// its own grid.
 pub type Variant = (Method, Option<String>);
 
-/// The grid's name of a variant: the method's label, with `, all rows` for Partial FC stepping
-/// every centre.
+/// The grid's name of a variant: the method's label, named as the tables name Partial FC stepping
+/// every centre (`Partial FC, all rows`).
 fn variant_label((method, update): &Variant) -> String {
     match update {
-        Some(u) => format!("{}, {u} rows", method.label()),
+        Some(_) => method.run_name(
+            &HeadColumns {
+                centre_update: update.clone(),
+                ..HeadColumns::default()
+            },
+            Naming::Table,
+        ),
         None => method.label().to_string(),
     }
 }
@@ -50,7 +56,7 @@ pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
 /// A grid of learning rate × weight decay per method from `<root>/results/<matrix>/` in
 /// markdown: `intro`, then a table of each point's mean TAR@FAR=1e-3 over seeds (as the runs scored
 /// it: on validation identities in the grids of this project), **bold** at the method's best, and
-/// one line per method (and variant) comparing the best with `trained(method)`, the (lr, weight decay) that the
+/// one line per method (and variant) comparing the best with `trained(variant)`, the (lr, weight decay) that the
 /// comparison the grid serves trains the method at (as `f32::to_string` writes them). Empty when
 /// the matrix has not run.
 pub fn grid_section(
