@@ -372,7 +372,7 @@ impl Backend for CpuBackend {
         skip: &[usize],
         sgd: &SgdParams,
     ) -> Result<()> {
-        super::sgd_idle_host(w, vel, dim, skip, sgd);
+        sgd_idle_host(w, vel, dim, skip, sgd);
         Ok(())
     }
 
@@ -596,6 +596,51 @@ fn neg_row(row: &mut [f32], spec: &LossSpec) -> f32 {
         return unsafe { neg_row_avx2(row, spec) };
     }
     neg_row_body(row, spec)
+}
+
+/// [`Backend::sgd_idle_rows`] on host rows: every row of `w` not in `skip` (sorted, distinct)
+/// takes the step of a zero gradient, g = λ·w; v ← μ·v + g; w ← w − lr·(g + μ·v if Nesterov else
+/// v), the same f32 expressions as the step of a row with a gradient.
+fn sgd_idle_host(w: &mut [f32], vel: &mut [f32], dim: usize, skip: &[usize], sgd: &SgdParams) {
+    assert_eq!(
+        w.len(),
+        vel.len(),
+        "sgd_idle_rows: centres and momentum differ in size"
+    );
+    if dim == 0 {
+        return;
+    }
+    debug_assert!(
+        skip.windows(2).all(|p| p[0] < p[1]),
+        "skipped rows must be sorted and distinct"
+    );
+    // Sorted: the last row is the largest.
+    assert!(
+        skip.last().is_none_or(|&r| (r + 1) * dim <= w.len()),
+        "sgd_idle_rows row out of range"
+    );
+    w.par_chunks_mut(dim)
+        .zip(vel.par_chunks_mut(dim))
+        .enumerate()
+        .with_min_len(ROW_CHUNK)
+        .filter(|(r, _)| skip.binary_search(r).is_err())
+        .for_each(|(_, (w, v))| idle_row(w, v, sgd));
+}
+
+/// The SGD step of one row whose loss gradient is zero.
+#[inline]
+fn idle_row(w: &mut [f32], v: &mut [f32], sgd: &SgdParams) {
+    for (wj, vj) in w.iter_mut().zip(v.iter_mut()) {
+        let grad = sgd.weight_decay * *wj;
+        let vn = sgd.momentum * *vj + grad;
+        *vj = vn;
+        let step = if sgd.nesterov {
+            grad + sgd.momentum * vn
+        } else {
+            vn
+        };
+        *wj -= sgd.lr * step;
+    }
 }
 
 /// Normalisation backward and the SGD step for one row.

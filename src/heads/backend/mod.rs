@@ -209,8 +209,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// not listed in `skip` (sorted, distinct): weight decay and momentum alone, g = λ·w, as
     /// PyTorch's SGD moves the rows of a parameter that the loss did not reach (Partial FC v2's
     /// unsampled centres). A row gets exactly what [`Backend::sgd_normalized_rows`] gives it with
-    /// a zero gradient. The default goes through host memory, which is exact on any device; a
-    /// backend may do it in place.
+    /// a zero gradient.
     fn sgd_idle_rows(
         &self,
         w: &mut Self::Buf,
@@ -218,14 +217,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         dim: usize,
         skip: &[usize],
         sgd: &SgdParams,
-    ) -> Result<()> {
-        let mut hw = self.download(w)?;
-        let mut hv = self.download(vel)?;
-        sgd_idle_host(&mut hw, &mut hv, dim, skip, sgd);
-        *w = self.upload_owned(hw)?;
-        *vel = self.upload_owned(hv)?;
-        Ok(())
-    }
+    ) -> Result<()>;
 
     /// Row `dst_rows[i]` of `dst` = row `src_rows[i]` of `src` (rows of `dim` floats).
     fn copy_rows(
@@ -269,57 +261,5 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// (GPUs); `None` for host memory, which the process's resident size already measures.
     fn device_memory_in_use(&self) -> Option<u64> {
         None
-    }
-}
-
-/// [`Backend::sgd_idle_rows`] on host rows: every row of `w` not in `skip` (sorted, distinct)
-/// takes the step of a zero gradient, g = λ·w; v ← μ·v + g; w ← w − lr·(g + μ·v if Nesterov else
-/// v), the same f32 expressions as the step of a row with a gradient.
-pub(crate) fn sgd_idle_host(
-    w: &mut [f32],
-    vel: &mut [f32],
-    dim: usize,
-    skip: &[usize],
-    sgd: &SgdParams,
-) {
-    assert_eq!(
-        w.len(),
-        vel.len(),
-        "sgd_idle_rows: centres and momentum differ in size"
-    );
-    if dim == 0 {
-        return;
-    }
-    debug_assert!(
-        skip.windows(2).all(|p| p[0] < p[1]),
-        "skipped rows must be sorted and distinct"
-    );
-    // Sorted: the last row is the largest.
-    assert!(
-        skip.last().is_none_or(|&r| (r + 1) * dim <= w.len()),
-        "sgd_idle_rows row out of range"
-    );
-    use rayon::prelude::*;
-    w.par_chunks_mut(dim)
-        .zip(vel.par_chunks_mut(dim))
-        .enumerate()
-        .with_min_len(256)
-        .filter(|(r, _)| skip.binary_search(r).is_err())
-        .for_each(|(_, (w, v))| idle_row(w, v, sgd));
-}
-
-/// The SGD step of one row whose loss gradient is zero.
-#[inline]
-fn idle_row(w: &mut [f32], v: &mut [f32], sgd: &SgdParams) {
-    for (wj, vj) in w.iter_mut().zip(v.iter_mut()) {
-        let grad = sgd.weight_decay * *wj;
-        let vn = sgd.momentum * *vj + grad;
-        *vj = vn;
-        let step = if sgd.nesterov {
-            grad + sgd.momentum * vn
-        } else {
-            vn
-        };
-        *wj -= sgd.lr * step;
     }
 }
