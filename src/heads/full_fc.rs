@@ -6,7 +6,7 @@
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-use super::backend::{Backend, LossSpec, SgdParams};
+use super::backend::{Backend, LossSpec, Rows, SgdParams};
 use super::{
     check_len, BenchBatch, ClassifierHead, Halves, HeadState, HeadStats, Margin, Method, Naming,
     StepCost, StepInput, StepOutput,
@@ -176,16 +176,17 @@ impl<B: Backend> FullFc<B> {
 
     /// The step restricted to the centres `rows` (sorted, distinct; all when `None`); `targets[i]`
     /// indexes into `rows`. Only those rows of the centres and of their momentum are read or written.
+    /// The list is uploaded once ([`FullFc::upload_rows`]) for all the step's row operations.
     pub(crate) fn step_rows(
         &mut self,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<B::Index>>,
         emb: &[f32],
         targets: &[i64],
         sgd: &SgdParams,
     ) -> Result<StepOutput> {
         let (be, d) = (&self.be, self.dim);
         let b = targets.len();
-        let m = rows.map_or(self.num_classes, |r| r.len());
+        let m = rows.map_or(self.num_classes, Rows::len);
         assert_eq!(emb.len(), b * d, "embeddings must be (B, D)");
         let mut slot = self.work.take();
         Work::ensure(be, &mut slot, m, b, d)?;
@@ -217,9 +218,18 @@ impl<B: Backend> FullFc<B> {
         })
     }
 
+    /// `rows` on the centres' device, for [`FullFc::step_rows`] and [`FullFc::step_idle_rows`].
+    pub(crate) fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<B::Index>> {
+        self.be.upload_rows(rows)
+    }
+
     /// The zero-gradient SGD step (weight decay and momentum alone) of every centre not in
     /// `stepped` (sorted, distinct): the rows a [`FullFc::step_rows`] over `stepped` left alone.
-    pub(crate) fn step_idle_rows(&mut self, stepped: &[usize], sgd: &SgdParams) -> Result<()> {
+    pub(crate) fn step_idle_rows(
+        &mut self,
+        stepped: &Rows<B::Index>,
+        sgd: &SgdParams,
+    ) -> Result<()> {
         self.be
             .sgd_idle_rows(&mut self.weight, &mut self.velocity, self.dim, stepped, sgd)
     }

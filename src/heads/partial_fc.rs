@@ -177,11 +177,10 @@ impl<B: Backend> PartialFc<B> {
             &mut self.rng,
         );
         let targets: Vec<i64> = sample.targets.iter().map(|&t| t as i64).collect();
-        let out = self
-            .centres
-            .step_rows(Some(&sample.classes), emb, &targets, sgd)?;
+        let rows = self.centres.upload_rows(sample.classes)?;
+        let out = self.centres.step_rows(Some(&rows), emb, &targets, sgd)?;
         if self.update == CentreUpdate::AllRows {
-            self.centres.step_idle_rows(&sample.classes, sgd)?;
+            self.centres.step_idle_rows(&rows, sgd)?;
         }
         Ok(out)
     }

@@ -116,12 +116,15 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
 
     for sel in [None, Some(vec![0usize, 3, 4, 17, 39])] {
         let count = sel.as_ref().map_or(rows, |s| s.len());
+        // Each list is uploaded once and read by both row operations, as in a step.
+        let cpu_rows = sel.clone().map(|s| CpuBackend.upload_rows(s).unwrap());
+        let dev_rows = sel.clone().map(|s| be.upload_rows(s).unwrap());
         let (mut un, mut nn) = (vec![0.0; count * dim], vec![0.0; count]);
         CpuBackend
-            .gather_normalize(&w0, dim, sel.as_deref(), &mut un, &mut nn)
+            .gather_normalize(&w0, dim, cpu_rows.as_ref(), &mut un, &mut nn)
             .unwrap();
         let (mut gu, mut gn) = (be.zeros(count * dim).unwrap(), be.zeros(count).unwrap());
-        be.gather_normalize(&dw, dim, sel.as_deref(), &mut gu, &mut gn)
+        be.gather_normalize(&dw, dim, dev_rows.as_ref(), &mut gu, &mut gn)
             .unwrap();
         assert_close("normalised rows", &un, &be.download(&gu).unwrap(), 1e-5);
         assert_close("norms", &nn, &be.download(&gn).unwrap(), 1e-5);
@@ -131,14 +134,14 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
             let sgd = sgd_with(nesterov);
             let (mut w, mut v) = (w0.clone(), v0.clone());
             CpuBackend
-                .sgd_normalized_rows(&mut w, &mut v, dim, sel.as_deref(), &g, &un, &nn, &sgd)
+                .sgd_normalized_rows(&mut w, &mut v, dim, cpu_rows.as_ref(), &g, &un, &nn, &sgd)
                 .unwrap();
             let (mut dw2, mut dv2) = (be.upload(&w0).unwrap(), be.upload(&v0).unwrap());
             be.sgd_normalized_rows(
                 &mut dw2,
                 &mut dv2,
                 dim,
-                sel.as_deref(),
+                dev_rows.as_ref(),
                 &be.upload(&g).unwrap(),
                 &gu,
                 &gn,
@@ -179,11 +182,13 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
         let all: Vec<usize> = (0..rows).collect();
         for skip in [&[0usize, 3, 4, 17, 39][..], &[], &all] {
             let (mut w, mut v) = (w0.clone(), v0.clone());
+            let cpu_skip = CpuBackend.upload_rows(skip.to_vec()).unwrap();
             CpuBackend
-                .sgd_idle_rows(&mut w, &mut v, dim, skip, &sgd)
+                .sgd_idle_rows(&mut w, &mut v, dim, &cpu_skip, &sgd)
                 .unwrap();
             let (mut dw2, mut dv2) = (be.upload(&w0).unwrap(), be.upload(&v0).unwrap());
-            be.sgd_idle_rows(&mut dw2, &mut dv2, dim, skip, &sgd)
+            let dev_skip = be.upload_rows(skip.to_vec()).unwrap();
+            be.sgd_idle_rows(&mut dw2, &mut dv2, dim, &dev_skip, &sgd)
                 .unwrap();
             let what = format!("idle rows (nesterov {nesterov}, {} skipped)", skip.len());
             assert_eq!(be.download(&dw2).unwrap(), w, "{what}: weights");

@@ -159,6 +159,23 @@ fn a_step_moves_only_batch_sized_data_between_host_and_device() {
         Some(4 * input * faces.num_train_instances() as u64)
     );
 
+    // Partial FC: full FC's traffic and its sample's row list, uploaded once per step in either
+    // form: the gather, the sampled centres' step and (all rows) the other centres' step read
+    // that one copy.
+    let pfc = tiny("experiments/pfc.ron");
+    let mut pfc_all = pfc.clone();
+    if let HeadConfig::PartialFc { update, .. } = &mut pfc_all.head {
+        *update = f2c::heads::CentreUpdate::AllRows;
+    }
+    let sampled = timed(&pfc, 1, 2, PerStep).traffic;
+    assert_eq!(timed(&pfc_all, 1, 2, PerStep).traffic, sampled);
+    assert_eq!(sampled.to_device_copies, t.to_device_copies + 1);
+    assert!(sampled.to_device_bytes > t.to_device_bytes);
+    assert_eq!(
+        (sampled.to_host_bytes, sampled.to_host_copies),
+        (t.to_host_bytes, t.to_host_copies)
+    );
+
     // F²C's probe and gallery networks read one upload of the batch, not one each.
     let f2c = tiny("experiments/f2c.ron");
     let bf = f2c.train.loaders.batch_size() as u64;

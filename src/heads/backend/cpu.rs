@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::{Backend, LossParts, LossSpec, SgdParams};
+use super::{Backend, LossParts, LossSpec, Rows, SgdParams};
 use crate::error::Result;
 
 /// The host-CPU backend: `gemm` (multi-threaded through rayon) and rayon-parallel fused kernels.
@@ -73,6 +73,8 @@ fn sgemm(
 
 impl Backend for CpuBackend {
     type Buf = Vec<f32>;
+    /// The host's list serves as the device's.
+    type Index = ();
 
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
@@ -94,6 +96,12 @@ impl Backend for CpuBackend {
     }
     fn synchronize(&self) -> Result<()> {
         Ok(())
+    }
+    fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<()>> {
+        Ok(Rows {
+            host: rows,
+            device: (),
+        })
     }
 
     fn matmul_abt(
@@ -235,10 +243,11 @@ impl Backend for CpuBackend {
         &self,
         src: &Vec<f32>,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<()>>,
         out: &mut Vec<f32>,
         norms: &mut Vec<f32>,
     ) -> Result<()> {
+        let rows = rows.map(Rows::host);
         let count = rows.map_or(src.len() / dim, |r| r.len());
         assert!(
             out.len() >= count * dim && norms.len() >= count,
@@ -304,13 +313,13 @@ impl Backend for CpuBackend {
         w: &mut Vec<f32>,
         vel: &mut Vec<f32>,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<()>>,
         grad_n: &Vec<f32>,
         wn: &Vec<f32>,
         norms: &Vec<f32>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        match rows {
+        match rows.map(Rows::host) {
             None => {
                 let count = w.len() / dim;
                 assert!(
@@ -369,10 +378,10 @@ impl Backend for CpuBackend {
         w: &mut Vec<f32>,
         vel: &mut Vec<f32>,
         dim: usize,
-        skip: &[usize],
+        skip: &Rows<()>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        sgd_idle_host(w, vel, dim, skip, sgd);
+        sgd_idle_host(w, vel, dim, skip.host(), sgd);
         Ok(())
     }
 
@@ -888,8 +897,9 @@ mod tests {
                 nesterov,
             };
             let (mut w, mut v) = (w0.clone(), v0.clone());
+            let skip = CpuBackend.upload_rows(vec![1, 4]).unwrap();
             CpuBackend
-                .sgd_idle_rows(&mut w, &mut v, dim, &[1, 4], &sgd)
+                .sgd_idle_rows(&mut w, &mut v, dim, &skip, &sgd)
                 .unwrap();
             // The same rows through the step with a gradient, the gradient zero.
             let (mut wz, mut vz) = (w0.clone(), v0.clone());
@@ -949,7 +959,7 @@ mod tests {
     fn sparse_rows_touch_only_listed_rows() {
         let mut w = vec![1.0, 0.0, 0.0, 2.0, 3.0, 4.0];
         let mut v = vec![0.0; 6];
-        let rows = [0usize, 2];
+        let rows = CpuBackend.upload_rows(vec![0, 2]).unwrap();
         let (mut wn, mut norms) = (vec![0.0; 4], vec![0.0; 2]);
         CpuBackend
             .gather_normalize(&w, 2, Some(&rows), &mut wn, &mut norms)

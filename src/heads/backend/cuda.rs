@@ -27,7 +27,7 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 use super::kernels::{
     self, GemmPlan, LossArgs, Op, Product, SgdArgs, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC,
 };
-use super::{Backend, LossParts, LossSpec, SgdParams};
+use super::{Backend, LossParts, LossSpec, Rows, SgdParams};
 use crate::error::{Error, Result};
 
 /// Name under which the kernels are loaded into the device.
@@ -253,8 +253,17 @@ fn per_row(blocks: u32) -> LaunchConfig {
     }
 }
 
+/// The device's copy of a row list that a plan found non-empty.
+fn listed(rows: &Rows<Option<CudaSlice<u64>>>) -> &CudaSlice<u64> {
+    rows.device()
+        .as_ref()
+        .expect("a non-empty row list is on the device (upload_rows)")
+}
+
 impl Backend for CudaBackend {
     type Buf = CudaSlice<f32>;
+    /// The list as the kernels read it; `None` for an empty list, which no kernel reads.
+    type Index = Option<CudaSlice<u64>>;
 
     fn name(&self) -> String {
         self.name.to_string()
@@ -290,6 +299,14 @@ impl Backend for CudaBackend {
         unsafe { cudarc::driver::sys::cuCtxSynchronize() }
             .result()
             .map_err(|e| self.err("synchronisation failed", e))
+    }
+
+    fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<Self::Index>> {
+        let device = match rows.is_empty() {
+            true => None,
+            false => Some(self.indices(kernels::indices(&rows))?),
+        };
+        Ok(Rows { host: rows, device })
     }
 
     fn matmul_abt(
@@ -331,22 +348,23 @@ impl Backend for CudaBackend {
         &self,
         src: &CudaSlice<f32>,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Self::Index>>,
         out: &mut CudaSlice<f32>,
         norms: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let Some(plan) = kernels::gather_normalize(src.len(), dim, rows, out.len(), norms.len())
+        let host = rows.map(Rows::host);
+        let Some(blocks) = kernels::gather_normalize(src.len(), dim, host, out.len(), norms.len())
         else {
             return Ok(());
         };
         let f = self.func("f2c_gather_normalize");
-        let cfg = per_row(plan.blocks);
-        let launched = match plan.rows {
+        let cfg = per_row(blocks);
+        let launched = match rows {
             Some(rows) => {
-                let idx = self.indices(rows)?;
+                let idx = listed(rows);
                 // SAFETY: matches f2c_gather_normalize's parameters; the plan checked the row
                 // indices and output sizes; one block per output row.
-                unsafe { f.launch(cfg, (src, &idx, 1i32, dim as u64, out, norms)) }
+                unsafe { f.launch(cfg, (src, idx, 1i32, dim as u64, out, norms)) }
             }
             // No index buffer: a null pointer that the kernel does not read (has_rows = 0).
             // SAFETY: as above; the plan's rows of `src` exist by definition of its count.
@@ -389,17 +407,17 @@ impl Backend for CudaBackend {
         w: &mut CudaSlice<f32>,
         vel: &mut CudaSlice<f32>,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Self::Index>>,
         grad_n: &CudaSlice<f32>,
         wn: &CudaSlice<f32>,
         norms: &CudaSlice<f32>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        let Some(plan) = kernels::sgd_rows(
+        let Some(blocks) = kernels::sgd_rows(
             w.len(),
             vel.len(),
             dim,
-            rows,
+            rows.map(Rows::host),
             grad_n.len(),
             wn.len(),
             norms.len(),
@@ -408,15 +426,15 @@ impl Backend for CudaBackend {
         };
         let args = SgdArgs::new(sgd);
         let f = self.func("f2c_sgd_rows");
-        let cfg = per_row(plan.blocks);
-        let launched = match plan.rows {
+        let cfg = per_row(blocks);
+        let launched = match rows {
             Some(rows) => {
-                let idx = self.indices(rows)?;
+                let idx = listed(rows);
                 // SAFETY: matches f2c_sgd_rows's parameters; the plan checked sizes and rows.
                 unsafe {
                     f.launch(
                         cfg,
-                        (w, vel, dim as u64, &idx, 1i32, grad_n, wn, norms, args),
+                        (w, vel, dim as u64, idx, 1i32, grad_n, wn, norms, args),
                     )
                 }
             }
@@ -436,10 +454,10 @@ impl Backend for CudaBackend {
         w: &mut CudaSlice<f32>,
         vel: &mut CudaSlice<f32>,
         dim: usize,
-        skip: &[usize],
+        skip: &Rows<Self::Index>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        let Some(plan) = kernels::sgd_idle_rows(w.len(), vel.len(), dim, skip) else {
+        let Some(plan) = kernels::sgd_idle_rows(w.len(), vel.len(), dim, skip.host()) else {
             return Ok(());
         };
         let args = SgdArgs::new(sgd);
@@ -450,16 +468,15 @@ impl Backend for CudaBackend {
             shared_mem_bytes: 0,
         };
         let (len, dim) = (plan.len, dim as u64);
-        match plan.skip {
-            Some(skip) => {
-                let n = skip.len() as u64;
-                let idx = self.indices(skip)?;
+        match plan.skipped {
+            n @ 1.. => {
+                let idx = listed(skip);
                 // SAFETY: matches f2c_sgd_idle_rows's parameters; the plan checked that the
                 // skipped rows are sorted, distinct and within `w`, and that `vel` is as long.
-                unsafe { f.launch(cfg, (w, vel, len, dim, &idx, n, args)) }
+                unsafe { f.launch(cfg, (w, vel, len, dim, idx, n, args)) }
             }
             // SAFETY: as above, with the unread null index pointer (n_skip = 0).
-            None => unsafe { f.launch(cfg, (w, vel, len, dim, 0u64, 0u64, args)) },
+            0 => unsafe { f.launch(cfg, (w, vel, len, dim, 0u64, 0u64, args)) },
         }
         .map_err(|e| self.err("sgd_idle_rows launch failed", e))
     }

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 
-use super::{Backend, LossParts, LossSpec, SgdParams};
+use super::{Backend, LossParts, LossSpec, Rows, SgdParams};
 use crate::error::{Error, Result};
 
 /// Stands in for the GPU backend of a build without CUDA support; cannot be constructed.
@@ -27,6 +27,7 @@ impl CudaBackend {
 
 impl Backend for CudaBackend {
     type Buf = Infallible;
+    type Index = Infallible;
 
     fn name(&self) -> String {
         match self.never {}
@@ -44,6 +45,9 @@ impl Backend for CudaBackend {
         match self.never {}
     }
     fn synchronize(&self) -> Result<()> {
+        match self.never {}
+    }
+    fn upload_rows(&self, _rows: Vec<usize>) -> Result<Rows<Infallible>> {
         match self.never {}
     }
     fn matmul_abt(
@@ -84,7 +88,7 @@ impl Backend for CudaBackend {
         &self,
         _src: &Infallible,
         _dim: usize,
-        _rows: Option<&[usize]>,
+        _rows: Option<&Rows<Infallible>>,
         _out: &mut Infallible,
         _norms: &mut Infallible,
     ) -> Result<()> {
@@ -105,7 +109,7 @@ impl Backend for CudaBackend {
         _w: &mut Infallible,
         _vel: &mut Infallible,
         _dim: usize,
-        _rows: Option<&[usize]>,
+        _rows: Option<&Rows<Infallible>>,
         _grad_n: &Infallible,
         _wn: &Infallible,
         _norms: &Infallible,
@@ -118,7 +122,7 @@ impl Backend for CudaBackend {
         _w: &mut Infallible,
         _vel: &mut Infallible,
         _dim: usize,
-        _skip: &[usize],
+        _skip: &Rows<Infallible>,
         _sgd: &SgdParams,
     ) -> Result<()> {
         match self.never {}

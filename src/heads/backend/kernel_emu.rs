@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 use super::kernels::{self, GemmPlan, Op, Product, Sgemm, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC};
-use super::{Backend, CpuBackend, LossParts, LossSpec, SgdParams};
+use super::{Backend, CpuBackend, LossParts, LossSpec, Rows, SgdParams};
 use crate::error::{Error, Result};
 
 /// The emulator's C++ (the kernels' source is included from `kernels.cu` beside it).
@@ -41,8 +41,8 @@ enum Arg<'a> {
     Struct(Vec<u8>),
 }
 
-/// A row-index argument: the plan's indices, or the null pointer the kernel does not read.
-fn rows_arg(rows: &Option<Vec<u64>>) -> (Arg<'_>, Arg<'_>) {
+/// A row-index argument: the listed indices, or the null pointer the kernel does not read.
+fn rows_arg(rows: Option<&[u64]>) -> (Arg<'_>, Arg<'_>) {
     match rows {
         Some(r) => (Arg::U64s(r), Arg::I32(1)),
         None => (Arg::Null, Arg::I32(0)),
@@ -343,6 +343,8 @@ fn read_u32(r: &mut impl Read) -> std::io::Result<u32> {
 
 impl Backend for KernelEmulator {
     type Buf = Vec<f32>;
+    /// A row list as the kernels read it.
+    type Index = Vec<u64>;
 
     fn name(&self) -> String {
         "CUDA kernels emulated on the CPU".into()
@@ -364,6 +366,12 @@ impl Backend for KernelEmulator {
     }
     fn synchronize(&self) -> Result<()> {
         Ok(())
+    }
+    fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<Vec<u64>>> {
+        Ok(Rows {
+            device: kernels::indices(&rows),
+            host: rows,
+        })
     }
 
     fn matmul_abt(
@@ -406,15 +414,16 @@ impl Backend for KernelEmulator {
         &self,
         src: &Vec<f32>,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Vec<u64>>>,
         out: &mut Vec<f32>,
         norms: &mut Vec<f32>,
     ) -> Result<()> {
-        let Some(plan) = kernels::gather_normalize(src.len(), dim, rows, out.len(), norms.len())
+        let host = rows.map(Rows::host);
+        let Some(blocks) = kernels::gather_normalize(src.len(), dim, host, out.len(), norms.len())
         else {
             return Ok(());
         };
-        let (idx, has) = rows_arg(&plan.rows);
+        let (idx, has) = rows_arg(rows.map(|r| r.device().as_slice()));
         let args = [
             Arg::F32s(src),
             idx,
@@ -423,7 +432,7 @@ impl Backend for KernelEmulator {
             Arg::F32s(out),
             Arg::F32s(norms),
         ];
-        let [_, o, n] = buffers(self.launch("f2c_gather_normalize", plan.blocks, BLOCK, &args)?);
+        let [_, o, n] = buffers(self.launch("f2c_gather_normalize", blocks, BLOCK, &args)?);
         (*out, *norms) = (o, n);
         Ok(())
     }
@@ -457,24 +466,24 @@ impl Backend for KernelEmulator {
         w: &mut Vec<f32>,
         vel: &mut Vec<f32>,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Vec<u64>>>,
         grad_n: &Vec<f32>,
         wn: &Vec<f32>,
         norms: &Vec<f32>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        let Some(plan) = kernels::sgd_rows(
+        let Some(blocks) = kernels::sgd_rows(
             w.len(),
             vel.len(),
             dim,
-            rows,
+            rows.map(Rows::host),
             grad_n.len(),
             wn.len(),
             norms.len(),
         ) else {
             return Ok(());
         };
-        let (idx, has) = rows_arg(&plan.rows);
+        let (idx, has) = rows_arg(rows.map(|r| r.device().as_slice()));
         let args = [
             Arg::F32s(w),
             Arg::F32s(vel),
@@ -486,7 +495,7 @@ impl Backend for KernelEmulator {
             Arg::F32s(norms),
             Arg::Struct(kernels::SgdArgs::new(sgd).to_bytes()),
         ];
-        let [w2, v2, ..] = buffers::<5>(self.launch("f2c_sgd_rows", plan.blocks, BLOCK, &args)?);
+        let [w2, v2, ..] = buffers::<5>(self.launch("f2c_sgd_rows", blocks, BLOCK, &args)?);
         (*w, *vel) = (w2, v2);
         Ok(())
     }
@@ -496,20 +505,22 @@ impl Backend for KernelEmulator {
         w: &mut Vec<f32>,
         vel: &mut Vec<f32>,
         dim: usize,
-        skip: &[usize],
+        skip: &Rows<Vec<u64>>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        let Some(plan) = kernels::sgd_idle_rows(w.len(), vel.len(), dim, skip) else {
+        let Some(plan) = kernels::sgd_idle_rows(w.len(), vel.len(), dim, skip.host()) else {
             return Ok(());
         };
-        let n_skip = plan.skip.as_ref().map_or(0, |s| s.len() as u64);
         let args = [
             Arg::F32s(w),
             Arg::F32s(vel),
             Arg::U64(plan.len),
             Arg::U64(dim as u64),
-            plan.skip.as_deref().map_or(Arg::Null, Arg::U64s),
-            Arg::U64(n_skip),
+            match plan.skipped {
+                0 => Arg::Null,
+                _ => Arg::U64s(skip.device()),
+            },
+            Arg::U64(plan.skipped),
             Arg::Struct(kernels::SgdArgs::new(sgd).to_bytes()),
         ];
         let [w2, v2] = buffers(self.launch("f2c_sgd_idle_rows", plan.blocks, FILL_BLOCK, &args)?);
@@ -551,7 +562,7 @@ impl Backend for KernelEmulator {
         let Some(plan) = kernels::swap_rows(a.len(), b.len(), rows, dim) else {
             return Ok(());
         };
-        let (idx, _) = rows_arg(&plan.rows);
+        let (idx, _) = rows_arg(plan.rows.as_deref());
         let args = [Arg::F32s(a), Arg::F32s(b), idx, Arg::U64(dim as u64)];
         let [x, y] = buffers(self.launch("f2c_swap_rows", plan.blocks, BLOCK, &args)?);
         (*a, *b) = (x, y);

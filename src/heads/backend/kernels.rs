@@ -120,7 +120,7 @@ impl SgdArgs {
 }
 
 /// Row indices as the kernels read them.
-fn indices(rows: &[usize]) -> Vec<u64> {
+pub(super) fn indices(rows: &[usize]) -> Vec<u64> {
     rows.iter().map(|&r| r as u64).collect()
 }
 
@@ -132,22 +132,23 @@ pub(super) fn grid_rows(rows: usize) -> u32 {
         .expect("row count fits a CUDA grid")
 }
 
-/// `f2c_gather_normalize`, `f2c_sgd_rows` and `f2c_swap_rows`: one block per listed row (all rows
-/// when `rows` is `None`, with a null index pointer the kernel does not read).
+/// `f2c_swap_rows`: one block per listed row, and the rows to upload.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct RowsPlan {
     pub blocks: u32,
     pub rows: Option<Vec<u64>>,
 }
 
-/// The plan of [`super::Backend::gather_normalize`]; `None` when there is nothing to do.
+/// The plan of [`super::Backend::gather_normalize`]: its blocks, one per listed row (all rows
+/// when `rows` is `None`, with a null index pointer the kernel does not read; a listed row list
+/// is on the device already, [`super::Rows`]); `None` when there is nothing to do.
 pub(super) fn gather_normalize(
     src_len: usize,
     dim: usize,
     rows: Option<&[usize]>,
     out_len: usize,
     norms_len: usize,
-) -> Option<RowsPlan> {
+) -> Option<u32> {
     let count = rows.map_or(src_len / dim.max(1), |r| r.len());
     assert!(
         out_len >= count * dim && norms_len >= count,
@@ -162,14 +163,12 @@ pub(super) fn gather_normalize(
             "gather_normalize row out of range"
         );
     }
-    Some(RowsPlan {
-        blocks: grid_rows(count),
-        rows: rows.map(indices),
-    })
+    Some(grid_rows(count))
 }
 
 /// The plan of [`super::Backend::sgd_normalized_rows`] for `w` of `w_len` floats and its
-/// velocity of `vel_len`; `None` when there is nothing to do.
+/// velocity of `vel_len`: its blocks, as [`gather_normalize`]'s; `None` when there is nothing
+/// to do.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn sgd_rows(
     w_len: usize,
@@ -179,7 +178,7 @@ pub(super) fn sgd_rows(
     grad_len: usize,
     wn_len: usize,
     norms_len: usize,
-) -> Option<RowsPlan> {
+) -> Option<u32> {
     let count = rows.map_or(w_len / dim.max(1), |r| r.len());
     assert!(
         vel_len == w_len && grad_len >= count * dim && wn_len >= count * dim && norms_len >= count,
@@ -199,10 +198,7 @@ pub(super) fn sgd_rows(
             "sgd_normalized_rows row out of range"
         );
     }
-    Some(RowsPlan {
-        blocks: grid_rows(count),
-        rows: rows.map(indices),
-    })
+    Some(grid_rows(count))
 }
 
 /// `f2c_margin_loss`: one block per row, the targets, the constants, and room for two loss parts
@@ -341,13 +337,14 @@ pub(super) fn swap_rows(
     })
 }
 
-/// `f2c_sgd_idle_rows`: one thread per element of the centres, the rows it skips.
+/// `f2c_sgd_idle_rows`: one thread per element of the centres, and how many rows it skips (their
+/// list is on the device already, [`super::Rows`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct IdlePlan {
     pub blocks: u32,
     pub len: u64,
-    /// The skipped rows, sorted (`None` when there are none: the kernel reads no index).
-    pub skip: Option<Vec<u64>>,
+    /// How many rows are skipped (0: the kernel reads no index).
+    pub skipped: u64,
 }
 
 /// The plan of [`super::Backend::sgd_idle_rows`] over `w` of `w_len` floats and its velocity of
@@ -381,7 +378,7 @@ pub(super) fn sgd_idle_rows(
     Some(IdlePlan {
         blocks,
         len: w_len as u64,
-        skip: (!skip.is_empty()).then(|| indices(skip)),
+        skipped: skip.len() as u64,
     })
 }
 
@@ -610,9 +607,8 @@ mod tests {
 
     #[test]
     fn plans_launch_one_block_per_row_or_per_1024_indices() {
-        let g = gather_normalize(12, 4, Some(&[2, 0]), 8, 2).unwrap();
-        assert_eq!((g.blocks, g.rows), (2, Some(vec![2, 0])));
-        assert_eq!(gather_normalize(12, 4, None, 12, 3).unwrap().blocks, 3);
+        assert_eq!(gather_normalize(12, 4, Some(&[2, 0]), 8, 2), Some(2));
+        assert_eq!(gather_normalize(12, 4, None, 12, 3), Some(3));
         assert_eq!(gather_normalize(12, 4, Some(&[]), 0, 0), None);
         assert_eq!(fill_at(5000, &[0; 1025]).unwrap().blocks, 2);
         assert_eq!(fill_at(5000, &[]), None);

@@ -1,6 +1,6 @@
 //! [`Metered`]: a backend that counts what its calls move between host and device memory.
 
-use super::{kernels, Backend, LossParts, LossSpec, SgdParams};
+use super::{kernels, Backend, LossParts, LossSpec, Rows, SgdParams};
 use crate::error::Result;
 use crate::traffic;
 
@@ -22,6 +22,7 @@ fn rows_up(plan: Option<kernels::RowsPlan>) {
 
 impl<B: Backend> Backend for Metered<B> {
     type Buf = B::Buf;
+    type Index = B::Index;
 
     fn name(&self) -> String {
         self.0.name()
@@ -52,6 +53,14 @@ impl<B: Backend> Backend for Metered<B> {
 
     fn synchronize(&self) -> Result<()> {
         self.0.synchronize()
+    }
+
+    /// A row list crosses here, once, however many operations then read it.
+    fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<Self::Index>> {
+        if !rows.is_empty() {
+            traffic::to_device(8 * rows.len());
+        }
+        self.0.upload_rows(rows)
     }
 
     fn matmul_abt(
@@ -110,14 +119,10 @@ impl<B: Backend> Backend for Metered<B> {
         &self,
         src: &Self::Buf,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Self::Index>>,
         out: &mut Self::Buf,
         norms: &mut Self::Buf,
     ) -> Result<()> {
-        let (src_len, out_len, norms_len) = (self.0.len(src), self.0.len(out), self.0.len(norms));
-        rows_up(kernels::gather_normalize(
-            src_len, dim, rows, out_len, norms_len,
-        ));
         self.0.gather_normalize(src, dim, rows, out, norms)
     }
 
@@ -141,22 +146,12 @@ impl<B: Backend> Backend for Metered<B> {
         w: &mut Self::Buf,
         vel: &mut Self::Buf,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Self::Index>>,
         grad_n: &Self::Buf,
         wn: &Self::Buf,
         norms: &Self::Buf,
         sgd: &SgdParams,
     ) -> Result<()> {
-        let len = |b: &Self::Buf| self.0.len(b);
-        rows_up(kernels::sgd_rows(
-            len(w),
-            len(vel),
-            dim,
-            rows,
-            len(grad_n),
-            len(wn),
-            len(norms),
-        ));
         self.0
             .sgd_normalized_rows(w, vel, dim, rows, grad_n, wn, norms, sgd)
     }
@@ -166,13 +161,9 @@ impl<B: Backend> Backend for Metered<B> {
         w: &mut Self::Buf,
         vel: &mut Self::Buf,
         dim: usize,
-        skip: &[usize],
+        skip: &Rows<Self::Index>,
         sgd: &SgdParams,
     ) -> Result<()> {
-        let plan = kernels::sgd_idle_rows(self.0.len(w), self.0.len(vel), dim, skip);
-        if let Some(skip) = plan.and_then(|p| p.skip) {
-            traffic::to_device(8 * skip.len());
-        }
         self.0.sgd_idle_rows(w, vel, dim, skip, sgd)
     }
 

@@ -89,10 +89,44 @@ pub struct SgdParams {
     pub nesterov: bool,
 }
 
+/// Row indices that several row operations of a step read ([`Backend::upload_rows`]): the
+/// host's list, against which each operation checks its rows before it launches, and the
+/// device's copy, which its kernels read, so that a list crosses to the device once per step
+/// however many operations read it.
+#[derive(Debug)]
+pub struct Rows<I> {
+    host: Vec<usize>,
+    device: I,
+}
+
+impl<I> Rows<I> {
+    /// The list, in host memory.
+    pub fn host(&self) -> &[usize] {
+        &self.host
+    }
+
+    /// The device's copy.
+    pub fn device(&self) -> &I {
+        &self.device
+    }
+
+    /// Number of rows listed.
+    pub fn len(&self) -> usize {
+        self.host.len()
+    }
+
+    /// True when no row is listed.
+    pub fn is_empty(&self) -> bool {
+        self.host.is_empty()
+    }
+}
+
 /// Device operations used by the heads. Matrices are row-major `f32`.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// A buffer of `f32` in the device's memory.
     type Buf: Send + Sync;
+    /// The device's copy of a row list ([`Rows`]); nothing for a backend on host memory.
+    type Index: Send + Sync;
 
     /// Human-readable device name.
     fn name(&self) -> String;
@@ -111,6 +145,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn len(&self, buf: &Self::Buf) -> usize;
     /// Waits for queued work (timing); a no-op on the CPU.
     fn synchronize(&self) -> Result<()>;
+    /// The row list `rows` for the row operations that take [`Rows`], its copy on the device.
+    fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<Self::Index>>;
 
     /// c (m×n) = a (m×k) · bᵀ, with b stored (n×k).
     fn matmul_abt(
@@ -170,7 +206,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         src: &Self::Buf,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Self::Index>>,
         out: &mut Self::Buf,
         norms: &mut Self::Buf,
     ) -> Result<()>;
@@ -198,7 +234,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         w: &mut Self::Buf,
         vel: &mut Self::Buf,
         dim: usize,
-        rows: Option<&[usize]>,
+        rows: Option<&Rows<Self::Index>>,
         grad_n: &Self::Buf,
         wn: &Self::Buf,
         norms: &Self::Buf,
@@ -215,7 +251,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         w: &mut Self::Buf,
         vel: &mut Self::Buf,
         dim: usize,
-        skip: &[usize],
+        skip: &Rows<Self::Index>,
         sgd: &SgdParams,
     ) -> Result<()>;
 
