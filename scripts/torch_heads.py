@@ -8,8 +8,12 @@ embeddings with fresh random labels every step; the median over the timed steps 
 Heads (CosFace s = 32, m = 0.4 wherever a margin softmax is used; SGD lr 0.1, momentum 0.9,
 weight decay 5e-4 wherever there are centres):
   fc       full FC over all N centres.
-  pfc      Partial FC r = 0.1, insightface partial_fc_v2 style: all positive centres plus uniform
-           negatives, int(r*N) in all; only the sampled rows and their momentum are updated.
+  pfc      Partial FC r = 0.1, insightface partial_fc_v2's sample: all positive centres plus
+           uniform negatives, int(r*N) in all; only the sampled rows and their momentum are updated
+           (which rows step as in the original partial_fc.py).
+  pfc-all  the same sample, all N centres one parameter of torch.optim.SGD as partial_fc_v2.py
+           under train_v2.py: the gradient of weight[index] is dense, zero outside the sample, so
+           every centre steps (the unsampled ones under weight decay and momentum alone).
   f2c      F2C's dynamic class pool loss (tiandunx/FFC), pools of 1 % and 10 % of N, in the
            one-direction form our bench calls the peer step: the first half of the batch's gallery
            features written to row 0 of an LRU pool, all B probes against row 0.
@@ -21,8 +25,8 @@ weight decay 5e-4 wherever there are centres):
            batch's keys and labels are enqueued with wrap-around. Queue = max(10 % of N, B).
 
 Output: one JSON line per case (stdout or --out):
-  {"peer": "pytorch", "head": "fc" | "pfc0.1" | "f2c0.01" | "f2c0.1" | "dcq0.1"
-           | "f2c0.1-tworow-symmetric", "classes", "dim", "batch", "median_s", ...}
+  {"peer": "pytorch", "head": "fc" | "pfc0.1" | "pfc0.1-all-rows" | "f2c0.01" | "f2c0.1"
+           | "dcq0.1" | "f2c0.1-tworow-symmetric", "classes", "dim", "batch", "median_s", ...}
 The first six keys are what the Rust side reads (head = method followed by its parameter, as
 `Peer::seconds` looks it up); the others are extra: method, param, variant, columns, state_bytes,
 steps, warmup, min_s, device, threads, torch, device_peak_bytes (CUDA only) and, for a case that
@@ -60,7 +64,7 @@ PFC_RATE = 0.1
 F2C_FRACTIONS = (0.01, 0.1)
 F2C_REF_FRACTION = 0.1
 DCQ_FRACTION = 0.1
-ALL_CASES = ("fc", "pfc", "f2c", "f2c-ref", "dcq")
+ALL_CASES = ("fc", "pfc", "pfc-all", "f2c", "f2c-ref", "dcq")
 
 
 def cosface_ce(cos, target, s=SCALE, m=MARGIN):
@@ -242,9 +246,8 @@ class PartialFc(Case):
         self.w = torch.normal(0, 0.01, (classes, dim), device=device)
         self.mom = torch.zeros_like(self.w)
 
-    def step(self, labels):
-        labels = labels.to(self.x.device)
-        self.x.grad = None
+    def sample(self, labels):
+        """The sampled centres (sorted) and each label's position among them."""
         with torch.no_grad():
             positive = torch.unique(labels, sorted=True)
             if positive.numel() >= self.num_sample:
@@ -254,11 +257,37 @@ class PartialFc(Case):
                 keys = torch.rand(self.classes, device=labels.device)
                 keys[positive] = 2.0
                 index = torch.topk(keys, k=self.num_sample)[1].sort()[0]
-            target = torch.searchsorted(index, labels)
+            return index, torch.searchsorted(index, labels)
+
+    def step(self, labels):
+        labels = labels.to(self.x.device)
+        self.x.grad = None
+        index, target = self.sample(labels)
         sub = self.w[index].requires_grad_()  # (S, D)
         loss = fc_loss(self.x, sub, target)
         loss.backward()
         sgd_rows(self.w, self.mom, index, sub)
+        return loss
+
+
+class PartialFcAllRows(PartialFc):
+    def __init__(self, classes, dim, batch, device):
+        super().__init__(classes, dim, batch, device)
+        self.name, self.variant = f"{self.name}-all-rows", "all-rows"
+        self.w = torch.nn.Parameter(self.w)
+        del self.mom  # the optimiser keeps the momentum
+        self.opt = torch.optim.SGD(
+            [self.w], lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+        )
+
+    def step(self, labels):
+        labels = labels.to(self.x.device)
+        self.opt.zero_grad(set_to_none=True)
+        self.x.grad = None
+        index, target = self.sample(labels)
+        loss = fc_loss(self.x, self.w[index], target)
+        loss.backward()
+        self.opt.step()
         return loss
 
 
@@ -338,6 +367,8 @@ def build_cases(names, classes, dim, batch, device):
         out.append((f"dcq{DCQ_FRACTION}", lambda: Dcq(classes, dim, batch, device)))
     if "pfc" in names:
         out.append((f"pfc{PFC_RATE}", lambda: PartialFc(classes, dim, batch, device)))
+    if "pfc-all" in names:
+        out.append((f"pfc{PFC_RATE}-all-rows", lambda: PartialFcAllRows(classes, dim, batch, device)))
     if "fc" in names:
         out.append(("fc", lambda: FullFc(classes, dim, batch, device)))
     return out
@@ -420,7 +451,8 @@ def run(args):
 
 def self_test():
     """The FC and DCQ losses on a 3 x 4 example worked by hand (3 samples, 4 classes / queue
-    entries, D = 4), and the queue's wrap-around."""
+    entries, D = 4), the queue's wrap-around, the pool's rollback and LRU, and which centres
+    Partial FC's two forms move."""
     close = lambda a, b: abs(a - b) <= 1e-4 * max(1.0, abs(b))
     e = math.exp
     # Embeddings (3,4,0,0), (0,0,1,0), (0,0,0,2) normalise to (.6,.8,0,0), e2, e3. Centres: the
@@ -483,6 +515,18 @@ def self_test():
     # LRU: 4 slots hold 1, 2, 3, then 4; writing 5 evicts 1, the least recently written.
     pool.write([4, 5], torch.ones(2, 4))
     assert 1 not in pool.slot_of and {2, 3, 4, 5} <= set(pool.slot_of)
+
+    # Partial FC's two forms, 20 centres at r = 0.1: a step samples 2 (class 3 and one negative).
+    # The original moves only those 2 rows; v2 also moves the other 18, each by weight decay alone
+    # (torch's momentum buffer starts as the first gradient): w <- w - lr * wd * w.
+    for form, idle_factor in ((PartialFc, 1.0), (PartialFcAllRows, 1.0 - LR * WEIGHT_DECAY)):
+        torch.manual_seed(0)
+        case = form(20, 4, 2, torch.device("cpu"))
+        before = case.w.detach().clone()
+        case.step(torch.tensor([3, 3]))
+        after = case.w.detach()
+        idle = [i for i in range(20) if torch.allclose(after[i], before[i] * idle_factor, rtol=1e-5, atol=0)]
+        assert len(idle) == 18 and 3 not in idle, (form.__name__, idle)
 
     print(json.dumps({"self_test": "ok", "fc_loss": fc, "fc_hand": fc_hand,
                       "dcq_loss": loss.item(), "dcq_hand": dcq_hand}))

@@ -44,14 +44,15 @@ impl HeadCase {
         }
     }
 
-    /// Partial FC at sample rate `r`, the peer's margin and scale.
-    pub fn pfc(sample_rate: f32) -> Self {
+    /// Partial FC at sample rate `r`, the peer's margin and scale, moving the centres `update`
+    /// names.
+    pub fn pfc(sample_rate: f32, update: CentreUpdate) -> Self {
         HeadCase {
             head: HeadConfig::PartialFc {
                 margin: Margin::CosFace(0.4),
                 scale: 32.0,
                 sample_rate,
-                update: CentreUpdate::SampledRows,
+                update,
             },
         }
     }
@@ -223,7 +224,10 @@ mod tests {
         let flops = |c: HeadCase, n| c.head.cost(n, 8, 4).gemm_flops(8);
         // FC: 3 GEMMs × 2·B·N·D = 6·4·10·8 = 1920. PFC r = 0.5: 5 columns → 960.
         assert_eq!(flops(HeadCase::fc(), 10), 1920.0);
-        assert_eq!(flops(HeadCase::pfc(0.5), 10), 960.0);
+        assert_eq!(
+            flops(HeadCase::pfc(0.5, CentreUpdate::SampledRows), 10),
+            960.0
+        );
         // F²C 10% of 100: Q = 10; peer: 4·B·Q·D = 4·4·10·8 = 1280; reference: 2 directions ×
         // 2 rows × 4·(B/2)·Q·D = 2560.
         assert_eq!(flops(HeadCase::f2c(0.1, false), 100), 1280.0);
@@ -249,7 +253,8 @@ mod tests {
     fn every_case_steps_and_reports_state() {
         for case in [
             HeadCase::fc(),
-            HeadCase::pfc(0.1),
+            HeadCase::pfc(0.1, CentreUpdate::SampledRows),
+            HeadCase::pfc(0.1, CentreUpdate::AllRows),
             HeadCase::f2c(0.1, false),
             HeadCase::f2c(0.1, true),
             HeadCase::dcq(0.1),

@@ -21,7 +21,7 @@ use crate::data::resident::InputStaging;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::heads::backend::{Backend, CpuBackend};
-use crate::heads::Method;
+use crate::heads::{CentreUpdate, Method};
 use crate::results::record::memory_status;
 use head_step::{median, HeadBench, HeadCase};
 
@@ -241,13 +241,14 @@ pub fn read_rows(path: &std::path::Path) -> Result<Vec<BenchRow>> {
 
 /// Cases per identity count, smallest memory first so that a non-resettable high-water mark
 /// still grows case by case.
-pub fn cases() -> [HeadCase; 6] {
+pub fn cases() -> [HeadCase; 7] {
     [
         HeadCase::f2c(0.01, false),
         HeadCase::f2c(0.1, false),
         HeadCase::f2c(0.1, true),
         HeadCase::dcq(0.1),
-        HeadCase::pfc(0.1),
+        HeadCase::pfc(0.1, CentreUpdate::SampledRows),
+        HeadCase::pfc(0.1, CentreUpdate::AllRows),
         HeadCase::fc(),
     ]
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::head_step::HeadCase;
 use crate::error::{Error, Result};
-use crate::heads::f2c::{ONE_DIRECTION_STEP, REFERENCE_STEP};
+use crate::heads::f2c::ONE_DIRECTION_STEP;
 use crate::heads::PEER_STEP;
 
 /// PyTorch 2.x on this kind of 2-core CPU machine, the peer script (now `scripts/torch_heads.py`) at B 256, D 128
@@ -18,10 +18,11 @@ const PYTORCH: [(&str, f64, [f64; 3]); 4] = [
     ("f2c", 0.01, [0.0011, 0.0026, 0.025]),
 ];
 
-/// The peer's seconds for the same step, where the issue gives one (the F²C reference variant has
-/// no peer: the peer times one direction against row 0).
+/// The peer's seconds for the same step, where the issue gives one: only the peer's own steps were
+/// timed then (F²C one direction against row 0, Partial FC moving its sampled rows), not F²C's
+/// reference step nor Partial FC's all-rows step.
 pub fn pytorch_seconds(case: &HeadCase, classes: usize, dim: usize, batch: usize) -> Option<f64> {
-    if dim != 128 || batch != 256 || case.variant() == REFERENCE_STEP {
+    if dim != 128 || batch != 256 || !matches!(case.variant(), PEER_STEP | ONE_DIRECTION_STEP) {
         return None;
     }
     let col = [10_000, 100_000, 1_000_000]
@@ -100,8 +101,9 @@ impl Peer {
         match &self.measured {
             None => pytorch_seconds(case, classes, dim, batch),
             Some(map) => {
-                // The peer names a row by method and size (`pfc0.1`, `dcq0.1`), F²C's reference
-                // step with its variant appended (`f2c0.1-tworow-symmetric`).
+                // The peer names a row by method and size (`pfc0.1`, `dcq0.1`), another form of
+                // the step with its variant appended (`f2c0.1-tworow-symmetric`,
+                // `pfc0.1-all-rows`).
                 let key = match (case.head.method(), case.variant()) {
                     (crate::heads::Method::Fc, _) => "fc".to_string(),
                     (_, PEER_STEP | ONE_DIRECTION_STEP) => {
@@ -126,6 +128,7 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heads::CentreUpdate;
 
     #[test]
     fn peer_figures_match_the_issue() {
@@ -135,12 +138,26 @@ mod tests {
             Some(9.50)
         );
         assert_eq!(
-            pytorch_seconds(&HeadCase::pfc(0.1), 100_000, 128, 256),
+            pytorch_seconds(
+                &HeadCase::pfc(0.1, CentreUpdate::SampledRows),
+                100_000,
+                128,
+                256
+            ),
             Some(0.096)
         );
         assert_eq!(pytorch_seconds(&f2c10, 10_000, 128, 256), Some(0.0024));
         assert_eq!(
             pytorch_seconds(&HeadCase::f2c(0.1, true), 10_000, 128, 256),
+            None
+        );
+        assert_eq!(
+            pytorch_seconds(
+                &HeadCase::pfc(0.1, CentreUpdate::AllRows),
+                100_000,
+                128,
+                256
+            ),
             None
         );
         assert_eq!(pytorch_seconds(&f2c10, 10_000, 512, 256), None);
@@ -154,15 +171,20 @@ mod tests {
         std::fs::write(
             &path,
             "{\"peer\": \"pytorch\", \"head\": \"fc\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.05}\n\
-             {\"peer\": \"pytorch\", \"head\": \"f2c0.01\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.002}\n",
+             {\"peer\": \"pytorch\", \"head\": \"f2c0.01\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.002}\n\
+             {\"peer\": \"pytorch\", \"head\": \"pfc0.1-all-rows\", \"classes\": 10000, \"dim\": 128, \"batch\": 256, \"median_s\": 0.03}\n",
         )
         .unwrap();
         let peer = Peer::from_json_lines(&path).unwrap();
         assert_eq!(peer.seconds(&HeadCase::fc(), 10_000, 128, 256), Some(0.05));
         let f2c1 = HeadCase::f2c(0.01, false);
         assert_eq!(peer.seconds(&f2c1, 10_000, 128, 256), Some(0.002));
+        // Partial FC's two steps are two peer rows.
+        let all = HeadCase::pfc(0.1, CentreUpdate::AllRows);
+        assert_eq!(peer.seconds(&all, 10_000, 128, 256), Some(0.03));
         // Not measured: no figure (never a quoted one mixed in).
-        assert_eq!(peer.seconds(&HeadCase::pfc(0.1), 10_000, 128, 256), None);
+        let sampled = HeadCase::pfc(0.1, CentreUpdate::SampledRows);
+        assert_eq!(peer.seconds(&sampled, 10_000, 128, 256), None);
         assert_eq!(
             Peer::default().seconds(&HeadCase::fc(), 10_000, 128, 256),
             Some(0.0397)

@@ -78,6 +78,7 @@ pub fn gemm_only_seconds<B: Backend>(
 mod tests {
     use super::*;
     use crate::heads::backend::CpuBackend;
+    use crate::heads::CentreUpdate;
 
     #[test]
     fn peak_and_gemm_time_are_positive_and_finite() {
@@ -85,7 +86,7 @@ mod tests {
         assert!(peak.is_finite() && peak > 0.0);
         for case in [
             HeadCase::fc(),
-            HeadCase::pfc(0.5),
+            HeadCase::pfc(0.5, CentreUpdate::SampledRows),
             HeadCase::f2c(0.1, true),
             HeadCase::dcq(0.1),
         ] {

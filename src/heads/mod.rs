@@ -125,7 +125,7 @@ impl Method {
     pub fn series_name(self, variant: &str, param: f64) -> String {
         match self {
             Method::Fc => full_fc::series_name(),
-            Method::PartialFc => partial_fc::series_name(param),
+            Method::PartialFc => partial_fc::series_name(variant, param),
             Method::F2c => f2c::series_name(variant, param),
             Method::Dcq => dcq::series_name(param),
         }
@@ -334,7 +334,8 @@ impl HeadConfig {
     /// PyTorch peer times, else the head's own name for it.
     pub fn bench_variant(&self) -> &'static str {
         match self {
-            HeadConfig::Fc { .. } | HeadConfig::PartialFc { .. } | HeadConfig::Dcq(_) => PEER_STEP,
+            HeadConfig::Fc { .. } | HeadConfig::Dcq(_) => PEER_STEP,
+            HeadConfig::PartialFc { update, .. } => partial_fc::bench_variant(*update),
             HeadConfig::F2c(f) => f.bench_variant(),
         }
     }

@@ -109,9 +109,27 @@ pub fn run_name(cols: &HeadColumns, naming: Naming) -> String {
     }
 }
 
-/// Partial FC's head-benchmark series at sample rate `param`.
-pub fn series_name(param: f64) -> String {
-    format!("Partial FC r={param}")
+/// [`bench_variant`] of the step that moves every centre; the sampled-rows step is the peer's
+/// step of the original release, [`super::PEER_STEP`].
+pub const ALL_ROWS_STEP: &str = "all-rows";
+
+/// The form of the step the head benchmark times for `update`.
+pub fn bench_variant(update: CentreUpdate) -> &'static str {
+    match update {
+        CentreUpdate::SampledRows => super::PEER_STEP,
+        CentreUpdate::AllRows => ALL_ROWS_STEP,
+    }
+}
+
+/// Partial FC's head-benchmark series at sample rate `param` with the step `variant`, named as
+/// its runs are in tables.
+pub fn series_name(variant: &str, param: f64) -> String {
+    let update = if variant == ALL_ROWS_STEP {
+        CentreUpdate::AllRows
+    } else {
+        CentreUpdate::SampledRows
+    };
+    run_name(&summary_columns(param as f32, update), Naming::Table)
 }
 
 /// A full-FC step over the centres sampled at rate `sample_rate` (at least r·N of them).
@@ -257,6 +275,21 @@ mod tests {
             }
         ));
         assert!(ron::to_string(&all).unwrap().contains("update:AllRows"));
+    }
+
+    #[test]
+    fn the_bench_names_each_form_as_the_tables_do() {
+        for (update, variant, name) in [
+            (CentreUpdate::SampledRows, "peer", "Partial FC r=0.1"),
+            (
+                CentreUpdate::AllRows,
+                "all-rows",
+                "Partial FC r=0.1, all rows",
+            ),
+        ] {
+            assert_eq!(bench_variant(update), variant);
+            assert_eq!(series_name(variant, 0.1), name);
+        }
     }
 
     #[test]
