@@ -216,23 +216,33 @@ class Case:
         self.columns, self.state_bytes = columns, state_bytes
 
 
+def held_by_sgd(case, w):
+    """Gives `case` the centres `w` as one parameter of torch's SGD (case.w, case.opt), as
+    insightface's trainers hold them."""
+    case.w = torch.nn.Parameter(w)
+    case.opt = torch.optim.SGD([case.w], lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+
+
+def sgd_step(case, labels, loss_of):
+    """One step of a case whose centres torch's SGD holds: gradients cleared, the loss of the
+    labels (on the case's device), its backward, the optimiser's step."""
+    labels = labels.to(case.x.device)
+    case.opt.zero_grad(set_to_none=True)
+    case.x.grad = None
+    loss = loss_of(labels)
+    loss.backward()
+    case.opt.step()
+    return loss
+
+
 class FullFc(Case):
     def __init__(self, classes, dim, batch, device):
         super().__init__("fc", "fc", 1.0, "peer", classes, 2 * classes * dim * 4)
         self.x = F.normalize(torch.randn(batch, dim, device=device)).requires_grad_()
-        self.w = torch.nn.Parameter(torch.normal(0, 0.01, (classes, dim), device=device))
-        self.opt = torch.optim.SGD(
-            [self.w], lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
-        )
+        held_by_sgd(self, torch.normal(0, 0.01, (classes, dim), device=device))
 
     def step(self, labels):
-        labels = labels.to(self.x.device)
-        self.opt.zero_grad(set_to_none=True)
-        self.x.grad = None
-        loss = fc_loss(self.x, self.w, labels)
-        loss.backward()
-        self.opt.step()
-        return loss
+        return sgd_step(self, labels, lambda labels: fc_loss(self.x, self.w, labels))
 
 
 class PartialFc(Case):
@@ -274,21 +284,15 @@ class PartialFcAllRows(PartialFc):
     def __init__(self, classes, dim, batch, device):
         super().__init__(classes, dim, batch, device)
         self.name, self.variant = f"{self.name}-all-rows", "all-rows"
-        self.w = torch.nn.Parameter(self.w)
         del self.mom  # the optimiser keeps the momentum
-        self.opt = torch.optim.SGD(
-            [self.w], lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
-        )
+        held_by_sgd(self, self.w)
 
     def step(self, labels):
-        labels = labels.to(self.x.device)
-        self.opt.zero_grad(set_to_none=True)
-        self.x.grad = None
-        index, target = self.sample(labels)
-        loss = fc_loss(self.x, self.w[index], target)
-        loss.backward()
-        self.opt.step()
-        return loss
+        def loss_of(labels):
+            index, target = self.sample(labels)
+            return fc_loss(self.x, self.w[index], target)
+
+        return sgd_step(self, labels, loss_of)
 
 
 class F2c(Case):

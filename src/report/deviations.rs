@@ -58,7 +58,7 @@ pub const DEVIATIONS: &[Deviation] = &[
     Deviation {
         setting: "Partial FC's update",
         authors: "`partial_fc.py` (the original): only the sampled centres and their momentum step; `partial_fc_v2.py` (the current one) under `train_v2.py`'s SGD: all N centres step every time, the unsampled ones with a zero gradient (weight decay and momentum alone)",
-        ours: "both, chosen by the head's `update`; the default and scale matrices train the second, and `pfc_update` sets them side by side, each at its own tuned point; the single experiments (`experiments/pfc.ron`, the curves), ORL and the head benchmark keep the first, as the PyTorch peer times it",
+        ours: "both, chosen by the head's `update`; the default and scale matrices train the second, and `pfc_update` sets them side by side, each at its own tuned point; the single experiments (`experiments/pfc.ron`, the curves), ORL and the whole-step benchmark keep the first; the head benchmark times both, each beside the PyTorch peer's same step",
         reason: "on the validation identities the second is the stronger baseline (best point 79.15 against 74.85 % TAR@FAR=1e-3); the first is the one whose step does no work proportional to N",
     },
     Deviation {

@@ -69,7 +69,7 @@ pub fn markdown(
         "One training step of each head in isolation (forward, backward into the embeddings, the head's own update), \
          median over the timed steps; device {device}; sgemm peak {peak:.1} GFLOP/s; load average at the end {load}. \
          PyTorch: {peer_source}; \
-         ratio = ours / PyTorch. Bound = the step's dense GEMM flops / sgemm peak (F²C's backward skips the zeros of its negative rows — at most k non-zeros each — so its step can beat the dense bound: × bound < 1). Peak mem = growth of the resident high-water mark over the case.\n\n"
+         ratio = ours / PyTorch. Bound = the step's dense GEMM flops / sgemm peak (F²C's backward skips the zeros of its negative rows — at most k non-zeros each — so its step can beat the dense bound: × bound < 1; Partial FC's all-rows step also reads and writes every centre and its momentum, memory traffic the bound does not count). Peak mem = growth of the resident high-water mark over the case.\n\n"
     );
     s += "| head | N | ours | PyTorch | ratio | head state | peak mem | GEMM GFLOP/s | % of peak | × bound | GEMMs alone |\n";
     s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
