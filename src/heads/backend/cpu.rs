@@ -80,7 +80,12 @@ impl Backend for CpuBackend {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
     fn zeros(&self, len: usize) -> Result<Vec<f32>> {
-        Ok(vec![0.0; len])
+        // Written, not left to the allocator's zero pages: every page is resident from the start,
+        // as a device buffer is, so that a step reaching some rows for the first time (Partial
+        // FC's momentum, a sample at a time) does not pay their page faults inside a timed step.
+        let mut v = Vec::with_capacity(len);
+        v.resize(len, 0.0);
+        Ok(v)
     }
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
         Ok(host.to_vec())
