@@ -6,7 +6,8 @@
 use crate::data::resident::InputStaging;
 use crate::device::DeviceChoice;
 use crate::error::Result;
-use crate::heads::Method;
+use crate::heads::partial_fc::CentreUpdate;
+use crate::heads::{HeadConfig, Method};
 use crate::train::run::time_training_steps;
 use crate::Experiment;
 
@@ -17,6 +18,10 @@ pub struct TrainRow {
     pub method: String,
     /// Sample rate (pfc), pool fraction (f2c), queue fraction (dcq), 1 (fc).
     pub param: f64,
+    /// The form of the method's step ([`HeadConfig::bench_variant`]). Empty in files written
+    /// before it was recorded, which timed each method's shipped form only.
+    #[serde(default)]
+    pub variant: String,
     pub classes: usize,
     pub batch: usize,
     pub median_step_s: f64,
@@ -40,6 +45,15 @@ pub struct TrainRow {
 }
 
 impl TrainRow {
+    /// The run's name as the head benchmark names its series ([`Method::series_name`]); the
+    /// method's key where it is not one.
+    pub fn label(&self) -> String {
+        match self.method.parse::<Method>() {
+            Ok(m) => m.series_name(&self.variant, self.param),
+            Err(_) => self.method.clone(),
+        }
+    }
+
     /// The fastest timed step, or the median where it was not recorded.
     pub fn fastest_step_s(&self) -> f64 {
         self.min_step_s.unwrap_or(self.median_step_s)
@@ -61,13 +75,14 @@ pub fn experiment_path(method: Method) -> String {
 
 /// The shipped experiment of `method` on `device`, resized to `classes` identities and a batch of
 /// `batch` samples, on the loaders its head trains on at that batch
-/// ([`crate::heads::HeadConfig::resize_for_bench`]).
-pub fn bench_experiment(
+/// ([`HeadConfig::resize_for_bench`]); for Partial FC, also the same experiment in the other form
+/// of its centres' update ([`CentreUpdate`]), whose cost differs at large N.
+pub fn bench_experiments(
     method: Method,
     device: DeviceChoice,
     classes: usize,
     batch: usize,
-) -> Result<Experiment> {
+) -> Result<Vec<Experiment>> {
     let mut exp = crate::config::embedded::load(&experiment_path(method))?;
     exp.device = device;
     exp.data
@@ -75,7 +90,15 @@ pub fn bench_experiment(
         .expect("the shipped experiments are synthetic")
         .train_identities = classes;
     exp.train.loaders = exp.head.resize_for_bench(batch);
-    Ok(exp)
+    let mut forms = vec![exp.clone()];
+    if let HeadConfig::PartialFc { update, .. } = &mut exp.head {
+        *update = match update {
+            CentreUpdate::SampledRows => CentreUpdate::AllRows,
+            CentreUpdate::AllRows => CentreUpdate::SampledRows,
+        };
+        forms.push(exp);
+    }
+    Ok(forms)
 }
 
 /// Median whole-step time, samples/s and host↔device traffic of each of `methods`' shipped
@@ -90,50 +113,72 @@ pub fn training_throughput(
     inputs: InputStaging,
 ) -> Result<Vec<TrainRow>> {
     let mut rows = Vec::new();
-    for method in Method::ALL.into_iter().filter(|m| methods.contains(m)) {
-        let exp = bench_experiment(method, device, classes, batch)?;
-        let param = exp.head.size_fraction(classes);
-        let timed = time_training_steps(&exp, warmup, steps, inputs)?;
-        let med = super::head_step::median(&timed.seconds);
-        let t = timed.traffic;
-        let b = exp.train.loaders.batch_size();
-        rows.push(TrainRow {
-            method: exp.head.method().to_string(),
-            param,
-            classes,
-            batch: b,
-            median_step_s: med,
-            samples_per_s: b as f64 / med,
-            to_device_bytes: t.to_device_bytes,
-            to_device_copies: t.to_device_copies,
-            to_host_bytes: t.to_host_bytes,
-            to_host_copies: t.to_host_copies,
-            resident_bytes: timed.resident_bytes.unwrap_or(0),
-            min_step_s: Some(timed.seconds.iter().copied().fold(f64::INFINITY, f64::min)),
-            head_state_bytes: Some(timed.head_state_bytes),
-        });
+    let methods = Method::ALL.into_iter().filter(|m| methods.contains(m));
+    for method in methods {
+        for exp in bench_experiments(method, device, classes, batch)? {
+            rows.push(time_whole_step(&exp, classes, warmup, steps, inputs)?);
+        }
     }
     Ok(rows)
+}
+
+/// One experiment's whole step at `classes` identities, timed.
+fn time_whole_step(
+    exp: &Experiment,
+    classes: usize,
+    warmup: usize,
+    steps: usize,
+    inputs: InputStaging,
+) -> Result<TrainRow> {
+    let param = exp.head.size_fraction(classes);
+    let timed = time_training_steps(exp, warmup, steps, inputs)?;
+    let med = super::head_step::median(&timed.seconds);
+    let t = timed.traffic;
+    let b = exp.train.loaders.batch_size();
+    Ok(TrainRow {
+        method: exp.head.method().to_string(),
+        param,
+        variant: exp.head.bench_variant().to_string(),
+        classes,
+        batch: b,
+        median_step_s: med,
+        samples_per_s: b as f64 / med,
+        to_device_bytes: t.to_device_bytes,
+        to_device_copies: t.to_device_copies,
+        to_host_bytes: t.to_host_bytes,
+        to_host_copies: t.to_host_copies,
+        resident_bytes: timed.resident_bytes.unwrap_or(0),
+        min_step_s: Some(timed.seconds.iter().copied().fold(f64::INFINITY, f64::min)),
+        head_state_bytes: Some(timed.head_state_bytes),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heads::partial_fc::ALL_ROWS_STEP;
+    use crate::heads::PEER_STEP;
 
     #[test]
     fn experiments_resize_to_the_bench_batch() {
         for method in Method::ALL {
-            let exp = bench_experiment(method, DeviceChoice::Cpu, 5000, 256).unwrap();
-            exp.validate(std::path::Path::new(&experiment_path(method)))
-                .unwrap();
-            assert_eq!(exp.head.method(), method);
-            assert_eq!(
-                (
-                    exp.data.unwrap().train_identities,
-                    exp.train.loaders.batch_size()
-                ),
-                (5000, 256)
-            );
+            let forms = bench_experiments(method, DeviceChoice::Cpu, 5000, 256).unwrap();
+            for exp in &forms {
+                exp.validate(std::path::Path::new(&experiment_path(method)))
+                    .unwrap();
+                assert_eq!(exp.head.method(), method);
+                let data = exp.data.as_ref().unwrap();
+                assert_eq!(
+                    (data.train_identities, exp.train.loaders.batch_size()),
+                    (5000, 256)
+                );
+            }
+            // Partial FC's two updates each once, the shipped form first; one form elsewhere.
+            let variants: Vec<&str> = forms.iter().map(|e| e.head.bench_variant()).collect();
+            match method {
+                Method::PartialFc => assert_eq!(variants, [PEER_STEP, ALL_ROWS_STEP]),
+                _ => assert_eq!(variants.len(), 1),
+            }
         }
     }
 }

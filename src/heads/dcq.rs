@@ -303,6 +303,7 @@ impl<B: Backend> DcqHead<B> {
 
         let targets: Vec<i64> = (0..m).map(|i| (k + i) as i64).collect();
         let spec = LossSpec::mean_cross_entropy(self.margin, self.scale, m);
+        let targets = be.upload_targets(targets)?;
         let loss = be.margin_loss(&mut self.cos, m, n, &targets, &spec)?; // cos ← dL/dcos
         be.matmul_ab(m, d, n, &self.cos, &self.bank, &mut self.grad, false)?; // (m, D)
         let g = be.download(&self.grad)?;

@@ -171,7 +171,7 @@ impl<B: Backend> FullFc<B> {
     /// One full-FC step on L2-normalised embeddings `emb` (B, D) with `labels` in 0..N.
     pub fn step(&mut self, emb: &[f32], labels: &[usize], sgd: &SgdParams) -> Result<StepOutput> {
         let targets: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-        self.step_rows(None, emb, &targets, sgd)
+        self.step_rows(None, emb, targets, sgd)
     }
 
     /// The step restricted to the centres `rows` (sorted, distinct; all when `None`); `targets[i]`
@@ -181,7 +181,7 @@ impl<B: Backend> FullFc<B> {
         &mut self,
         rows: Option<&Rows<B::Index>>,
         emb: &[f32],
-        targets: &[i64],
+        targets: Vec<i64>,
         sgd: &SgdParams,
     ) -> Result<StepOutput> {
         let (be, d) = (&self.be, self.dim);
@@ -195,7 +195,8 @@ impl<B: Backend> FullFc<B> {
         be.gather_normalize(&self.weight, d, rows, &mut w.normed, &mut w.norms)?;
         be.matmul_abt(b, m, d, &w.emb, &w.normed, &mut w.cos)?; // (B, M) cosines
         let spec = LossSpec::mean_cross_entropy(self.margin, self.scale, b);
-        let loss = be.margin_loss(&mut w.cos, b, m, targets, &spec)?; // cos now holds dL/dcos
+        let targets = be.upload_targets(targets)?;
+        let loss = be.margin_loss(&mut w.cos, b, m, &targets, &spec)?; // cos now holds dL/dcos
         be.matmul_ab(b, d, m, &w.cos, &w.normed, &mut w.grad_emb, false)?; // (B, D)
         be.matmul_atb(m, d, b, &w.cos, &w.emb, &mut w.grad_normed)?; // (M, D)
         be.sgd_normalized_rows(

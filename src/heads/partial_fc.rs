@@ -196,7 +196,7 @@ impl<B: Backend> PartialFc<B> {
         );
         let targets: Vec<i64> = sample.targets.iter().map(|&t| t as i64).collect();
         let rows = self.centres.upload_rows(sample.classes)?;
-        let out = self.centres.step_rows(Some(&rows), emb, &targets, sgd)?;
+        let out = self.centres.step_rows(Some(&rows), emb, targets, sgd)?;
         if self.update == CentreUpdate::AllRows {
             self.centres.step_idle_rows(&rows, sgd)?;
         }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::backend::{Backend, LossParts, LossSpec};
+use super::backend::{Backend, LossParts, LossSpec, Targets};
 use super::class_pool::FeaturePool;
 use super::Margin;
 use crate::error::Result;
@@ -142,7 +142,7 @@ fn against<B: Backend>(
     b: usize,
     q: usize,
     d: usize,
-    targets: &[i64],
+    targets: &Targets<B::Labels>,
     spec: &LossSpec,
     total: &mut LossParts,
 ) -> Result<()> {
@@ -150,16 +150,17 @@ fn against<B: Backend>(
     let parts = be.margin_loss(&mut w.cos, b, q, targets, spec)?;
     // Rows come positives first (see `positives_first`): the negative rows of dL/dcos hold at
     // most k non-zeros each, which the backend may exploit.
-    let n_pos = targets.iter().take_while(|&&t| t >= 0).count();
+    let n_pos = targets.host().iter().take_while(|&&t| t >= 0).count();
     be.matmul_ab_sparse_tail(n_pos, b, d, q, &w.cos, weights, &mut w.grad, accumulate)?; // (B, D)
     total.ce += parts.ce;
     total.neg += parts.neg;
     Ok(())
 }
 
-/// The start both entry points share: the rows put positives first and uploaded, and the first
-/// term, against row 0 of every slot, evaluated into `w`. Returns the order (to restore the
-/// gradient's rows), the reordered targets, the loss's spec and the first term.
+/// The start both entry points share: the rows put positives first and uploaded with their
+/// targets, and the first term, against row 0 of every slot, evaluated into `w`. Returns the order
+/// (to restore the gradient's rows), the reordered targets (on the device, for the second term
+/// too), the loss's spec and the first term.
 #[allow(clippy::too_many_arguments)]
 fn first_term<B: Backend>(
     be: &B,
@@ -170,11 +171,11 @@ fn first_term<B: Backend>(
     q: usize,
     d: usize,
     spec: &PoolLossSpec,
-) -> Result<(PositivesFirst, Vec<i64>, LossSpec, LossParts)> {
+) -> Result<(PositivesFirst, Targets<B::Labels>, LossSpec, LossParts)> {
     let order = PositivesFirst::new(targets);
-    let targets = order.targets(targets);
+    let targets = be.upload_targets(order.targets(targets))?;
     w.emb = be.upload(&order.rows(emb, d))?;
-    let ls = loss_spec(&targets, spec);
+    let ls = loss_spec(targets.host(), spec);
     let mut total = LossParts::default();
     let b = targets.len();
     against(be, w, row0, false, b, q, d, &targets, &ls, &mut total)?;
@@ -260,10 +261,11 @@ pub fn pool_loss_with<B: Backend>(
         if pool.features.len() > 1 {
             let (row0, rest) = pool.features.split_at_mut(1);
             let (row0, row1) = (&mut row0[0], &mut rest[0]);
-            be.swap_rows(row0, row1, refreshed, d)?;
+            let refreshed = be.upload_rows(refreshed.to_vec())?;
+            be.swap_rows(row0, row1, &refreshed, d)?;
             let result = against(be, w, row0, true, b, q, d, targets, &ls, &mut total);
             // Swap back whatever the evaluation returned.
-            be.swap_rows(row0, row1, refreshed, d)?;
+            be.swap_rows(row0, row1, &refreshed, d)?;
             result?;
         } else {
             double = true;
@@ -345,5 +347,54 @@ mod tests {
             assert_eq!(pool.features, before, "pool restored after batch {b}");
             assert!(!write2.refreshed.is_empty());
         }
+    }
+
+    #[test]
+    fn the_two_row_term_reads_the_first_terms_uploads() {
+        // Five probes against a 2-row pool whose written slots are all refreshed: the probes'
+        // embeddings, their targets and the refreshed slots each cross to the device once, though
+        // both terms read the targets and both swaps the slots; back come the gradient and each
+        // term's two loss parts per row.
+        use crate::heads::backend::Metered;
+        use crate::traffic;
+        let (q, d, b) = (12, 4, 5);
+        let be = Metered(CpuBackend);
+        let cfg = PoolConfig {
+            capacity: Capacity::Count(q),
+            rows: Rows::Two,
+            eviction: Eviction::Lru,
+        };
+        let mut pool = FeaturePool::new(&be, &cfg, 100, d, 5).unwrap();
+        let labels: Vec<usize> = (0..b).collect();
+        pool.write_batch(&be, &unit_rows(b, d, 0.0), &labels, false)
+            .unwrap();
+        let refreshed = pool
+            .write_batch(&be, &unit_rows(b, d, 1.0), &labels, false)
+            .unwrap()
+            .refreshed;
+        assert_eq!(refreshed.len(), b);
+        let targets: Vec<i64> = labels
+            .iter()
+            .map(|&l| pool.map.slot_of(l).map_or(-1, |s| s as i64))
+            .collect();
+        let spec = PoolLossSpec {
+            margin: Margin::CosFace(0.3),
+            scale: 16.0,
+            k: 3,
+            eval: PoolEval::TwoRow,
+        };
+        traffic::take();
+        let emb = unit_rows(b, d, 2.0);
+        pool_loss_with(&be, &mut None, &mut pool, &emb, &targets, &refreshed, &spec).unwrap();
+        let t = traffic::take();
+        let (b, d) = (b as u64, d as u64);
+        assert_eq!(
+            (t.to_device_copies, t.to_device_bytes),
+            (3, 4 * b * d + 8 * b + 8 * b)
+        );
+        assert_eq!(
+            (t.to_host_copies, t.to_host_bytes),
+            (3, 4 * b * d + 2 * 8 * b)
+        );
     }
 }

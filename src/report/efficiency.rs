@@ -123,9 +123,8 @@ pub fn markdown(
                 bytes => format!("on device ({})", human_bytes(bytes)),
             };
             s += &format!(
-                "| {} ({}) | {} | {} | {inputs} | {} | {:.0} | {} ({}) | {} ({}) |\n",
-                t.method,
-                t.param,
+                "| {} | {} | {} | {inputs} | {} | {:.0} | {} ({}) | {} ({}) |\n",
+                t.label(),
                 t.classes,
                 t.batch,
                 ms(t.median_step_s),
@@ -241,7 +240,7 @@ pub fn training_figure(path: &Path, training: &[TrainRow]) -> Result<()> {
             Some(BenchRow::timed(
                 method,
                 t.param,
-                "",
+                &t.variant,
                 t.classes,
                 0,
                 t.batch,

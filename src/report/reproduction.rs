@@ -685,15 +685,14 @@ fn claim2(stats: &[ConfigStats], bench: Option<&BenchFiles>, scale: Option<&Stud
             if !files.training.is_empty() {
                 body.push_str(&format!(
                     "\nThe whole training step of each method's shipped experiment (`{training_csv}`):\n\n\
-                     | method | param | N | batch | median step (ms) | fastest (ms) | samples/s | head state |\n\
-                     |:--|:--|--:|--:|--:|--:|--:|--:|\n"
+                     | method | N | batch | median step (ms) | fastest (ms) | samples/s | head state |\n\
+                     |:--|--:|--:|--:|--:|--:|--:|\n"
                 ));
                 let ms = |s: Option<f64>| s.map_or("—".into(), |s| format!("{:.2}", s * 1e3));
                 for t in &files.training {
                     body.push_str(&format!(
-                        "| {} | {} | {} | {} | {} | {} | {:.0} | {} |\n",
-                        t.method,
-                        t.param,
+                        "| {} | {} | {} | {} | {} | {:.0} | {} |\n",
+                        t.label(),
                         t.classes,
                         t.batch,
                         ms(Some(t.median_step_s)),
@@ -1264,6 +1263,7 @@ mod tests {
         TrainRow {
             method: method.to_string(),
             param: if method == Method::Fc { 1.0 } else { 0.1 },
+            variant: String::new(),
             classes: n,
             batch: 256,
             median_step_s: median,

@@ -224,16 +224,21 @@ pub fn buffers_normalisation_sgd_and_row_copies_agree<B: Backend>(be: &B) {
     // Row swaps between two buffers (F²C's two-row mix), and back; none is a no-op.
     let swapped = [4usize, 0, 17];
     let (mut a, mut b) = (w0.clone(), v0.clone());
-    CpuBackend.swap_rows(&mut a, &mut b, &swapped, dim).unwrap();
+    let on_cpu = CpuBackend.upload_rows(swapped.to_vec()).unwrap();
+    CpuBackend.swap_rows(&mut a, &mut b, &on_cpu, dim).unwrap();
     assert_eq!(&a[4 * dim..5 * dim], &v0[4 * dim..5 * dim]);
     assert_eq!(&b[17 * dim..18 * dim], &w0[17 * dim..18 * dim]);
     assert_eq!(&a[5 * dim..17 * dim], &w0[5 * dim..17 * dim]);
     let (mut da, mut db) = (be.upload(&w0).unwrap(), be.upload(&v0).unwrap());
-    be.swap_rows(&mut da, &mut db, &swapped, dim).unwrap();
+    let (listed, none) = (
+        be.upload_rows(swapped.to_vec()).unwrap(),
+        be.upload_rows(Vec::new()).unwrap(),
+    );
+    be.swap_rows(&mut da, &mut db, &listed, dim).unwrap();
     assert_eq!(be.download(&da).unwrap(), a);
     assert_eq!(be.download(&db).unwrap(), b);
-    be.swap_rows(&mut da, &mut db, &swapped, dim).unwrap();
-    be.swap_rows(&mut da, &mut db, &[], dim).unwrap();
+    be.swap_rows(&mut da, &mut db, &listed, dim).unwrap();
+    be.swap_rows(&mut da, &mut db, &none, dim).unwrap();
     assert_eq!(be.download(&da).unwrap(), w0);
     assert_eq!(be.download(&db).unwrap(), v0);
 
@@ -287,11 +292,13 @@ pub fn margin_loss_agrees<B: Backend>(be: &B) {
         };
         let what = format!("{margin:?}, k = {neg_k}");
         let mut grad = cos.clone();
+        let on_cpu = CpuBackend.upload_targets(targets.to_vec()).unwrap();
         let parts = CpuBackend
-            .margin_loss(&mut grad, b, c, &targets, &spec)
+            .margin_loss(&mut grad, b, c, &on_cpu, &spec)
             .unwrap();
         let mut g = be.upload(&cos).unwrap();
-        let dparts = be.margin_loss(&mut g, b, c, &targets, &spec).unwrap();
+        let listed = be.upload_targets(targets.to_vec()).unwrap();
+        let dparts = be.margin_loss(&mut g, b, c, &listed, &spec).unwrap();
         let dgrad = be.download(&g).unwrap();
         assert_rel(&format!("{what}: ce"), parts.ce, dparts.ce, 1e-5);
         // The negative part sums the same selected values in the same order.

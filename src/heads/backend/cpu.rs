@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::{Backend, LossParts, LossSpec, Rows, SgdParams};
+use super::{Backend, LossParts, LossSpec, Rows, SgdParams, Targets};
 use crate::error::Result;
 
 /// The host-CPU backend: `gemm` (multi-threaded through rayon) and rayon-parallel fused kernels.
@@ -75,6 +75,8 @@ impl Backend for CpuBackend {
     type Buf = Vec<f32>;
     /// The host's list serves as the device's.
     type Index = ();
+    /// The host's targets serve as the device's.
+    type Labels = ();
 
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
@@ -105,6 +107,12 @@ impl Backend for CpuBackend {
     fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<()>> {
         Ok(Rows {
             host: rows,
+            device: (),
+        })
+    }
+    fn upload_targets(&self, targets: Vec<i64>) -> Result<Targets<()>> {
+        Ok(Targets {
+            host: targets,
             device: (),
         })
     }
@@ -283,9 +291,10 @@ impl Backend for CpuBackend {
         cos: &mut Vec<f32>,
         b: usize,
         c: usize,
-        targets: &[i64],
+        targets: &Targets<()>,
         spec: &LossSpec,
     ) -> Result<LossParts> {
+        let targets = targets.host();
         assert!(
             cos.len() >= b * c && targets.len() == b,
             "margin_loss shapes"
@@ -413,10 +422,10 @@ impl Backend for CpuBackend {
         &self,
         a: &mut Vec<f32>,
         b: &mut Vec<f32>,
-        rows: &[usize],
+        rows: &Rows<()>,
         dim: usize,
     ) -> Result<()> {
-        for &r in rows {
+        for &r in rows.host() {
             a[r * dim..(r + 1) * dim].swap_with_slice(&mut b[r * dim..(r + 1) * dim]);
         }
         Ok(())
@@ -679,6 +688,11 @@ fn sgd_row(w: &mut [f32], v: &mut [f32], g: &[f32], u: &[f32], norm: f32, sgd: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `targets` as a loss reads them.
+    fn listed(targets: &[i64]) -> Targets<()> {
+        CpuBackend.upload_targets(targets.to_vec()).unwrap()
+    }
     use crate::heads::Margin;
 
     fn spec(margin: Margin) -> LossSpec {
@@ -699,7 +713,7 @@ mod tests {
         // p = [0.490629, 0.328879, 0.180492]; dL/dcos = s·(p − onehot) = [−1.018742, 0.657757, 0.360985]
         let mut row = vec![0.5, 0.1, -0.2];
         let parts = CpuBackend
-            .margin_loss(&mut row, 1, 3, &[0], &spec(Margin::CosFace(0.2)))
+            .margin_loss(&mut row, 1, 3, &listed(&[0]), &spec(Margin::CosFace(0.2)))
             .unwrap();
         assert!((parts.ce - 0.712_067).abs() < 1e-5, "{parts:?}");
         for (g, e) in row.iter().zip([-1.018_742, 0.657_757, 0.360_985]) {
@@ -710,7 +724,7 @@ mod tests {
     fn loss_of(cos: &[f32], targets: &[i64], spec: &LossSpec, c: usize) -> f64 {
         let mut v = cos.to_vec();
         CpuBackend
-            .margin_loss(&mut v, targets.len(), c, targets, spec)
+            .margin_loss(&mut v, targets.len(), c, &listed(targets), spec)
             .unwrap()
             .total()
     }
@@ -731,7 +745,7 @@ mod tests {
             };
             let mut grad = cos.to_vec();
             CpuBackend
-                .margin_loss(&mut grad, 3, 4, &targets, &sp)
+                .margin_loss(&mut grad, 3, 4, &listed(&targets), &sp)
                 .unwrap();
             for i in 0..cos.len() {
                 let h = 1e-3;
@@ -806,7 +820,7 @@ mod tests {
             };
             let (mut fast, mut slow) = (cos.clone(), cos.clone());
             let lf = CpuBackend
-                .margin_loss(&mut fast, 1, c, &[t as i64], &sp)
+                .margin_loss(&mut fast, 1, c, &listed(&[t as i64]), &sp)
                 .unwrap()
                 .ce;
             let ls = ce_row_reference(&mut slow, t, &sp);
@@ -841,7 +855,7 @@ mod tests {
         };
         let mut got = row.clone();
         let loss = CpuBackend
-            .margin_loss(&mut got, 1, c, &[-1], &sp)
+            .margin_loss(&mut got, 1, c, &listed(&[-1]), &sp)
             .unwrap()
             .neg;
         let mut idx: Vec<usize> = (0..c).collect();
@@ -870,7 +884,13 @@ mod tests {
         // they are 0.2 and −0.1 → clipped 0.2 + 0 → 0.25·0.2; total 0.375.
         let mut rows = vec![0.4, -0.2, 0.9, 0.1, -0.1, -0.5, 0.2, -0.3];
         let parts = CpuBackend
-            .margin_loss(&mut rows, 2, 4, &[-1, -1], &spec(Margin::CosFace(0.2)))
+            .margin_loss(
+                &mut rows,
+                2,
+                4,
+                &listed(&[-1, -1]),
+                &spec(Margin::CosFace(0.2)),
+            )
             .unwrap();
         assert!((parts.neg - 0.375).abs() < 1e-6 && parts.ce == 0.0);
         assert_eq!(rows, vec![0.25, 0.0, 0.25, 0.0, 0.0, 0.0, 0.25, 0.0]);
@@ -884,7 +904,9 @@ mod tests {
             neg_k: 0,
             ..spec(Margin::CosFace(0.2))
         };
-        let parts = CpuBackend.margin_loss(&mut rows, 1, 4, &[-1], &sp).unwrap();
+        let parts = CpuBackend
+            .margin_loss(&mut rows, 1, 4, &listed(&[-1]), &sp)
+            .unwrap();
         assert_eq!(parts, LossParts::default());
         assert_eq!(rows, vec![0.0; 4]);
     }

@@ -27,7 +27,7 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 use super::kernels::{
     self, GemmPlan, LossArgs, Op, Product, SgdArgs, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC,
 };
-use super::{Backend, LossParts, LossSpec, Rows, SgdParams};
+use super::{Backend, LossParts, LossSpec, Rows, SgdParams, Targets};
 use crate::error::{Error, Result};
 
 /// Name under which the kernels are loaded into the device.
@@ -264,6 +264,8 @@ impl Backend for CudaBackend {
     type Buf = CudaSlice<f32>;
     /// The list as the kernels read it; `None` for an empty list, which no kernel reads.
     type Index = Option<CudaSlice<u64>>;
+    /// The targets as the loss kernel reads them; `None` for no targets, which no kernel reads.
+    type Labels = Option<CudaSlice<i64>>;
 
     fn name(&self) -> String {
         self.name.to_string()
@@ -307,6 +309,22 @@ impl Backend for CudaBackend {
             false => Some(self.indices(kernels::indices(&rows))?),
         };
         Ok(Rows { host: rows, device })
+    }
+
+    fn upload_targets(&self, targets: Vec<i64>) -> Result<Targets<Self::Labels>> {
+        let device = match targets.is_empty() {
+            true => None,
+            // Asynchronous, as the row lists': the slice holds its host copy until the copy is done.
+            false => Some(
+                self.dev
+                    .htod_copy(targets.clone())
+                    .map_err(|e| self.err("cannot upload targets", e))?,
+            ),
+        };
+        Ok(Targets {
+            host: targets,
+            device,
+        })
     }
 
     fn matmul_abt(
@@ -378,16 +396,16 @@ impl Backend for CudaBackend {
         cos: &mut CudaSlice<f32>,
         b: usize,
         c: usize,
-        targets: &[i64],
+        targets: &Targets<Self::Labels>,
         spec: &LossSpec,
     ) -> Result<LossParts> {
-        let Some(plan) = kernels::margin_loss(cos.len(), b, c, targets, spec) else {
+        let Some(plan) = kernels::margin_loss(cos.len(), b, c, targets.host(), spec) else {
             return Ok(LossParts::default());
         };
-        let t = self
-            .dev
-            .htod_copy(plan.targets)
-            .map_err(|e| self.err("cannot upload targets", e))?;
+        let t = targets
+            .device()
+            .as_ref()
+            .expect("non-empty targets are on the device (upload_targets)");
         let mut losses = self.zeros(plan.losses)?;
         let f = self.func("f2c_margin_loss");
         // SAFETY: matches f2c_margin_loss's parameters (LossArgs has the kernel's layout); `cos`
@@ -395,7 +413,7 @@ impl Backend for CudaBackend {
         unsafe {
             f.launch(
                 per_row(plan.blocks),
-                (&mut *cos, c as u64, &t, plan.args, &mut losses),
+                (&mut *cos, c as u64, t, plan.args, &mut losses),
             )
         }
         .map_err(|e| self.err("margin_loss launch failed", e))?;
@@ -511,17 +529,16 @@ impl Backend for CudaBackend {
         &self,
         a: &mut CudaSlice<f32>,
         b: &mut CudaSlice<f32>,
-        rows: &[usize],
+        rows: &Rows<Self::Index>,
         dim: usize,
     ) -> Result<()> {
-        let Some(plan) = kernels::swap_rows(a.len(), b.len(), rows, dim) else {
+        let Some(blocks) = kernels::swap_rows(a.len(), b.len(), rows.host(), dim) else {
             return Ok(());
         };
-        let idx = self.indices(plan.rows.expect("a swap lists its rows"))?;
         let f = self.func("f2c_swap_rows");
         // SAFETY: matches f2c_swap_rows's parameters; the plan checked the rows against both
         // buffers and that they are distinct; `a` and `b` are distinct buffers (&mut).
-        unsafe { f.launch(per_row(plan.blocks), (a, b, &idx, dim as u64)) }
+        unsafe { f.launch(per_row(blocks), (a, b, listed(rows), dim as u64)) }
             .map_err(|e| self.err("swap_rows launch failed", e))
     }
 

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 
-use super::{Backend, LossParts, LossSpec, Rows, SgdParams};
+use super::{Backend, LossParts, LossSpec, Rows, SgdParams, Targets};
 use crate::error::{Error, Result};
 
 /// Stands in for the GPU backend of a build without CUDA support; cannot be constructed.
@@ -28,6 +28,7 @@ impl CudaBackend {
 impl Backend for CudaBackend {
     type Buf = Infallible;
     type Index = Infallible;
+    type Labels = Infallible;
 
     fn name(&self) -> String {
         match self.never {}
@@ -48,6 +49,9 @@ impl Backend for CudaBackend {
         match self.never {}
     }
     fn upload_rows(&self, _rows: Vec<usize>) -> Result<Rows<Infallible>> {
+        match self.never {}
+    }
+    fn upload_targets(&self, _targets: Vec<i64>) -> Result<Targets<Infallible>> {
         match self.never {}
     }
     fn matmul_abt(
@@ -99,7 +103,7 @@ impl Backend for CudaBackend {
         _cos: &mut Infallible,
         _b: usize,
         _c: usize,
-        _targets: &[i64],
+        _targets: &Targets<Infallible>,
         _spec: &LossSpec,
     ) -> Result<LossParts> {
         match self.never {}
@@ -141,7 +145,7 @@ impl Backend for CudaBackend {
         &self,
         _a: &mut Infallible,
         _b: &mut Infallible,
-        _rows: &[usize],
+        _rows: &Rows<Infallible>,
         _dim: usize,
     ) -> Result<()> {
         match self.never {}

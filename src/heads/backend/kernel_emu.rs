@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 use super::kernels::{self, GemmPlan, Op, Product, Sgemm, BLOCK, FILL_BLOCK, KERNELS, KERNEL_SRC};
-use super::{Backend, CpuBackend, LossParts, LossSpec, Rows, SgdParams};
+use super::{Backend, CpuBackend, LossParts, LossSpec, Rows, SgdParams, Targets};
 use crate::error::{Error, Result};
 
 /// The emulator's C++ (the kernels' source is included from `kernels.cu` beside it).
@@ -345,6 +345,8 @@ impl Backend for KernelEmulator {
     type Buf = Vec<f32>;
     /// A row list as the kernels read it.
     type Index = Vec<u64>;
+    /// The targets as the loss kernel reads them.
+    type Labels = Vec<i64>;
 
     fn name(&self) -> String {
         "CUDA kernels emulated on the CPU".into()
@@ -371,6 +373,12 @@ impl Backend for KernelEmulator {
         Ok(Rows {
             device: kernels::indices(&rows),
             host: rows,
+        })
+    }
+    fn upload_targets(&self, targets: Vec<i64>) -> Result<Targets<Vec<i64>>> {
+        Ok(Targets {
+            device: targets.clone(),
+            host: targets,
         })
     }
 
@@ -442,17 +450,17 @@ impl Backend for KernelEmulator {
         cos: &mut Vec<f32>,
         b: usize,
         c: usize,
-        targets: &[i64],
+        targets: &Targets<Vec<i64>>,
         spec: &LossSpec,
     ) -> Result<LossParts> {
-        let Some(plan) = kernels::margin_loss(cos.len(), b, c, targets, spec) else {
+        let Some(plan) = kernels::margin_loss(cos.len(), b, c, targets.host(), spec) else {
             return Ok(LossParts::default());
         };
         let losses = vec![0.0f32; plan.losses];
         let args = [
             Arg::F32s(cos),
             Arg::U64(c as u64),
-            Arg::I64s(&plan.targets),
+            Arg::I64s(targets.device()),
             Arg::Struct(plan.args.to_bytes()),
             Arg::F32s(&losses),
         ];
@@ -556,15 +564,19 @@ impl Backend for KernelEmulator {
         &self,
         a: &mut Vec<f32>,
         b: &mut Vec<f32>,
-        rows: &[usize],
+        rows: &Rows<Vec<u64>>,
         dim: usize,
     ) -> Result<()> {
-        let Some(plan) = kernels::swap_rows(a.len(), b.len(), rows, dim) else {
+        let Some(blocks) = kernels::swap_rows(a.len(), b.len(), rows.host(), dim) else {
             return Ok(());
         };
-        let (idx, _) = rows_arg(plan.rows.as_deref());
-        let args = [Arg::F32s(a), Arg::F32s(b), idx, Arg::U64(dim as u64)];
-        let [x, y] = buffers(self.launch("f2c_swap_rows", plan.blocks, BLOCK, &args)?);
+        let args = [
+            Arg::F32s(a),
+            Arg::F32s(b),
+            Arg::U64s(rows.device()),
+            Arg::U64(dim as u64),
+        ];
+        let [x, y] = buffers(self.launch("f2c_swap_rows", blocks, BLOCK, &args)?);
         (*a, *b) = (x, y);
         Ok(())
     }
@@ -627,7 +639,8 @@ mod tests {
             neg_k: 1,
             neg_weight: 1.0,
         };
-        let parts = emu.margin_loss(&mut grad, 2, 2, &[0, -1], &spec).unwrap();
+        let targets = emu.upload_targets(vec![0, -1]).unwrap();
+        let parts = emu.margin_loss(&mut grad, 2, 2, &targets, &spec).unwrap();
         // Row 1 (no target): the largest clipped cosine, 0.1 — row 0's CE is positive.
         assert_eq!(parts.neg, 0.1f32 as f64);
         assert!(parts.ce > 0.0);

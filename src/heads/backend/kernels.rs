@@ -132,13 +132,6 @@ pub(super) fn grid_rows(rows: usize) -> u32 {
         .expect("row count fits a CUDA grid")
 }
 
-/// `f2c_swap_rows`: one block per listed row, and the rows to upload.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct RowsPlan {
-    pub blocks: u32,
-    pub rows: Option<Vec<u64>>,
-}
-
 /// The plan of [`super::Backend::gather_normalize`]: its blocks, one per listed row (all rows
 /// when `rows` is `None`, with a null index pointer the kernel does not read; a listed row list
 /// is on the device already, [`super::Rows`]); `None` when there is nothing to do.
@@ -201,12 +194,11 @@ pub(super) fn sgd_rows(
     Some(grid_rows(count))
 }
 
-/// `f2c_margin_loss`: one block per row, the targets, the constants, and room for two loss parts
-/// per row.
+/// `f2c_margin_loss`: one block per row, the constants, and room for two loss parts per row (the
+/// targets are on the device already, [`super::Targets`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct MarginLossPlan {
     pub blocks: u32,
-    pub targets: Vec<i64>,
     pub args: LossArgs,
     pub losses: usize,
 }
@@ -226,7 +218,6 @@ pub(super) fn margin_loss(
     );
     (b > 0).then(|| MarginLossPlan {
         blocks: grid_rows(b),
-        targets: targets.to_vec(),
         args: LossArgs::new(spec),
         losses: 2 * b,
     })
@@ -311,14 +302,10 @@ fn last_writes(src_rows: &[usize], dst_rows: &[usize]) -> (Vec<usize>, Vec<usize
     pairs.into_iter().unzip()
 }
 
-/// The plan of [`super::Backend::swap_rows`] between buffers of `a_len` and `b_len` floats: one
-/// block per row; `None` when there is nothing to swap.
-pub(super) fn swap_rows(
-    a_len: usize,
-    b_len: usize,
-    rows: &[usize],
-    dim: usize,
-) -> Option<RowsPlan> {
+/// The plan of [`super::Backend::swap_rows`] between buffers of `a_len` and `b_len` floats: its
+/// blocks, one per row (their list is on the device already, [`super::Rows`]); `None` when there
+/// is nothing to swap.
+pub(super) fn swap_rows(a_len: usize, b_len: usize, rows: &[usize], dim: usize) -> Option<u32> {
     assert!(
         rows.iter().all(|&r| (r + 1) * dim <= a_len.min(b_len)),
         "swap_rows row out of range"
@@ -331,10 +318,7 @@ pub(super) fn swap_rows(
     if rows.is_empty() || dim == 0 {
         return None;
     }
-    Some(RowsPlan {
-        blocks: grid_rows(rows.len()),
-        rows: Some(indices(rows)),
-    })
+    Some(grid_rows(rows.len()))
 }
 
 /// `f2c_sgd_idle_rows`: one thread per element of the centres, and how many rows it skips (their
@@ -620,9 +604,8 @@ mod tests {
             &LossSpec::mean_cross_entropy(Margin::CosFace(0.35), 30.0, 2),
         )
         .unwrap();
-        assert_eq!((m.blocks, m.losses, m.targets), (2, 4, vec![1, -1]));
-        let s = swap_rows(12, 16, &[2, 0], 4).unwrap();
-        assert_eq!((s.blocks, s.rows), (2, Some(vec![2, 0])));
+        assert_eq!((m.blocks, m.losses), (2, 4));
+        assert_eq!(swap_rows(12, 16, &[2, 0], 4), Some(2));
         assert_eq!(swap_rows(12, 16, &[], 4), None);
     }
 

@@ -1,6 +1,6 @@
 //! [`Metered`]: a backend that counts what its calls move between host and device memory.
 
-use super::{kernels, Backend, LossParts, LossSpec, Rows, SgdParams};
+use super::{kernels, Backend, LossParts, LossSpec, Rows, SgdParams, Targets};
 use crate::error::Result;
 use crate::traffic;
 
@@ -13,16 +13,10 @@ use crate::traffic;
 #[derive(Debug, Clone)]
 pub struct Metered<B>(pub B);
 
-/// Counts the upload of a plan's row indices, if it has any.
-fn rows_up(plan: Option<kernels::RowsPlan>) {
-    if let Some(rows) = plan.and_then(|p| p.rows) {
-        traffic::to_device(8 * rows.len());
-    }
-}
-
 impl<B: Backend> Backend for Metered<B> {
     type Buf = B::Buf;
     type Index = B::Index;
+    type Labels = B::Labels;
 
     fn name(&self) -> String {
         self.0.name()
@@ -61,6 +55,14 @@ impl<B: Backend> Backend for Metered<B> {
             traffic::to_device(8 * rows.len());
         }
         self.0.upload_rows(rows)
+    }
+
+    /// A loss's targets cross here, once, however many losses then read them.
+    fn upload_targets(&self, targets: Vec<i64>) -> Result<Targets<Self::Labels>> {
+        if !targets.is_empty() {
+            traffic::to_device(8 * targets.len());
+        }
+        self.0.upload_targets(targets)
     }
 
     fn matmul_abt(
@@ -131,11 +133,10 @@ impl<B: Backend> Backend for Metered<B> {
         cos: &mut Self::Buf,
         b: usize,
         c: usize,
-        targets: &[i64],
+        targets: &Targets<Self::Labels>,
         spec: &LossSpec,
     ) -> Result<LossParts> {
-        if let Some(plan) = kernels::margin_loss(self.0.len(cos), b, c, targets, spec) {
-            traffic::to_device(8 * plan.targets.len());
+        if let Some(plan) = kernels::margin_loss(self.0.len(cos), b, c, targets.host(), spec) {
             traffic::to_host(4 * plan.losses);
         }
         self.0.margin_loss(cos, b, c, targets, spec)
@@ -188,10 +189,9 @@ impl<B: Backend> Backend for Metered<B> {
         &self,
         a: &mut Self::Buf,
         b: &mut Self::Buf,
-        rows: &[usize],
+        rows: &Rows<Self::Index>,
         dim: usize,
     ) -> Result<()> {
-        rows_up(kernels::swap_rows(self.0.len(a), self.0.len(b), rows, dim));
         self.0.swap_rows(a, b, rows, dim)
     }
 

@@ -89,19 +89,24 @@ pub struct SgdParams {
     pub nesterov: bool,
 }
 
-/// Row indices that several row operations of a step read ([`Backend::upload_rows`]): the
-/// host's list, against which each operation checks its rows before it launches, and the
-/// device's copy, which its kernels read, so that a list crosses to the device once per step
-/// however many operations read it.
+/// A list of integers that several kernels of a step read: the host's list, against which each
+/// operation checks it before it launches, and the device's copy, which its kernels read, so that
+/// a list crosses to the device once however many operations read it.
 #[derive(Debug)]
-pub struct Rows<I> {
-    host: Vec<usize>,
+pub struct Listed<T, I> {
+    host: Vec<T>,
     device: I,
 }
 
-impl<I> Rows<I> {
+/// Row indices ([`Backend::upload_rows`]).
+pub type Rows<I> = Listed<usize, I>;
+
+/// Per-row loss targets ([`Backend::upload_targets`]).
+pub type Targets<I> = Listed<i64, I>;
+
+impl<T, I> Listed<T, I> {
     /// The list, in host memory.
-    pub fn host(&self) -> &[usize] {
+    pub fn host(&self) -> &[T] {
         &self.host
     }
 
@@ -127,6 +132,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     type Buf: Send + Sync;
     /// The device's copy of a row list ([`Rows`]); nothing for a backend on host memory.
     type Index: Send + Sync;
+    /// The device's copy of a loss's targets ([`Targets`]); nothing for a backend on host memory.
+    type Labels: Send + Sync;
 
     /// Human-readable device name.
     fn name(&self) -> String;
@@ -147,6 +154,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn synchronize(&self) -> Result<()>;
     /// The row list `rows` for the row operations that take [`Rows`], its copy on the device.
     fn upload_rows(&self, rows: Vec<usize>) -> Result<Rows<Self::Index>>;
+    /// The targets `targets` for [`Backend::margin_loss`], their copy on the device.
+    fn upload_targets(&self, targets: Vec<i64>) -> Result<Targets<Self::Labels>>;
 
     /// c (m×n) = a (m×k) · bᵀ, with b stored (n×k).
     fn matmul_abt(
@@ -220,7 +229,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         cos: &mut Self::Buf,
         b: usize,
         c: usize,
-        targets: &[i64],
+        targets: &Targets<Self::Labels>,
         spec: &LossSpec,
     ) -> Result<LossParts>;
 
@@ -267,12 +276,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Swaps row `rows[i]` of `a` with row `rows[i]` of `b`, for distinct `rows` (rows of `dim`
     /// floats). Its own inverse: F²C's two-row mix puts row 1's features in row 0's place for one
-    /// evaluation and swaps them back.
+    /// evaluation and swaps them back, both with one upload of the list.
     fn swap_rows(
         &self,
         a: &mut Self::Buf,
         b: &mut Self::Buf,
-        rows: &[usize],
+        rows: &Rows<Self::Index>,
         dim: usize,
     ) -> Result<()>;
 
