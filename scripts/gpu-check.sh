@@ -15,7 +15,8 @@
 #   torch-peer      python3 torch_heads.py --device cuda at the bench's sizes (PyTorch's head steps)
 #   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS --peer <torch-peer's file>: head
 #                   steps side by side with PyTorch's, whole training steps (time and host↔device
-#                   bytes) at every size, into results/bench/gpu/
+#                   bytes) at every size, into results/bench/gpu/ (rewritten after every case: a
+#                   bench stopped by its limit keeps the cases it finished)
 #   ablate-gpu      f2c ablate ablations/gpu.ron (the same runs on the GPU and on this CPU)
 #   train-10m       f2c train experiments/scale-10m.ron --device cuda:0 (F²C at 10⁷ identities)
 #   scale-gpu       f2c ablate ablations/scale-gpu.ron (the scale study's seed 1 on the GPU,

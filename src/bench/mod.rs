@@ -284,6 +284,18 @@ pub struct BenchContext {
 pub const CONTEXT_JSON: &str = "bench.json";
 
 impl BenchOutcome {
+    /// Writes what has been measured so far under `out`: `heads.csv`, `training.csv` once a whole
+    /// step has been timed, and `bench.json` with the load average now.
+    fn save(&mut self, out: &Path) -> Result<()> {
+        crate::results::csv_rows::write_rows(&out.join("heads.csv"), &self.rows)?;
+        if !self.training.is_empty() {
+            crate::results::csv_rows::write_rows(&out.join("training.csv"), &self.training)?;
+        }
+        self.load = load_average();
+        let json = serde_json::to_string_pretty(&self.context()).expect("plain fields");
+        crate::results::record::write_atomic(&out.join(CONTEXT_JSON), json.as_bytes())
+    }
+
     /// Where and how it timed.
     pub fn context(&self) -> BenchContext {
         BenchContext {
@@ -296,8 +308,10 @@ impl BenchOutcome {
 }
 
 /// Runs the benchmark and writes its CSVs (`heads.csv`, `training.csv`) and its context
-/// (`bench.json`) under `opts.out`; the report turns the outcome into the paper's table and
-/// figure.
+/// (`bench.json`) under `opts.out`, size by size: at each N the heads alone, then the whole steps.
+/// The files are rewritten after every case, so that a run stopped part-way (a time limit on a
+/// borrowed GPU) keeps every case it finished. The report turns the outcome into the paper's
+/// table and figure.
 pub fn run_bench(opts: &BenchOptions) -> Result<BenchOutcome> {
     crate::device::check_available(opts.device)?;
     match opts.device {
@@ -325,7 +339,14 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
     eprintln!("bench: sgemm peak {peak:.1} GFLOP/s (2048³ through the heads' gemm)");
     let mut classes = opts.classes.clone();
     classes.sort_unstable();
-    let mut rows = Vec::new();
+    let mut outcome = BenchOutcome {
+        rows: Vec::new(),
+        training: Vec::new(),
+        peak_gflops: peak,
+        device: be.name(),
+        load: load_average(),
+        peer_source: peer.source().to_string(),
+    };
     // Host memory a case may take: a case estimated above it is skipped and reported, not run
     // into the kernel's out-of-memory killer (on GPUs an allocation failure says so itself).
     let budget = (opts.device == DeviceChoice::Cpu).then(|| memory_status_kib("MemAvailable:"));
@@ -415,51 +436,28 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
                 vs_pytorch: pytorch_s.map(|p| med / p),
             };
             eprintln!("{}", row_line(&row));
-            rows.push(row);
+            outcome.rows.push(row);
+            outcome.save(&opts.out)?;
+        }
+        if opts.no_training_step {
+            continue;
+        }
+        eprintln!("bench: whole training steps at {n} identities");
+        for method in Method::ALL.into_iter().filter(|m| opts.methods.contains(m)) {
+            let case = cases().into_iter().find(|c| c.head.method() == method);
+            if let Some(Err(why)) = case.map(|c| fits(&c, n)) {
+                eprintln!("bench: whole {method} step at N = {n} skipped: {why}");
+                continue;
+            }
+            for exp in training_step::bench_experiments(method, opts.device, n, b)? {
+                let timed =
+                    training_step::time_whole_step(&exp, n, opts.warmup, opts.steps, opts.inputs)?;
+                outcome.training.push(timed);
+                outcome.save(&opts.out)?;
+            }
         }
     }
-    let mut training = Vec::new();
-    for &n in classes.iter().filter(|_| !opts.no_training_step) {
-        eprintln!("bench: whole training steps at {n} identities");
-        let methods: Vec<Method> = opts
-            .methods
-            .iter()
-            .copied()
-            .filter(|m| {
-                let case = cases().into_iter().find(|c| c.head.method() == *m);
-                match case.map(|c| fits(&c, n)) {
-                    Some(Err(why)) => {
-                        eprintln!("bench: whole {m} step at N = {n} skipped: {why}");
-                        false
-                    }
-                    _ => true,
-                }
-            })
-            .collect();
-        training.extend(training_step::training_throughput(
-            &methods,
-            opts.device,
-            n,
-            b,
-            opts.warmup,
-            opts.steps,
-            opts.inputs,
-        )?);
-    }
-    crate::results::csv_rows::write_rows(&opts.out.join("heads.csv"), &rows)?;
-    if !training.is_empty() {
-        crate::results::csv_rows::write_rows(&opts.out.join("training.csv"), &training)?;
-    }
-    let outcome = BenchOutcome {
-        rows,
-        training,
-        peak_gflops: peak,
-        device: be.name(),
-        load: load_average(),
-        peer_source: peer.source().to_string(),
-    };
-    let json = serde_json::to_string_pretty(&outcome.context()).expect("plain fields");
-    crate::results::record::write_atomic(&opts.out.join(CONTEXT_JSON), json.as_bytes())?;
+    outcome.save(&opts.out)?;
     eprintln!("bench: wrote {}", opts.out.join("heads.csv").display());
     Ok(outcome)
 }

@@ -63,7 +63,7 @@ impl TrainRow {
 /// Where the benchmark writes the whole steps, beside `heads.csv`.
 pub const TRAINING_CSV: &str = "results/bench/training.csv";
 
-/// Reads a `training.csv` that [`training_throughput`]'s rows were written to.
+/// Reads a `training.csv` that the benchmark's whole steps were written to.
 pub fn read_rows(path: &std::path::Path) -> Result<Vec<TrainRow>> {
     crate::results::csv_rows::read_rows(path, "the columns `f2c bench` writes to training.csv")
 }
@@ -101,29 +101,9 @@ pub fn bench_experiments(
     Ok(forms)
 }
 
-/// Median whole-step time, samples/s and host↔device traffic of each of `methods`' shipped
-/// experiments at `classes` identities on `device`, inputs staged as `inputs` says.
-pub fn training_throughput(
-    methods: &[Method],
-    device: DeviceChoice,
-    classes: usize,
-    batch: usize,
-    warmup: usize,
-    steps: usize,
-    inputs: InputStaging,
-) -> Result<Vec<TrainRow>> {
-    let mut rows = Vec::new();
-    let methods = Method::ALL.into_iter().filter(|m| methods.contains(m));
-    for method in methods {
-        for exp in bench_experiments(method, device, classes, batch)? {
-            rows.push(time_whole_step(&exp, classes, warmup, steps, inputs)?);
-        }
-    }
-    Ok(rows)
-}
-
-/// One experiment's whole step at `classes` identities, timed.
-fn time_whole_step(
+/// Median whole-step time, samples/s and host↔device traffic of `exp` (one of
+/// [`bench_experiments`]) at `classes` identities, inputs staged as `inputs` says.
+pub fn time_whole_step(
     exp: &Experiment,
     classes: usize,
     warmup: usize,
