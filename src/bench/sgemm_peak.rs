@@ -2,6 +2,7 @@
 //! are measured against. Both go through [`Backend`]'s matmuls, i.e. the same `gemm` crate (and
 //! thread pool) the heads use.
 
+use rayon::prelude::*;
 use std::time::Instant;
 
 use super::head_step::HeadCase;
@@ -45,8 +46,12 @@ pub fn gemm_only_seconds<B: Backend>(
         ..
     } = case.head.cost(classes, dim, batch);
     let three = gemms == 3;
-    let fill =
-        |len: usize| -> Vec<f32> { (0..len).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect() };
+    let fill = |len: usize| -> Vec<f32> {
+        (0..len)
+            .into_par_iter()
+            .map(|i| ((i % 89) as f32 - 44.0) * 1e-3)
+            .collect()
+    };
     let e = be.upload(&fill(rows * d))?;
     let w = be.upload(&fill(cols * d))?;
     let mut cos = be.zeros(rows * cols)?;
