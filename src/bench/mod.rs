@@ -450,10 +450,18 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
                 continue;
             }
             for exp in training_step::bench_experiments(method, opts.device, n, b)? {
-                let timed =
-                    training_step::time_whole_step(&exp, n, opts.warmup, opts.steps, opts.inputs)?;
-                outcome.training.push(timed);
-                outcome.save(&opts.out)?;
+                // As a head case, a whole step that fails (device memory) is reported and skipped.
+                match training_step::time_whole_step(&exp, n, opts.warmup, opts.steps, opts.inputs)
+                {
+                    Ok(timed) => {
+                        outcome.training.push(timed);
+                        outcome.save(&opts.out)?;
+                    }
+                    Err(e) => eprintln!(
+                        "bench: whole {method} ({}) step at N = {n} skipped: {e}",
+                        exp.head.bench_variant()
+                    ),
+                }
             }
         }
     }
