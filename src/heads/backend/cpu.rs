@@ -693,12 +693,12 @@ fn sgd_row(w: &mut [f32], v: &mut [f32], g: &[f32], u: &[f32], norm: f32, sgd: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heads::Margin;
 
     /// `targets` as a loss reads them.
     fn listed(targets: &[i64]) -> Targets<()> {
         CpuBackend.upload_targets(targets.to_vec()).unwrap()
     }
-    use crate::heads::Margin;
 
     fn spec(margin: Margin) -> LossSpec {
         LossSpec {
