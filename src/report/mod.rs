@@ -21,11 +21,13 @@ use crate::ablation::summary::{read_csv, SummaryRow};
 use crate::error::{Error, Result};
 
 /// The matrices the report reads beside the default one, from `<root>/results/<name>/`, instead of
-/// rendering them on their own: the tuning grid, the scale study and the real-face study.
-pub const SIDE_STUDIES: [&str; 4] = [
+/// rendering them on their own: the tuning grid, the scale study with its learning-rate check and
+/// its study of F²C's parts, and the real-face study.
+pub const SIDE_STUDIES: [&str; 5] = [
     tuning::MATRIX,
     scale::MATRIX,
     scale::TUNING_MATRIX,
+    scale::COMPONENTS_MATRIX,
     orl::MATRIX,
 ];
 

@@ -31,9 +31,13 @@
 //! (`results/scale/`, [`crate::report::scale`]), claims 1 and 2 cite its table: claim 1 applies its
 //! rule at each N of the study and shows those verdicts beside the headline one (read from the
 //! default matrix, as stated), claim 2 sets the study's whole-step times and head states against
-//! Full FC's at the same N, for context. The report is generated text only: every number in it is
-//! computed from the summary rows, the reference points, the benchmark file or the scale study, and
-//! it names the configurations and runs it used.
+//! Full FC's at the same N, for context. Where the study of F²C's parts at scale has run
+//! (`results/scale-components/`, [`crate::report::scale::Components`]), claims 3 and 4 apply their
+//! rules to its groups too and show those verdicts beside their own, which stay the default
+//! matrix's; the verdicts table then has a column for the verdicts at scale. The report is
+//! generated text only: every number in it is computed from the summary rows, the reference
+//! points, the benchmark file or the scale studies, and it names the configurations and runs it
+//! used.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,7 +49,9 @@ use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 use crate::heads::Method;
 use crate::numbers::short_number;
-use crate::report::scale::{thousands, wall_minutes, Study, TABLE_MD};
+use crate::report::scale::{
+    thousands, wall_minutes, Components, Study, COMPONENTS_MATRIX, TABLE_MD,
+};
 use crate::report::stats::{
     config_stats, groups, mean, seeds_needed, ConfigStats, Metric, Paired, TARGET_HALF_WIDTH,
 };
@@ -401,6 +407,8 @@ struct Section {
     title: &'static str,
     verdict: Verdict,
     body: String,
+    /// The claim's verdicts at scale, for the verdicts table, where the scale study tests it.
+    at_scale: Option<String>,
 }
 
 fn find<'a>(
@@ -436,8 +444,9 @@ fn claim1_candidate(c: &ConfigStats) -> bool {
     !c.is_fc_reference && matches!(c.first().method, Method::PartialFc | Method::F2c)
 }
 
-/// Claim 1's rule at each N of the scale study, as a table citing the study's.
-fn claim1_at_scale(study: &Study, margin: f64) -> String {
+/// Claim 1's rule at each N of the scale study, as a table citing the study's, and the F²C
+/// configurations' verdicts in a line ("100,000: F²C pool 1% holds; …").
+fn claim1_at_scale(study: &Study, margin: f64) -> (String, String) {
     let mut s = format!(
         "\nAt scale (`{TABLE_MD}`, from `results/scale/`): the same rule at each N of the scale study, \
          against Full FC at that N. These verdicts are shown beside the claim's, which is read from \
@@ -445,6 +454,7 @@ fn claim1_at_scale(study: &Study, margin: f64) -> String {
          | N | Configuration | `config_id` | Runs | TAR@FAR=1e-3 (%) | Δ vs Full FC (pp) [paired 95% CI] | p (paired) | Seeds ±1.5 | Verdict |\n\
          |--:|:--|:--|--:|--:|--:|--:|--:|:--|\n"
     );
+    let mut verdicts = Vec::new();
     for part in &study.parts {
         let n = thousands(part.identities);
         let Some(fc) = part.reference() else {
@@ -452,6 +462,7 @@ fn claim1_at_scale(study: &Study, margin: f64) -> String {
                 "| {n} | no Full FC run at this N | | | | | | | {} |\n",
                 Verdict::NotTested
             ));
+            verdicts.push(format!("{n}: {}", Verdict::NotTested));
             continue;
         };
         s.push_str(&format!(
@@ -464,6 +475,9 @@ fn claim1_at_scale(study: &Study, margin: f64) -> String {
         ));
         for c in part.stats.iter().filter(|c| claim1_candidate(c)) {
             let (paired, vd, _) = against_fc(c, fc, margin);
+            if c.first().method == Method::F2c {
+                verdicts.push(format!("{n}: {} {vd}", method_name(c.first())));
+            }
             s.push_str(&format!(
                 "| {n} | {} | `{}` | {} | {} | {} | {} | {} | {vd} |\n",
                 method_name(c.first()),
@@ -476,7 +490,7 @@ fn claim1_at_scale(study: &Study, margin: f64) -> String {
             ));
         }
     }
-    s
+    (s, verdicts.join("; "))
 }
 
 fn claim1(stats: &[ConfigStats], scale: Option<&Study>) -> Section {
@@ -497,6 +511,7 @@ fn claim1(stats: &[ConfigStats], scale: Option<&Study>) -> Section {
             title,
             verdict: Verdict::NotTested,
             body,
+            at_scale: None,
         };
     };
     let margin = NON_INFERIORITY_MARGIN_PP / 100.0;
@@ -543,18 +558,22 @@ fn claim1(stats: &[ConfigStats], scale: Option<&Study>) -> Section {
     for n in notes {
         body.push_str(&format!("\nNot supported: {n}.\n"));
     }
-    if let Some(study) = scale {
-        body.push_str(&claim1_at_scale(study, margin));
-    }
+    let at_scale = scale.map(|study| {
+        let (table, verdicts) = claim1_at_scale(study, margin);
+        body.push_str(&table);
+        verdicts
+    });
     Section {
         title,
         verdict,
         body,
+        at_scale,
     }
 }
 
-/// The scale study's whole training steps and head states against Full FC's at the same N.
-fn claim2_at_scale(study: &Study) -> String {
+/// The scale study's whole training steps and head states against Full FC's at the same N, and
+/// F²C's ratios in a line ("100,000: F²C pool 1% 16.96× faster, 56.42× smaller; …").
+fn claim2_at_scale(study: &Study) -> (String, String) {
     let mut s = format!(
         "\nAt scale (`{TABLE_MD}`, from `results/scale/`), the whole training step of each run \
          (networks and head, runs trained side by side as the study ran them), against Full FC at \
@@ -563,6 +582,7 @@ fn claim2_at_scale(study: &Study) -> String {
          Full FC state / state | wall per run (min) |\n|--:|:--|--:|--:|--:|--:|--:|--:|\n"
     );
     let step = |c: &ConfigStats| c.summary(Metric::MedianStepMs).map(|x| x.mean);
+    let mut ratios = Vec::new();
     for part in &study.parts {
         let fc = part.reference();
         for c in &part.stats {
@@ -571,6 +591,15 @@ fn claim2_at_scale(study: &Study) -> String {
                 _ => "—".into(),
             };
             let state = |c: &ConfigStats| c.head_state_bytes().map(|b| b as f64);
+            if c.first().method == Method::F2c && fc.is_some() {
+                ratios.push(format!(
+                    "{}: {} {} faster, {} smaller",
+                    thousands(part.identities),
+                    method_name(c.first()),
+                    ratio(step(c), fc.and_then(step)),
+                    ratio(state(c), fc.and_then(state))
+                ));
+            }
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 thousands(part.identities),
@@ -584,7 +613,11 @@ fn claim2_at_scale(study: &Study) -> String {
             ));
         }
     }
-    s
+    let line = match ratios.is_empty() {
+        true => "no F²C run beside a Full FC run".to_string(),
+        false => format!("whole step against Full FC, no rule: {}", ratios.join("; ")),
+    };
+    (s, line)
 }
 
 /// Rows of F²C-against-FC pairs: speed-up, its interval, time saved and memory ratio (`dim`:
@@ -744,13 +777,16 @@ fn claim2(stats: &[ConfigStats], bench: Option<&BenchFiles>, scale: Option<&Stud
             ));
         }
     }
-    if let Some(study) = scale {
-        body.push_str(&claim2_at_scale(study));
-    }
+    let at_scale = scale.map(|study| {
+        let (table, ratios) = claim2_at_scale(study);
+        body.push_str(&table);
+        ratios
+    });
     Section {
         title,
         verdict,
         body,
+        at_scale,
     }
 }
 
@@ -846,19 +882,28 @@ fn equivalence_rule() -> String {
     )
 }
 
-fn claim3(stats: &[ConfigStats]) -> Section {
-    let title = "Claim 3: the dual loaders make pool updating more efficient than a single loader";
-    let group = claim_groups(Claim::DualLoaders)[0];
-    let mut body = format!(
-        "Rule: in the `{group}` group, the reference dual-loader setting (the identities and instances \
-         per step of the `main` F²C run) against both single loaders: instance-only (0 identities per \
-         step) and identity-only (0 instances per step). The claim holds if the paired 95% CI of the \
-         difference of TAR@FAR=1e-3 (dual − single) lies above 0 for both, does not hold if it lies \
-         below 0 for either, and is inconclusive otherwise. A collapsed arm supports nothing. \
-         {}\n\n",
-        equivalence_rule()
+/// Claims 3 and 4 at scale: the comparison `compare` made on the study of F²C's parts, as a
+/// section under the claim's, and its verdict for the verdicts table.
+fn components_at_scale(
+    c: &Components,
+    group: &str,
+    compare: impl Fn(&[ConfigStats]) -> (Verdict, String),
+) -> (String, String) {
+    let (verdict, comparisons) = compare(&c.stats);
+    let where_ = c.describe();
+    let text = format!(
+        "\nAt scale (`results/{COMPONENTS_MATRIX}/`, `ablations/{COMPONENTS_MATRIX}.ron`): the same rule \
+         on the `{group}` group of F²C at {where_}, around the scale study's F²C run of that \
+         configuration (its `main` group). Verdict at this N: **{verdict}**; it is shown beside the \
+         claim's, which is read from the default matrix above.\n\n{comparisons}"
     );
-    body.push_str(&group_table(stats, group));
+    (text, format!("{}: {verdict}", c.name()))
+}
+
+/// Claim 3's comparisons in the `loaders` group of `stats`: its table, the dual loaders against
+/// each single loader, and the identity-only reading; the verdict.
+fn dual_loaders(stats: &[ConfigStats], group: &str) -> (Verdict, String) {
+    let mut body = group_table(stats, group);
     let main_f2c = find(stats, "main", |r| r.method == Method::F2c).map(|c| c.first());
     let dual = find(stats, group, |r| match main_f2c {
         Some(m) => (r.id_per_step, r.inst_per_step) == (m.id_per_step, m.inst_per_step),
@@ -871,11 +916,7 @@ fn claim3(stats: &[ConfigStats]) -> Section {
             "The `{group}` group lacks the reference dual-loader, the instance-only or the identity-only \
              setting: not tested.\n"
         ));
-        return Section {
-            title,
-            verdict: Verdict::NotTested,
-            body,
-        };
+        return (Verdict::NotTested, body);
     };
     let verdict = superiority_over(dual, &[inst, ident], &mut body);
     // The identity-only result is reported whatever it is.
@@ -899,41 +940,60 @@ fn claim3(stats: &[ConfigStats]) -> Section {
             diff_cell(Some(&p))
         ));
     }
+    (verdict, body)
+}
+
+fn claim3(stats: &[ConfigStats], scale: &[Components]) -> Section {
+    let title = "Claim 3: the dual loaders make pool updating more efficient than a single loader";
+    let group = claim_groups(Claim::DualLoaders)[0];
+    let mut body = format!(
+        "Rule: in the `{group}` group, the reference dual-loader setting (the identities and instances \
+         per step of the `main` F²C run) against both single loaders: instance-only (0 identities per \
+         step) and identity-only (0 instances per step). The claim holds if the paired 95% CI of the \
+         difference of TAR@FAR=1e-3 (dual − single) lies above 0 for both, does not hold if it lies \
+         below 0 for either, and is inconclusive otherwise. A collapsed arm supports nothing. \
+         {}\n\n",
+        equivalence_rule()
+    );
+    let (verdict, comparisons) = dual_loaders(stats, group);
+    body.push_str(&comparisons);
+    let cells: Vec<String> = scale
+        .iter()
+        .map(|c| {
+            let (text, cell) = components_at_scale(c, group, |s| dual_loaders(s, group));
+            body.push_str(&text);
+            cell
+        })
+        .collect();
+    let at_scale = (!cells.is_empty()).then(|| cells.join("; "));
     Section {
         title,
         verdict,
         body,
+        at_scale,
     }
 }
 
-fn claim4(stats: &[ConfigStats], collapse_checked: bool) -> Section {
-    let title = "Claim 4: the EMA gallery net matters";
-    let group = claim_groups(Claim::EmaGallery)[0];
-    // The reference momentum is the one the main F²C run uses.
-    let reference = find(stats, "main", |r| r.method == Method::F2c)
+/// The momentum of the `main` F²C run in `stats` (0.99 without one): claim 4's reference.
+fn reference_momentum(stats: &[ConfigStats]) -> f64 {
+    find(stats, "main", |r| r.method == Method::F2c)
         .and_then(|c| c.first().ema_momentum)
-        .unwrap_or(0.99);
-    let mut body = format!(
-        "Rule: in the `{group}` group, the reference momentum m = {m} (that of the `main` F²C run) against \
-         every other momentum that did not collapse. The claim holds if the paired 95% CI of the \
-         difference of TAR@FAR=1e-3 (m = {m} − other) lies above 0 for every one, does not hold if it \
-         lies below 0 for one, and is inconclusive otherwise. Collapsed momenta (m = 0, gallery = probe, \
-         among them when it collapses) are named and support nothing. {}\n\n",
-        equivalence_rule(),
-        m = short_number(reference)
-    );
-    body.push_str(&group_table(stats, group));
+        .unwrap_or(0.99)
+}
+
+/// Claim 4's comparisons in the `ema` group of `stats`: its table, the reference momentum against
+/// every other one, and whether m = 0 collapsed (`collapse_checked`: there were reference points to
+/// tell); the verdict.
+fn ema_momenta(stats: &[ConfigStats], group: &str, collapse_checked: bool) -> (Verdict, String) {
+    let mut body = group_table(stats, group);
+    let reference = reference_momentum(stats);
     // Momenta pass through f32 in the config, so they are compared with a tolerance.
     let is = |m: f64| move |r: &SummaryRow| r.ema_momentum.is_some_and(|x| (x - m).abs() < 1e-6);
     let Some(with_ema) = find(stats, group, is(reference)) else {
         body.push_str(&format!(
             "The `{group}` group lacks the reference momentum: not tested.\n"
         ));
-        return Section {
-            title,
-            verdict: Verdict::NotTested,
-            body,
-        };
+        return (Verdict::NotTested, body);
     };
     let others: Vec<&ConfigStats> = stats
         .iter()
@@ -950,10 +1010,38 @@ fn claim4(stats: &[ConfigStats], collapse_checked: bool) -> Section {
             }
         });
     }
+    (verdict, body)
+}
+
+fn claim4(stats: &[ConfigStats], collapse_checked: bool, scale: &[Components]) -> Section {
+    let title = "Claim 4: the EMA gallery net matters";
+    let group = claim_groups(Claim::EmaGallery)[0];
+    let body = format!(
+        "Rule: in the `{group}` group, the reference momentum m = {m} (that of the `main` F²C run) against \
+         every other momentum that did not collapse. The claim holds if the paired 95% CI of the \
+         difference of TAR@FAR=1e-3 (m = {m} − other) lies above 0 for every one, does not hold if it \
+         lies below 0 for one, and is inconclusive otherwise. Collapsed momenta (m = 0, gallery = probe, \
+         among them when it collapses) are named and support nothing. {}\n\n",
+        equivalence_rule(),
+        m = short_number(reference_momentum(stats))
+    );
+    let (verdict, comparisons) = ema_momenta(stats, group, collapse_checked);
+    let mut body = body + &comparisons;
+    let cells: Vec<String> = scale
+        .iter()
+        .map(|c| {
+            let (text, cell) =
+                components_at_scale(c, group, |s| ema_momenta(s, group, c.collapse_checked));
+            body.push_str(&text);
+            cell
+        })
+        .collect();
+    let at_scale = (!cells.is_empty()).then(|| cells.join("; "));
     Section {
         title,
         verdict,
         body,
+        at_scale,
     }
 }
 
@@ -1041,11 +1129,12 @@ pub fn render_report(
     config_ids.sort_unstable();
     config_ids.dedup();
     let configs = config_ids.len();
+    let components = scale.map_or(&[][..], |s| &s.components[..]);
     let sections = [
         claim1(&stats, scale),
         claim2(&stats, bench, scale),
-        claim3(&stats),
-        claim4(&stats, refs.is_some()),
+        claim3(&stats, components),
+        claim4(&stats, refs.is_some(), components),
     ];
     let mut s =
         String::from("# Reproduction report: F²C (Faster Face Classification, CVPR 2022)\n\n");
@@ -1062,9 +1151,22 @@ pub fn render_report(
     ));
     s.push_str("## Main comparison\n\n");
     s.push_str(&main_table(&stats, refs));
-    s.push_str("\n## Verdicts\n\n| Claim | Verdict |\n|:--|:--|\n");
-    for sec in &sections {
-        s.push_str(&format!("| {} | **{}** |\n", sec.title, sec.verdict));
+    if sections.iter().any(|sec| sec.at_scale.is_some()) {
+        s.push_str(
+            "\n## Verdicts\n\n| Claim | Verdict | At scale (the same rule, shown beside) |\n|:--|:--|:--|\n",
+        );
+        for sec in &sections {
+            let cell = sec.at_scale.as_deref().unwrap_or("not studied at scale");
+            s.push_str(&format!(
+                "| {} | **{}** | {cell} |\n",
+                sec.title, sec.verdict
+            ));
+        }
+    } else {
+        s.push_str("\n## Verdicts\n\n| Claim | Verdict |\n|:--|:--|\n");
+        for sec in &sections {
+            s.push_str(&format!("| {} | **{}** |\n", sec.title, sec.verdict));
+        }
     }
     for sec in &sections {
         s.push_str(&format!(

@@ -9,6 +9,11 @@
 //! fewer seeds); the table puts the runs of one N together whatever their group, since Full FC at
 //! that N is the reference of every other row. N, the steps and the epochs are read from each run's
 //! record, the epochs counting the training instances the generator draws for the run's seed.
+//!
+//! Beside it, `results/scale-components/` (`ablations/scale-components.ron`) repeats the default
+//! matrix's `loaders` and `ema` groups at one N of the study, for each of its F²C pool sizes, around
+//! the study's own F²C run with that pool: the report's claims 3 and 4 apply their rules to each
+//! pool's runs and show those verdicts beside their own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +85,99 @@ pub struct Study {
     /// The learning-rate check at this N (`results/scale-tuning/`) and the run at 10⁷ identities
     /// (`results/train/`) in markdown; empty when neither has run.
     pub tuning: String,
+    /// F²C's loaders and EMA momentum at scale (`results/scale-components/`), one study per pool
+    /// size, smallest first; empty when it has not run.
+    pub components: Vec<Components>,
+}
+
+/// The study of F²C's parts at scale: its matrix name (`results/scale-components/`).
+pub const COMPONENTS_MATRIX: &str = "scale-components";
+
+/// F²C's parts at one N of the scale study and one pool size (`ablations/scale-components.ron`):
+/// a `main` group holding the reference F²C run, and the `loaders` and `ema` groups of the default
+/// matrix around it, which the reproduction report's claims 3 and 4 read under their own rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Components {
+    /// N, the training identities of every run.
+    pub identities: usize,
+    /// Optimiser steps of every run.
+    pub steps: usize,
+    /// The pool's size as a fraction of N, the same in every run.
+    pub pool_fraction: f64,
+    /// The configurations, runs marked collapsed from the matrix's own reference points.
+    pub stats: Vec<ConfigStats>,
+    /// Whether there were reference points to check for collapsed runs.
+    pub collapse_checked: bool,
+}
+
+impl Components {
+    /// "100,000, pool 1%".
+    pub fn name(&self) -> String {
+        format!(
+            "{}, pool {}%",
+            thousands(self.identities),
+            crate::numbers::short_percent(self.pool_fraction)
+        )
+    }
+
+    /// "N = 100,000 training identities, 30,300 steps, pool 1% of N".
+    pub fn describe(&self) -> String {
+        format!(
+            "N = {} training identities, {} steps, pool {}% of N",
+            thousands(self.identities),
+            thousands(self.steps),
+            crate::numbers::short_percent(self.pool_fraction)
+        )
+    }
+}
+
+/// Reads `<results>/scale-components/`: one [`Components`] per pool size, smallest first; none
+/// when it has no summary. The runs of one pool size must share N and length: they are compared
+/// with each other, paired by seed.
+fn load_components(results: &Path) -> Result<Vec<Components>> {
+    let dir = results.join(COMPONENTS_MATRIX);
+    if !dir.join("summary.csv").exists() {
+        return Ok(Vec::new());
+    }
+    let (rows, refs) = crate::report::read_marked(&dir)?;
+    // (pool fraction, N, steps, rows), in the order the pools first appear.
+    let mut pools: Vec<(f64, usize, usize, Vec<SummaryRow>)> = Vec::new();
+    for row in rows {
+        let pool = row.pool_fraction.ok_or_else(|| {
+            Error::Other(format!(
+                "{}: run {} has no pool; the study trains F²C only",
+                dir.display(),
+                row.run_id
+            ))
+        })?;
+        let rec = RunRecord::read(&record_path(results, COMPONENTS_MATRIX, &row.run_id))?;
+        let (n, steps) = (rec.num_train_identities(), rec.experiment.train.steps);
+        match pools.iter_mut().find(|p| p.0 == pool) {
+            Some(p) if (p.1, p.2) != (n, steps) => {
+                return Err(Error::Other(format!(
+                "{}: run {} has N = {n} and {steps} steps, another run with its pool N = {} and \
+                     {}; the study compares runs of one N and length",
+                dir.display(),
+                row.run_id,
+                p.1,
+                p.2
+            )))
+            }
+            Some(p) => p.3.push(row),
+            None => pools.push((pool, n, steps, vec![row])),
+        }
+    }
+    pools.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(pools
+        .into_iter()
+        .map(|(pool_fraction, identities, steps, rows)| Components {
+            identities,
+            steps,
+            pool_fraction,
+            stats: config_stats(&rows),
+            collapse_checked: refs.is_some(),
+        })
+        .collect())
 }
 
 /// The study's learning-rate check: its matrix name (`results/scale-tuning/`).
@@ -283,6 +381,7 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
         parts,
         timing,
         tuning,
+        components: load_components(&results)?,
     }))
 }
 

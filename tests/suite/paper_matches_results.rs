@@ -65,11 +65,13 @@ fn committed_paper_is_regenerated_from_committed_results() {
             std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
         }
     }
-    // The scale study, its learning-rate check and the real-face study, when they have run:
-    // summary, reference points, timing and records (N, steps and seeds are read from the records).
+    // The scale study, its learning-rate check, its study of F²C's parts and the real-face study,
+    // when they have run: summary, reference points, timing and records (N, steps and seeds are
+    // read from the records).
     for study in [
         f2c::report::scale::MATRIX,
         f2c::report::scale::TUNING_MATRIX,
+        f2c::report::scale::COMPONENTS_MATRIX,
         f2c::report::orl::MATRIX,
     ] {
         let dir = Path::new("results").join(study);

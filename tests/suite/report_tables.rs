@@ -391,6 +391,31 @@ const SCALE_MATRIX: &str = r#"Matrix(name: "scale", base: File("BASE"), seeds: [
     ]),
 ])"#;
 
+/// Trains the matrix `text` (`BASE`: the tiny experiment) with `run` into `<root>/results/`.
+fn run_fake_matrix(
+    root: &Path,
+    file: &str,
+    text: &str,
+    run: fn(
+        &f2c::Experiment,
+        &f2c::train::run::RunOptions,
+    ) -> f2c::error::Result<f2c::results::RunRecord>,
+) {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tiny.ron");
+    let matrix_path = root.join(file);
+    std::fs::write(&matrix_path, text.replace("BASE", base.to_str().unwrap())).unwrap();
+    let plan = f2c::ablation::matrix::Matrix::load(&matrix_path)
+        .unwrap()
+        .expand(&matrix_path)
+        .unwrap();
+    let opts = f2c::ablation::runner::MatrixOptions {
+        results_root: root.join("results"),
+        progress: false,
+        ..Default::default()
+    };
+    f2c::ablation::runner::run_plan_with(plan, &opts, run).unwrap();
+}
+
 #[test]
 fn scale_study_tables_pair_each_n_with_its_full_fc_and_the_report_cites_them() {
     use f2c::report::scale;
@@ -400,23 +425,7 @@ fn scale_study_tables_pair_each_n_with_its_full_fc_and_the_report_cites_them() {
         None,
         "no study, nothing read"
     );
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tiny.ron");
-    let matrix_path = root.path().join("scale.ron");
-    std::fs::write(
-        &matrix_path,
-        SCALE_MATRIX.replace("BASE", base.to_str().unwrap()),
-    )
-    .unwrap();
-    let plan = f2c::ablation::matrix::Matrix::load(&matrix_path)
-        .unwrap()
-        .expand(&matrix_path)
-        .unwrap();
-    let opts = f2c::ablation::runner::MatrixOptions {
-        results_root: root.path().join("results"),
-        progress: false,
-        ..Default::default()
-    };
-    f2c::ablation::runner::run_plan_with(plan, &opts, fake_scale_run).unwrap();
+    run_fake_matrix(root.path(), "scale.ron", SCALE_MATRIX, fake_scale_run);
 
     let study = scale::load(root.path()).unwrap().unwrap();
     let parts: Vec<(usize, usize, Vec<String>)> = study
@@ -467,6 +476,132 @@ fn scale_study_tables_pair_each_n_with_its_full_fc_and_the_report_cites_them() {
     // Without the study the report is what it was.
     let without = render_report(&fixture(), None, None, None).unwrap();
     assert!(!without.contains("scale.md"));
+}
+
+/// A fake run of the components test's matrix: the scale test's F²C at that N and seed, lowered
+/// by the setting. Instance-only loaders lose 30 points and identity-only 2 to 2.2 on every seed
+/// (claim 3 holds); m = 0.9 loses 5 points and m = 0.999 wobbles by ±0.4 around the reference
+/// (claim 4 inconclusive); m = 0 loses 50.
+fn fake_components_run(
+    exp: &f2c::Experiment,
+    opts: &f2c::train::run::RunOptions,
+) -> f2c::error::Result<f2c::results::RunRecord> {
+    let mut rec = fake_scale_run(exp, opts)?;
+    let f2c::heads::HeadConfig::F2c(head) = &exp.head else {
+        panic!("the components study trains F²C only")
+    };
+    let loaders = &exp.train.loaders;
+    let s = exp.seed as f64;
+    let m = head.ema_momentum as f64;
+    let drop = if loaders.identities == 0 {
+        0.30
+    } else if loaders.instances == 0 {
+        0.02 + 0.002 * (s % 2.0)
+    } else if m < 0.5 {
+        0.50
+    } else if (m - 0.9).abs() < 1e-6 {
+        0.05
+    } else if (m - 0.999).abs() < 1e-6 {
+        0.004 * if exp.seed.is_multiple_of(2) { 1.0 } else { -1.0 }
+    } else {
+        0.0
+    };
+    let metrics = rec.metrics.as_mut().unwrap();
+    metrics.tar_far_1e3 -= drop;
+    Ok(rec)
+}
+
+/// The study of F²C's parts at scale, on the tiny experiment: for each of two pools the reference
+/// run in `main`, the loaders and momenta around it, four seeds.
+const COMPONENTS_MATRIX: &str = r#"Matrix(name: "scale-components", base: File("BASE"), seeds: [1, 2, 3, 4], groups: [
+    Group(name: "main", axes: [POOLS]),
+    Group(name: "loaders", axes: [
+        POOLS,
+        Zip([
+            Sweep(field: "train.loaders.identities", label: Some("id"), values: ["0", "16", "32"]),
+            Sweep(field: "train.loaders.instances", label: Some("inst"), values: ["64", "32", "0"]),
+        ]),
+    ]),
+    Group(name: "ema", axes: [
+        POOLS,
+        Sweep(field: "head.ema_momentum", label: Some("m"), values: ["0.0", "0.9", "0.99", "0.999"]),
+    ]),
+])"#;
+
+/// The pool sizes of [`COMPONENTS_MATRIX`]: listed largest first, reported smallest first.
+const COMPONENTS_POOLS: &str = r#"Sweep(field: "head.pool.capacity", label: Some("pool"), values: ["Fraction(0.3)", "Fraction(0.2)"])"#;
+
+#[test]
+fn claims_3_and_4_apply_their_rules_to_the_study_of_f2cs_parts_at_scale() {
+    use f2c::report::scale;
+    let root = tempfile::tempdir().unwrap();
+    run_fake_matrix(root.path(), "scale.ron", SCALE_MATRIX, fake_scale_run);
+    let study = scale::load(root.path()).unwrap().unwrap();
+    assert!(study.components.is_empty(), "not run, not read");
+    let before = render_report(&fixture(), None, None, Some(&study)).unwrap();
+    assert!(before.contains(
+        "| Claim 3: the dual loaders make pool updating more efficient than a single loader \
+         | **inconclusive at the 95% CI** | not studied at scale |"
+    ));
+
+    let matrix = COMPONENTS_MATRIX.replace("POOLS", COMPONENTS_POOLS);
+    run_fake_matrix(root.path(), "components.ron", &matrix, fake_components_run);
+    let study = scale::load(root.path()).unwrap().unwrap();
+    let pools: Vec<(usize, usize, String, usize)> = study
+        .components
+        .iter()
+        .map(|c| (c.identities, c.steps, c.describe(), c.stats.len()))
+        .collect();
+    // One study per pool, each with its reference (in `main`), 3 loader and 4 momentum settings.
+    let describe = |pool| format!("N = 200 training identities, 300 steps, pool {pool}% of N");
+    assert_eq!(
+        pools,
+        vec![
+            (200, 300, describe(20), 1 + 3 + 4),
+            (200, 300, describe(30), 1 + 3 + 4)
+        ]
+    );
+
+    let report = render_report(&fixture(), None, None, Some(&study)).unwrap();
+    for expected in [
+        // The verdicts at scale beside the default matrix's, which they leave as they were.
+        "| Claim 3: the dual loaders make pool updating more efficient than a single loader \
+         | **inconclusive at the 95% CI** | 200, pool 20%: holds; 200, pool 30%: holds |",
+        "| Claim 4: the EMA gallery net matters | **holds** | 200, pool 20%: inconclusive at the \
+         95% CI; 200, pool 30%: inconclusive at the 95% CI |",
+        "| Claim 1: accuracy comparable to full FC while the pool is a small fraction of N \
+         | **inconclusive at the 95% CI** | 200: F²C pool 20% holds; 400: F²C pool 20% holds |",
+        // The fake runs all step in 2 ms with 1,000 bytes of head state.
+        "| **not tested (runs missing)** | whole step against Full FC, no rule: 200: F²C pool 20% \
+         1.00× faster, 1.00× smaller; 400: F²C pool 20% 1.00× faster, 1.00× smaller |",
+        "At scale (`results/scale-components/`, `ablations/scale-components.ron`): the same rule \
+         on the `loaders` group of F²C at N = 200 training identities, 300 steps, pool 20% of N",
+        "Verdict at this N: **holds**",
+        // Paired over the four seeds: dual − instance-only = +30 points on every seed.
+        "| pool=Fraction(0.2), id=0, inst=64 | +30.00 [+30.00, +30.00] (n=4) |",
+        "| pool=Fraction(0.3), m=0.9 | +5.00 [+5.00, +5.00] (n=4) |",
+        "Whether m = 0 (no averaging) collapsed could not be checked: no reference points.",
+    ] {
+        assert!(report.contains(expected), "missing: {expected}\n{report}");
+    }
+    assert_eq!(
+        report
+            .matches("At scale (`results/scale-components/`")
+            .count(),
+        4
+    );
+
+    // Runs of two sizes cannot be paired with each other: an error, not a silent table.
+    let other = COMPONENTS_MATRIX
+        .replacen(
+            "POOLS",
+            r#"Sweep(field: "data.train_identities", values: ["400"])"#,
+            1,
+        )
+        .replace("POOLS", COMPONENTS_POOLS);
+    run_fake_matrix(root.path(), "components.ron", &other, fake_components_run);
+    let err = scale::load(root.path()).unwrap_err().to_string();
+    assert!(err.contains("compares runs of one N and length"), "{err}");
 }
 
 #[test]
