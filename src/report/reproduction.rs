@@ -882,22 +882,30 @@ fn equivalence_rule() -> String {
     )
 }
 
-/// Claims 3 and 4 at scale: the comparison `compare` made on the study of F²C's parts, as a
-/// section under the claim's, and its verdict for the verdicts table.
+/// Claims 3 and 4 at scale: the comparison `compare` made on each pool of the study of F²C's
+/// parts, appended to `body` as a section under the claim's; the verdicts for the verdicts table
+/// (`None` when the study has not run).
 fn components_at_scale(
-    c: &Components,
+    scale: &[Components],
     group: &str,
-    compare: impl Fn(&[ConfigStats]) -> (Verdict, String),
-) -> (String, String) {
-    let (verdict, comparisons) = compare(&c.stats);
-    let where_ = c.describe();
-    let text = format!(
-        "\nAt scale (`results/{COMPONENTS_MATRIX}/`, `ablations/{COMPONENTS_MATRIX}.ron`): the same rule \
-         on the `{group}` group of F²C at {where_}, around the scale study's F²C run of that \
-         configuration (its `main` group). Verdict at this N: **{verdict}**; it is shown beside the \
-         claim's, which is read from the default matrix above.\n\n{comparisons}"
-    );
-    (text, format!("{}: {verdict}", c.name()))
+    body: &mut String,
+    compare: impl Fn(&Components) -> (Verdict, String),
+) -> Option<String> {
+    let cells: Vec<String> = scale
+        .iter()
+        .map(|c| {
+            let (verdict, comparisons) = compare(c);
+            body.push_str(&format!(
+                "\nAt scale (`results/{COMPONENTS_MATRIX}/`, `ablations/{COMPONENTS_MATRIX}.ron`): the \
+                 same rule on the `{group}` group of F²C at {}, around the scale study's F²C run of \
+                 that configuration (its `main` group). Verdict at this N: **{verdict}**; it is shown \
+                 beside the claim's, which is read from the default matrix above.\n\n{comparisons}",
+                c.describe()
+            ));
+            format!("{}: {verdict}", c.name())
+        })
+        .collect();
+    (!cells.is_empty()).then(|| cells.join("; "))
 }
 
 /// Claim 3's comparisons in the `loaders` group of `stats`: its table, the dual loaders against
@@ -957,15 +965,7 @@ fn claim3(stats: &[ConfigStats], scale: &[Components]) -> Section {
     );
     let (verdict, comparisons) = dual_loaders(stats, group);
     body.push_str(&comparisons);
-    let cells: Vec<String> = scale
-        .iter()
-        .map(|c| {
-            let (text, cell) = components_at_scale(c, group, |s| dual_loaders(s, group));
-            body.push_str(&text);
-            cell
-        })
-        .collect();
-    let at_scale = (!cells.is_empty()).then(|| cells.join("; "));
+    let at_scale = components_at_scale(scale, group, &mut body, |c| dual_loaders(&c.stats, group));
     Section {
         title,
         verdict,
@@ -1016,7 +1016,7 @@ fn ema_momenta(stats: &[ConfigStats], group: &str, collapse_checked: bool) -> (V
 fn claim4(stats: &[ConfigStats], collapse_checked: bool, scale: &[Components]) -> Section {
     let title = "Claim 4: the EMA gallery net matters";
     let group = claim_groups(Claim::EmaGallery)[0];
-    let body = format!(
+    let mut body = format!(
         "Rule: in the `{group}` group, the reference momentum m = {m} (that of the `main` F²C run) against \
          every other momentum that did not collapse. The claim holds if the paired 95% CI of the \
          difference of TAR@FAR=1e-3 (m = {m} − other) lies above 0 for every one, does not hold if it \
@@ -1026,17 +1026,10 @@ fn claim4(stats: &[ConfigStats], collapse_checked: bool, scale: &[Components]) -
         m = short_number(reference_momentum(stats))
     );
     let (verdict, comparisons) = ema_momenta(stats, group, collapse_checked);
-    let mut body = body + &comparisons;
-    let cells: Vec<String> = scale
-        .iter()
-        .map(|c| {
-            let (text, cell) =
-                components_at_scale(c, group, |s| ema_momenta(s, group, c.collapse_checked));
-            body.push_str(&text);
-            cell
-        })
-        .collect();
-    let at_scale = (!cells.is_empty()).then(|| cells.join("; "));
+    body.push_str(&comparisons);
+    let at_scale = components_at_scale(scale, group, &mut body, |c| {
+        ema_momenta(&c.stats, group, c.collapse_checked)
+    });
     Section {
         title,
         verdict,

@@ -502,7 +502,12 @@ fn fake_components_run(
     } else if (m - 0.9).abs() < 1e-6 {
         0.05
     } else if (m - 0.999).abs() < 1e-6 {
-        0.004 * if exp.seed.is_multiple_of(2) { 1.0 } else { -1.0 }
+        0.004
+            * if exp.seed.is_multiple_of(2) {
+                1.0
+            } else {
+                -1.0
+            }
     } else {
         0.0
     };
