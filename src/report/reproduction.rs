@@ -1144,22 +1144,20 @@ pub fn render_report(
     ));
     s.push_str("## Main comparison\n\n");
     s.push_str(&main_table(&stats, refs));
-    if sections.iter().any(|sec| sec.at_scale.is_some()) {
-        s.push_str(
-            "\n## Verdicts\n\n| Claim | Verdict | At scale (the same rule, shown beside) |\n|:--|:--|:--|\n",
-        );
-        for sec in &sections {
+    // A column for the verdicts at scale where the scale study tests any claim.
+    let scale_column = sections.iter().any(|sec| sec.at_scale.is_some());
+    s.push_str("\n## Verdicts\n\n| Claim | Verdict |");
+    s.push_str(match scale_column {
+        true => " At scale (the same rule, shown beside) |\n|:--|:--|:--|\n",
+        false => "\n|:--|:--|\n",
+    });
+    for sec in &sections {
+        s.push_str(&format!("| {} | **{}** |", sec.title, sec.verdict));
+        if scale_column {
             let cell = sec.at_scale.as_deref().unwrap_or("not studied at scale");
-            s.push_str(&format!(
-                "| {} | **{}** | {cell} |\n",
-                sec.title, sec.verdict
-            ));
+            s.push_str(&format!(" {cell} |"));
         }
-    } else {
-        s.push_str("\n## Verdicts\n\n| Claim | Verdict |\n|:--|:--|\n");
-        for sec in &sections {
-            s.push_str(&format!("| {} | **{}** |\n", sec.title, sec.verdict));
-        }
+        s.push('\n');
     }
     for sec in &sections {
         s.push_str(&format!(
