@@ -1000,16 +1000,17 @@ fn ema_momenta(stats: &[ConfigStats], group: &str, collapse_checked: bool) -> (V
         .filter(|c| c.group == group && c.config_id != with_ema.config_id)
         .collect();
     let verdict = superiority_over(with_ema, &others, &mut body);
-    if let Some(zero) = find(stats, group, is(0.0)) {
-        body.push_str(&match (collapse_note(zero), collapse_checked) {
-            (Some(n), _) => format!("m = 0 (no averaging) {n}.\n"),
-            (None, true) => "m = 0 (no averaging) did not collapse.\n".into(),
-            (None, false) => {
-                "Whether m = 0 (no averaging) collapsed could not be checked: no reference points.\n"
-                    .into()
-            }
+    // A collapsed m = 0 is named above with the other collapsed arms.
+    if find(stats, group, is(0.0)).is_some_and(|zero| collapse_note(zero).is_none()) {
+        body.push_str(if collapse_checked {
+            "m = 0 (no averaging) did not collapse.\n"
+        } else {
+            "Whether m = 0 (no averaging) collapsed could not be checked: no reference points.\n"
         });
     }
+    // The comparisons end with one line break, whichever note came last.
+    body.truncate(body.trim_end().len());
+    body.push('\n');
     (verdict, body)
 }
 

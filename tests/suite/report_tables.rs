@@ -271,8 +271,16 @@ fn collapsed_runs_are_marked_counted_and_support_nothing() {
         .unwrap();
     assert!(md.contains("| ema=0.0 | 0/3 ok, 3 collapsed |"), "{md}");
     let report = render_report(&rows, Some(&refs), None, None).unwrap();
+    // The collapsed m = 0 is named once, with the other collapsed arms.
+    assert_eq!(
+        report
+            .matches("`ema=0.0` collapsed on seeds 0, 1, 2 (3/3 runs): at or below the untrained network")
+            .count(),
+        1,
+        "{report}"
+    );
     assert!(
-        report.contains("m = 0 (no averaging) collapsed on seeds 0, 1, 2 (3/3 runs)."),
+        !report.contains("m = 0 (no averaging) collapsed"),
         "{report}"
     );
     assert!(
