@@ -12,7 +12,10 @@
 #   4. provides a stand-in `nvidia-smi` when no real one exists, because dfdx's build script asks it
 #      for the GPU's compute capability (9.0 = Hopper, H100/H200; CUDA_COMPUTE_CAP overrides);
 #   5. runs `cargo build --release --features cuda` and `cargo test --release --features cuda --no-run`
-#      (the test executables, for scripts/pack-gpu-check.sh), forwarding extra arguments to both.
+#      (the test executables, for scripts/pack-gpu-check.sh), forwarding extra arguments to both, into
+#      target/cuda/ (CARGO_TARGET_DIR overrides): the `cuda` executables link libcuda.so.1, which a
+#      machine without the NVIDIA driver cannot load, so they must not replace the CPU build's
+#      target/release/f2c.
 #
 # Why CUDA 13.0 and not newer: the PTX that nvcc writes at build time must load on the GPU machines'
 # driver 580 (CUDA 13.0); 13.0's nvcc writes PTX ISA 9.0, which it does.
@@ -178,10 +181,11 @@ export PATH=$shim:$cu/bin:$PATH
 # GNU ld resolves the libraries that the linked ones need (libcublasLt.so.13 for libcublas.so.13)
 # through LD_LIBRARY_PATH, not through -L (rust-lld, Rust's default linker now, needs neither).
 export LD_LIBRARY_PATH=$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target/cuda}
 
 if [[ $print_env == 1 ]]; then
-    printf 'export CUDA_ROOT=%q CUDA_PATH=%q\nexport PATH=%q\nexport LD_LIBRARY_PATH=%q\n' \
-        "$CUDA_ROOT" "$CUDA_PATH" "$PATH" "$LD_LIBRARY_PATH"
+    printf 'export CUDA_ROOT=%q CUDA_PATH=%q\nexport PATH=%q\nexport LD_LIBRARY_PATH=%q\nexport CARGO_TARGET_DIR=%q\n' \
+        "$CUDA_ROOT" "$CUDA_PATH" "$PATH" "$LD_LIBRARY_PATH" "$CARGO_TARGET_DIR"
     if [[ -n ${CUDA_COMPUTE_CAP:-} ]]; then printf 'export CUDA_COMPUTE_CAP=%q\n' "$CUDA_COMPUTE_CAP"; fi
     exit 0
 fi
