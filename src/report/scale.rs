@@ -153,15 +153,13 @@ fn load_components(results: &Path) -> Result<Vec<Components>> {
         let rec = RunRecord::read(&record_path(results, COMPONENTS_MATRIX, &row.run_id))?;
         let (n, steps) = (rec.num_train_identities(), rec.experiment.train.steps);
         match pools.iter_mut().find(|p| p.0 == pool) {
-            Some(p) if (p.1, p.2) != (n, steps) => {
+            Some(&mut (_, n0, steps0, _)) if (n0, steps0) != (n, steps) => {
+                let run = &row.run_id;
                 return Err(Error::Other(format!(
-                "{}: run {} has N = {n} and {steps} steps, another run with its pool N = {} and \
-                     {}; the study compares runs of one N and length",
-                dir.display(),
-                row.run_id,
-                p.1,
-                p.2
-            )))
+                    "{}: run {run} has N = {n} and {steps} steps, another run with its pool \
+                     N = {n0} and {steps0}; the study compares runs of one N and length",
+                    dir.display()
+                )));
             }
             Some(p) => p.3.push(row),
             None => pools.push((pool, n, steps, vec![row])),
