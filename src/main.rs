@@ -142,9 +142,15 @@ enum Command {
 
 fn main() {
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e}");
+        let mut shown = e.to_string();
+        eprintln!("error: {shown}");
         for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            // A message that already ends with its cause (`path: reason`) is not followed by it again.
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                eprintln!("  caused by: {text}");
+            }
+            shown = text;
         }
         std::process::exit(1);
     }

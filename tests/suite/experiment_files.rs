@@ -125,6 +125,26 @@ fn cli_rejects_a_bad_file_and_writes_nothing() {
 }
 
 #[test]
+fn cli_names_a_missing_file_and_its_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.ron");
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
+        .args(["train", missing.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("missing.ron"),
+        "{stderr}"
+    );
+    // The OS's own wording ("No such file or directory (os error 2)") appears once, not again as
+    // a "caused by" line.
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+    assert!(!stderr.contains("caused by"), "{stderr}");
+}
+
+#[test]
 fn cuda_without_the_feature_is_a_clear_error() {
     if cfg!(feature = "cuda") {
         return;
