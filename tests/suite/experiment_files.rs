@@ -15,6 +15,16 @@ fn error_of(text: &str) -> String {
         .to_string()
 }
 
+/// Runs the `f2c` executable with `args`, checks that it exits non-zero and gives its stderr.
+fn cli_error(args: &[&str]) -> String {
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!res.status.success(), "f2c {args:?} succeeded");
+    String::from_utf8_lossy(&res.stderr).into_owned()
+}
+
 #[test]
 fn committed_experiments_load() {
     for entry in std::fs::read_dir("experiments").unwrap() {
@@ -105,18 +115,13 @@ fn cli_rejects_a_bad_file_and_writes_nothing() {
     let bad = dir.path().join("bad.ron");
     std::fs::write(&bad, base_text().replace("seed: 1,", "seed: 1, colour: 3,")).unwrap();
     let out = dir.path().join("out");
-    let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
-        .args([
-            "train",
-            bad.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!res.status.success());
-    let stderr = String::from_utf8_lossy(&res.stderr);
+    let stderr = cli_error(&[
+        "train",
+        bad.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(
         stderr.contains("bad.ron") && stderr.contains("colour"),
         "{stderr}"
@@ -128,12 +133,7 @@ fn cli_rejects_a_bad_file_and_writes_nothing() {
 fn cli_names_a_missing_file_and_its_reason_once() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.ron");
-    let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
-        .args(["train", missing.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(!res.status.success());
-    let stderr = String::from_utf8_lossy(&res.stderr);
+    let stderr = cli_error(&["train", missing.to_str().unwrap(), "--quiet"]);
     assert!(
         stderr.starts_with("error: ") && stderr.contains("missing.ron"),
         "{stderr}"
@@ -149,18 +149,13 @@ fn cuda_without_the_feature_is_a_clear_error() {
     if cfg!(feature = "cuda") {
         return;
     }
-    let res = std::process::Command::new(env!("CARGO_BIN_EXE_f2c"))
-        .args([
-            "train",
-            "experiments/fc.ron",
-            "--quiet",
-            "--device",
-            "cuda:0",
-        ])
-        .output()
-        .unwrap();
-    assert!(!res.status.success());
-    let stderr = String::from_utf8_lossy(&res.stderr);
+    let stderr = cli_error(&[
+        "train",
+        "experiments/fc.ron",
+        "--quiet",
+        "--device",
+        "cuda:0",
+    ]);
     assert!(stderr.contains("without the `cuda` feature"), "{stderr}");
 }
 
