@@ -31,7 +31,7 @@ enum Command {
         /// Set a field, as a matrix axis would: `--set train.steps=5800` (repeatable).
         #[arg(long = "set", value_name = "PATH=RON")]
         sets: Vec<String>,
-        /// Directory for the record (default results/train).
+        /// Directory for the record.
         #[arg(long, default_value = "results/train")]
         out: PathBuf,
         /// No progress bar.
@@ -413,6 +413,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", curve::summary_line(&exp.name, &rows));
             println!("curve: {}", out.display());
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command's long help as `f2c <command> --help` prints it.
+    fn long_helps() -> Vec<(String, String)> {
+        let mut cli = super::Cli::command();
+        let mut helps = vec![("f2c".to_string(), cli.render_long_help().to_string())];
+        for sub in cli.get_subcommands_mut() {
+            helps.push((
+                sub.get_name().to_string(),
+                sub.render_long_help().to_string(),
+            ));
+        }
+        helps
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// The help is written from doc comments, which also feed rustdoc: an intra-doc link there
+    /// would reach the user as `[`NAME`]`.
+    #[test]
+    fn help_has_no_rustdoc_links() {
+        for (name, help) in long_helps() {
+            assert!(
+                !help.contains("[`"),
+                "f2c {name} --help shows a rustdoc link:\n{help}"
+            );
+        }
+    }
+
+    /// `--inputs auto` is explained with the size limit written out; it must be the one applied.
+    #[test]
+    fn help_quotes_the_resident_limit_in_force() {
+        let limit = f2c::data::resident::AUTO_RESIDENT_LIMIT;
+        assert_eq!(limit % (1 << 30), 0, "the help speaks of whole GiB");
+        let quoted = format!("at most {} GiB", limit >> 30);
+        for (name, help) in long_helps() {
+            if help.contains("--inputs") {
+                assert!(
+                    help.contains(&quoted),
+                    "f2c {name} --help does not say {quoted:?}"
+                );
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ pub const AUTO_RESIDENT_LIMIT: u64 = 2 << 30;
 /// How a run's training inputs reach the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum InputStaging {
-    /// Resident when the training set takes at most [`AUTO_RESIDENT_LIMIT`] bytes and the run
+    /// Resident when the training set takes at most 2 GiB (`AUTO_RESIDENT_LIMIT`) and the run
     /// draws at least as many samples as the set holds (an epoch or more); per step otherwise.
     #[default]
     Auto,
