@@ -19,11 +19,11 @@ use crate::Experiment;
 pub enum Agreement {
     /// The same status and bit-identical metrics.
     Identical,
-    /// The same status; the largest metric difference (absolute, in fractions) is within the
-    /// tolerance.
-    Within(f64),
-    /// The largest metric difference exceeds the tolerance.
-    Differs(f64),
+    /// The same status; the largest metric difference is within the tolerance.
+    Within(Gap),
+    /// The largest metric difference exceeds the tolerance (`None`: neither record has metrics,
+    /// and their final losses differ).
+    Differs(Option<Gap>),
     /// One run finished and the other failed, or they failed for different reasons.
     StatusDiffers { committed: String, fresh: String },
     /// There is no committed record of this run.
@@ -37,12 +37,44 @@ impl Agreement {
     }
 }
 
+/// The metric on which a fresh record differs most from the committed one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    /// The metric's name, as the tables write it.
+    pub metric: &'static str,
+    /// Its committed value, as a fraction.
+    pub committed: f64,
+    /// Its value in the fresh run, as a fraction.
+    pub fresh: f64,
+}
+
+impl Gap {
+    /// The absolute difference, as a fraction.
+    pub fn size(&self) -> f64 {
+        (self.fresh - self.committed).abs()
+    }
+}
+
+impl fmt::Display for Gap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "max |Δ| {:.4} pt: {} {:.2} % committed, {:.2} % now",
+            100.0 * self.size(),
+            self.metric,
+            100.0 * self.committed,
+            100.0 * self.fresh
+        )
+    }
+}
+
 impl fmt::Display for Agreement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Agreement::Identical => write!(f, "identical"),
-            Agreement::Within(d) => write!(f, "within tolerance (max |Δ| {:.4} pt)", 100.0 * d),
-            Agreement::Differs(d) => write!(f, "DIFFERS (max |Δ| {:.4} pt)", 100.0 * d),
+            Agreement::Within(gap) => write!(f, "within tolerance ({gap})"),
+            Agreement::Differs(Some(gap)) => write!(f, "DIFFERS ({gap})"),
+            Agreement::Differs(None) => write!(f, "DIFFERS (no metrics; final losses differ)"),
             Agreement::StatusDiffers { committed, fresh } => {
                 write!(f, "DIFFERS: committed {committed}, now {fresh}")
             }
@@ -51,14 +83,14 @@ impl fmt::Display for Agreement {
     }
 }
 
-/// The metrics compared, as fractions.
-fn values(m: &Metrics) -> [f64; 5] {
+/// The metrics compared, with their names, as fractions.
+fn values(m: &Metrics) -> [(&'static str, f64); 5] {
     [
-        m.tar_far_1e2,
-        m.tar_far_1e3,
-        m.tar_far_1e4,
-        m.accuracy,
-        m.rank1,
+        ("TAR@FAR=1e-2", m.tar_far_1e2),
+        ("TAR@FAR=1e-3", m.tar_far_1e3),
+        ("TAR@FAR=1e-4", m.tar_far_1e4),
+        ("accuracy", m.accuracy),
+        ("rank-1", m.rank1),
     ]
 }
 
@@ -81,19 +113,25 @@ pub fn compare(committed: &RunRecord, fresh: &RunRecord, tolerance: f64) -> Agre
     match (&committed.metrics, &fresh.metrics) {
         (Some(a), Some(b)) if a == b => Agreement::Identical,
         (Some(a), Some(b)) => {
-            let d = values(a)
-                .iter()
+            let gap = values(a)
+                .into_iter()
                 .zip(values(b))
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f64::max);
-            if d <= tolerance {
-                Agreement::Within(d)
+                .map(|((metric, committed), (_, fresh))| Gap {
+                    metric,
+                    committed,
+                    fresh,
+                })
+                // The first of equal gaps: the order of `values`.
+                .reduce(|max, g| if g.size() > max.size() { g } else { max })
+                .expect("five metrics");
+            if gap.size() <= tolerance {
+                Agreement::Within(gap)
             } else {
-                Agreement::Differs(d)
+                Agreement::Differs(Some(gap))
             }
         }
         _ if committed.final_loss.to_bits() == fresh.final_loss.to_bits() => Agreement::Identical,
-        _ => Agreement::Differs(f64::NAN),
+        _ => Agreement::Differs(None),
     }
 }
 
@@ -256,12 +294,48 @@ mod tests {
         assert_eq!(compare(&a, &same, 0.0), Agreement::Identical);
         assert_eq!(
             compare(&a, &record(0.505, RunStatus::Ok), 0.01),
-            Agreement::Within(0.505 - 0.5)
+            Agreement::Within(Gap {
+                metric: "TAR@FAR=1e-2",
+                committed: 0.5,
+                fresh: 0.505
+            })
         );
         assert!(!compare(&a, &record(0.52, RunStatus::Ok), 0.01).reproduced());
         assert!(matches!(
             compare(&a, &record(0.5, RunStatus::Failed("nan".into())), 0.01),
             Agreement::StatusDiffers { .. }
         ));
+    }
+
+    #[test]
+    fn a_difference_names_the_metric_that_differs_most() {
+        let a = record(0.5, RunStatus::Ok);
+        let mut b = record(0.5, RunStatus::Ok);
+        let m = b.metrics.as_mut().unwrap();
+        m.tar_far_1e2 = 0.501;
+        m.tar_far_1e3 = 0.4893;
+        m.rank1 = 0.51;
+        let agreement = compare(&a, &b, 0.0);
+        assert!(!agreement.reproduced());
+        assert_eq!(
+            agreement.to_string(),
+            "DIFFERS (max |Δ| 1.0700 pt: TAR@FAR=1e-3 50.00 % committed, 48.93 % now)"
+        );
+        let no_metrics = RunRecord {
+            metrics: None,
+            ..record(0.5, RunStatus::Failed("nan".into()))
+        };
+        let other_loss = RunRecord {
+            final_loss: 2.0,
+            ..no_metrics.clone()
+        };
+        assert_eq!(
+            compare(&no_metrics, &no_metrics.clone(), 0.0),
+            Agreement::Identical
+        );
+        assert_eq!(
+            compare(&no_metrics, &other_loss, 0.0),
+            Agreement::Differs(None)
+        );
     }
 }
