@@ -24,8 +24,9 @@ if ! command -v qemu-x86_64 >/dev/null; then
 fi
 cpus=("$@")
 ((${#cpus[@]})) || cpus=(Haswell Nehalem)
+models=$(qemu-x86_64 -cpu help | awk '{print $2}')
 for cpu in "${cpus[@]}"; do
-    if ! qemu-x86_64 -cpu help | awk '{print $2}' | grep -qx "$cpu"; then
+    if ! grep -qx -- "$cpu" <<<"$models"; then
         echo "verify-other-cpus: qemu knows no CPU model '$cpu' (see qemu-x86_64 -cpu help)" >&2
         exit 2
     fi
@@ -34,7 +35,7 @@ cargo build --release --quiet || exit
 # A copy, so that a build during the runs does not replace the executable under them.
 bin=$(mktemp "${TMPDIR:-/tmp}/f2c-verify-cpus.XXXXXX")
 trap 'rm -f "$bin"' EXIT
-cp target/release/f2c "$bin"
+cp target/release/f2c "$bin" && chmod +x "$bin" || exit
 
 failed=0
 results=()
