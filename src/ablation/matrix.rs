@@ -73,20 +73,6 @@ pub struct Group {
     pub seeds: Option<Vec<u64>>,
 }
 
-impl Matrix {
-    /// Every seed some group runs, ascending.
-    pub fn all_seeds(&self) -> Vec<u64> {
-        let mut seeds: Vec<u64> = self
-            .groups
-            .iter()
-            .flat_map(|g| g.seeds.as_deref().unwrap_or(&self.seeds).iter().copied())
-            .collect();
-        seeds.sort_unstable();
-        seeds.dedup();
-        seeds
-    }
-}
-
 /// One axis of a group's grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,19 +1,24 @@
-//! `results/<matrix>/references.csv`: the reference points of a matrix, one row per seed and
-//! kind, evaluated on the same held-out set as the runs of that seed: `raw` (the input features
-//! themselves, evaluated exactly like a run's embeddings) and `untrained` (the probe network at
-//! its initialisation). Columns: `seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1`.
+//! `results/<matrix>/references.csv`: the reference points of a matrix, one row per data set,
+//! seed and kind, evaluated on the same held-out set as the runs of that seed and data: `raw` (the
+//! input features themselves, evaluated exactly like a run's embeddings) and `untrained` (the probe
+//! network at its initialisation). Columns:
+//! `seed,data_id,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1`, where `data_id` is the
+//! [`data_id`] of the runs the row serves (empty in files written before it was recorded: the row
+//! then serves every run of its seed).
 //!
 //! Collapse rule: a trained run is *collapsed* when its TAR@FAR=1e-3 is at or below that of the
-//! untrained network of the same seed: training did not produce a better embedding than the one it
-//! started from, so its numbers say nothing about the method's accuracy. The comparison is per
-//! seed because the seed fixes the data and the held-out set; TAR@FAR=1e-3 is the metric every
-//! verdict uses. Runs of a seed without an `untrained` row are left as they are.
+//! untrained network of the same seed and data: training did not produce a better embedding than
+//! the one it started from, so its numbers say nothing about the method's accuracy. The comparison
+//! is per seed and data because together they fix the training set and the held-out set; TAR@FAR=1e-3
+//! is the metric every verdict uses. Runs without an `untrained` row of their seed and data are left
+//! as they are.
 
 use std::path::Path;
 
 use dfdx::prelude::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::ablation::matrix::PlannedRun;
 use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::data::TrainingData;
 use crate::error::Result;
@@ -21,6 +26,7 @@ use crate::eval::protocol::evaluate;
 use crate::eval::Metrics;
 use crate::heads::backend::Backend;
 use crate::nets::network::Network;
+use crate::results::record::{data_id, same_data};
 use crate::train::{with_trainer, Trainer, TrainerTask};
 use crate::Experiment;
 
@@ -48,10 +54,14 @@ impl ReferenceKind {
     }
 }
 
-/// One reference point: a kind evaluated on one seed's held-out set.
+/// One reference point: a kind evaluated on the held-out set of one seed and data set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceRow {
     pub seed: u64,
+    /// The [`data_id`] of the runs this row serves; `None` (files written before it was recorded):
+    /// every run of the seed.
+    #[serde(default)]
+    pub data_id: Option<String>,
     pub kind: ReferenceKind,
     #[serde(rename = "tar_far_1e-2")]
     pub tar_far_1e2: f64,
@@ -69,14 +79,15 @@ pub const REFERENCES_CSV: &str = "references.csv";
 pub fn read_references(path: &Path) -> Result<Vec<ReferenceRow>> {
     crate::results::csv_rows::read_rows(
         path,
-        "columns seed,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1 with kind `raw` or `untrained`",
+        "columns seed,data_id,kind,tar_far_1e-2,tar_far_1e-3,tar_far_1e-4,rank1 with kind `raw` or `untrained`",
     )
 }
 
 impl ReferenceRow {
-    fn new(seed: u64, kind: ReferenceKind, m: &Metrics) -> Self {
+    fn new(exp: &Experiment, kind: ReferenceKind, m: &Metrics) -> Self {
         ReferenceRow {
-            seed,
+            seed: exp.seed,
+            data_id: Some(data_id(exp)),
             kind,
             tar_far_1e2: m.tar_far_1e2,
             tar_far_1e3: m.tar_far_1e3,
@@ -97,14 +108,51 @@ pub fn compute_references(base: &Experiment, seeds: &[u64]) -> Result<Vec<Refere
             ..base.clone()
         };
         let (raw, untrained) = with_trainer(&exp, References { exp: &exp })?;
-        rows.push(ReferenceRow::new(seed, ReferenceKind::Raw, &raw));
+        rows.push(ReferenceRow::new(&exp, ReferenceKind::Raw, &raw));
         rows.push(ReferenceRow::new(
-            seed,
+            &exp,
             ReferenceKind::Untrained,
             &untrained,
         ));
     }
     Ok(rows)
+}
+
+/// The reference rows every run of a matrix is checked against: for each data set its runs train
+/// and are scored on ([`data_id`]), in first-seen order, `base` with that data and evaluation,
+/// for each seed some run of that data has (ascending). The network is `base`'s.
+pub fn compute_plan_references(
+    base: &Experiment,
+    runs: &[PlannedRun],
+) -> Result<Vec<ReferenceRow>> {
+    let mut sets: Vec<(String, &Experiment, Vec<u64>)> = Vec::new();
+    for run in runs {
+        let exp = &run.experiment;
+        let id = data_id(exp);
+        match sets.iter_mut().find(|(d, _, _)| *d == id) {
+            Some((_, _, seeds)) => seeds.push(exp.seed),
+            None => sets.push((id, exp, vec![exp.seed])),
+        }
+    }
+    let mut rows = Vec::new();
+    for (_, exp, mut seeds) in sets {
+        seeds.sort_unstable();
+        seeds.dedup();
+        let on_data = Experiment {
+            data: exp.data.clone(),
+            images: exp.images.clone(),
+            eval: exp.eval.clone(),
+            ..base.clone()
+        };
+        rows.extend(compute_references(&on_data, &seeds)?);
+    }
+    Ok(rows)
+}
+
+/// Whether reference `x` serves `row`: the same seed and data set (a side without a recorded
+/// data set matches any).
+pub fn serves(x: &ReferenceRow, row: &SummaryRow) -> bool {
+    x.seed == row.seed && same_data(x.data_id.as_deref(), row.data_id.as_deref())
 }
 
 /// Evaluates the held-out set as raw features and through a freshly built trainer's network.
@@ -141,20 +189,20 @@ pub fn write_references(path: &Path, rows: &[ReferenceRow]) -> Result<()> {
 }
 
 /// Whether a run with TAR@FAR=1e-3 `tar_1e3` is collapsed against the untrained network's
-/// `untrained_1e3` on the same seed: at or below it.
+/// `untrained_1e3` on the same seed and data: at or below it.
 pub fn is_collapsed(tar_1e3: f64, untrained_1e3: f64) -> bool {
     tar_1e3 <= untrained_1e3
 }
 
 /// Marks as [`RowStatus::Collapsed`] every `ok` row whose TAR@FAR=1e-3 is at or below the
-/// untrained network's on its seed; returns how many were marked. Failed rows and seeds without
-/// an `untrained` reference are left alone.
+/// untrained network's on its seed and data; returns how many were marked. Failed rows and rows
+/// without an `untrained` reference are left alone.
 pub fn mark_collapsed(rows: &mut [SummaryRow], refs: &[ReferenceRow]) -> usize {
     let mut marked = 0;
     for r in rows.iter_mut().filter(|r| r.status == RowStatus::Ok) {
         let untrained = refs
             .iter()
-            .find(|x| x.seed == r.seed && x.kind == ReferenceKind::Untrained);
+            .find(|x| x.kind == ReferenceKind::Untrained && serves(x, r));
         if let (Some(u), Some(tar)) = (untrained, r.tar_far_1e3) {
             if is_collapsed(tar, u.tar_far_1e3) {
                 r.status = RowStatus::Collapsed;
@@ -165,17 +213,17 @@ pub fn mark_collapsed(rows: &mut [SummaryRow], refs: &[ReferenceRow]) -> usize {
     marked
 }
 
-/// The seeds of `rows` that have no `untrained` reference, ascending and distinct: the runs that
-/// could not be checked for collapse.
+/// The seeds of the `rows` that have no `untrained` reference of their seed and data, ascending
+/// and distinct: the runs that could not be checked for collapse.
 pub fn unchecked_seeds(rows: &[SummaryRow], refs: &[ReferenceRow]) -> Vec<u64> {
     let mut seeds: Vec<u64> = rows
         .iter()
-        .map(|r| r.seed)
-        .filter(|s| {
+        .filter(|r| {
             !refs
                 .iter()
-                .any(|x| x.seed == *s && x.kind == ReferenceKind::Untrained)
+                .any(|x| x.kind == ReferenceKind::Untrained && serves(x, r))
         })
+        .map(|r| r.seed)
         .collect();
     seeds.sort_unstable();
     seeds.dedup();
@@ -189,6 +237,7 @@ mod tests {
     fn reference(seed: u64, kind: ReferenceKind, tar: f64) -> ReferenceRow {
         ReferenceRow {
             seed,
+            data_id: None,
             kind,
             tar_far_1e2: tar,
             tar_far_1e3: tar,
@@ -237,5 +286,28 @@ mod tests {
         let status: Vec<String> = rows.iter().map(|r| r.status.to_string()).collect();
         assert_eq!(status, ["collapsed", "ok", "ok"]);
         assert_eq!(unchecked_seeds(&rows, &refs), vec![2]);
+    }
+
+    #[test]
+    fn a_reference_serves_only_the_runs_of_its_own_data() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/summary.csv");
+        let mut rows = crate::ablation::summary::read_csv(&path).unwrap();
+        rows.truncate(2); // Full FC, seeds 0 and 1: TAR@1e-3 .8812 .8745
+        rows[0].data_id = Some("a".into());
+        rows[1].data_id = Some("b".into());
+        let on = |seed, data: &str, tar| ReferenceRow {
+            data_id: Some(data.into()),
+            ..reference(seed, ReferenceKind::Untrained, tar)
+        };
+        // Seed 0: the untrained network of data `b` would collapse the run, but it ran on `a`.
+        // Seed 1: only data `a` has a reference, so the run on `b` stays unchecked.
+        let refs = [on(0, "a", 0.5), on(0, "b", 0.95), on(1, "a", 0.95)];
+        assert_eq!(mark_collapsed(&mut rows, &refs), 0);
+        assert_eq!(unchecked_seeds(&rows, &refs), vec![1]);
+        // A row without a recorded data set (an older summary) takes its seed's reference.
+        rows[1].data_id = None;
+        assert_eq!(mark_collapsed(&mut rows, &refs), 1);
+        assert_eq!(rows[1].status, RowStatus::Collapsed);
     }
 }

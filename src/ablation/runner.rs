@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::ablation::matrix::{Matrix, Plan};
-use crate::ablation::references::{compute_references, write_references, REFERENCES_CSV};
+use crate::ablation::references::{compute_plan_references, write_references, REFERENCES_CSV};
 use crate::ablation::summary::{write_csv, SummaryRow};
 use crate::error::{Error, Result};
 use crate::results::record::{code_revision, peak_memory_bytes};
@@ -132,7 +132,7 @@ pub fn record_path(results_root: &Path, matrix_name: &str, run_id: &str) -> Path
 
 /// Runs the matrix file at `matrix_path` with the real trainer ([`run_experiment`]), then writes
 /// its reference points (`references.csv`: raw features and the untrained network of the base
-/// experiment, per seed) beside the summary.
+/// experiment, per seed and data set of its runs) beside the summary.
 ///
 /// Runs checkpoint into `<matrix folder>/checkpoints/` (unless `opts.run` says otherwise), so an
 /// interrupted matrix resumes its unfinished runs mid-way; a finished run removes its checkpoint.
@@ -148,7 +148,7 @@ pub fn run_matrix(matrix_path: &Path, opts: &MatrixOptions) -> Result<MatrixOutc
     let plan = matrix.expand_from(&base, matrix_path)?;
     let outcome = run_plan_with(plan, &opts, run_experiment)?;
     if !opts.dry_run {
-        let refs = compute_references(&base, &matrix.all_seeds())?;
+        let refs = compute_plan_references(&base, &outcome.plan.runs)?;
         write_references(&outcome.dir.join(REFERENCES_CSV), &refs)?;
     }
     Ok(outcome)

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::heads::{HeadColumns, Method};
+use crate::results::record::data_id;
 use crate::results::{RunRecord, RunStatus};
 
 /// One run of a matrix, flattened. Optional columns are empty where they do not apply.
@@ -28,6 +29,11 @@ pub struct SummaryRow {
     /// The method, written as its key (`fc`, `pfc`, `f2c`, `dcq`).
     pub method: Method,
     pub seed: u64,
+    /// What the run was trained and scored on ([`crate::results::record::data_id`]): rows of one
+    /// seed pair only when it is the same. Empty in summaries written before it was recorded,
+    /// whose rows are all taken to share one data set.
+    #[serde(default)]
+    pub data_id: Option<String>,
     // The head's columns ([`HeadColumns`]), flat for the CSV.
     /// Partial FC sample rate.
     pub sample_rate: Option<f64>,
@@ -146,6 +152,7 @@ impl SummaryRow {
             label: label.to_string(),
             method: exp.head.method(),
             seed: exp.seed,
+            data_id: Some(data_id(exp)),
             sample_rate,
             pool_fraction,
             ema_momentum,

@@ -56,6 +56,7 @@ use crate::report::stats::{
     config_stats, groups, mean, seeds_needed, ConfigStats, Metric, Paired, TARGET_HALF_WIDTH,
 };
 use crate::report::tables::{format_p, human_bytes, method_name, runs_text};
+use crate::results::record::same_data;
 
 /// Non-inferiority margin of claim 1, in percentage points of TAR@FAR=1e-3.
 pub const NON_INFERIORITY_MARGIN_PP: f64 = 2.0;
@@ -505,7 +506,7 @@ fn claim1(stats: &[ConfigStats], scale: Option<&Study>) -> Section {
          are shown with their own verdicts under the same rule.\n\n",
         m = short_number(NON_INFERIORITY_MARGIN_PP)
     );
-    let Some(fc) = stats.iter().find(|c| c.is_fc_reference) else {
+    let Some(fc) = stats.iter().find(|c| c.is_fc_reference && c.group == main) else {
         body.push_str("No Full FC run in the `main` group: nothing to compare against.\n");
         return Section {
             title,
@@ -1040,7 +1041,8 @@ fn claim4(stats: &[ConfigStats], collapse_checked: bool, scale: &[Components]) -
 }
 
 /// The main comparison with the reference points: the `main` configurations, and the raw
-/// features and the untrained network (mean over the seeds in `references.csv`).
+/// features and the untrained network (mean over the seeds in `references.csv` on the data of the
+/// `main` group).
 fn main_table(stats: &[ConfigStats], refs: Option<&[ReferenceRow]>) -> String {
     let mut s = String::from(
         "| Method | Runs | TAR@FAR=1e-2 (%) | TAR@FAR=1e-3 (%) | TAR@FAR=1e-4 (%) | Rank-1 (%) |\n|:--|--:|--:|--:|--:|--:|\n",
@@ -1068,9 +1070,17 @@ fn main_table(stats: &[ConfigStats], refs: Option<&[ReferenceRow]>) -> String {
              collapse could not be checked, and no run is marked collapsed.\n",
         ),
         Some(refs) => {
+            let main_data = stats
+                .iter()
+                .find(|c| c.group == "main")
+                .and_then(|c| c.first().data_id.as_deref());
             for kind in ReferenceKind::ALL {
+                let on_main = |r: &ReferenceRow| same_data(r.data_id.as_deref(), main_data);
                 let of = |f: fn(&ReferenceRow) -> f64| -> Vec<f64> {
-                    refs.iter().filter(|r| r.kind == kind).map(f).collect()
+                    refs.iter()
+                        .filter(|r| r.kind == kind && on_main(r))
+                        .map(f)
+                        .collect()
                 };
                 let t2 = of(|r| r.tar_far_1e2);
                 if t2.is_empty() {
@@ -1089,7 +1099,7 @@ fn main_table(stats: &[ConfigStats], refs: Option<&[ReferenceRow]>) -> String {
             }
             s.push_str(
                 "\nA run is collapsed when its TAR@FAR=1e-3 is at or below the untrained network's on the \
-                 same seed; collapsed runs are counted under Runs and left out of every mean and test.\n",
+                 same seed and data; collapsed runs are counted under Runs and left out of every mean and test.\n",
             );
         }
     }

@@ -23,6 +23,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::heads::Method;
+use crate::results::record::same_data;
 
 /// Confidence level of every interval in the report.
 pub const CONFIDENCE: f64 = 0.95;
@@ -289,12 +290,15 @@ pub struct ConfigStats {
     pub config_id: String,
     /// The rows of this configuration, in input order (failed and collapsed ones included).
     pub rows: Vec<SummaryRow>,
-    /// Paired comparison of TAR@FAR=1e-3 with the full-FC configuration (this − FC), its p-value
-    /// Holm-corrected within the group; `None` for the FC configuration itself, when there is no
-    /// FC configuration, or when no seed is shared.
+    /// Paired comparison of TAR@FAR=1e-3 with its Full FC reference ([`config_stats`]; this −
+    /// FC), its p-value Holm-corrected within the group; `None` for a reference itself, when no
+    /// Full FC ran on the same data, or when no seed is shared.
     pub vs_fc: Option<Paired>,
-    /// Whether this is the reference full-FC configuration: `main`'s, or the same configuration
-    /// where another group trains it too.
+    /// The `config_id` of the Full FC configuration this one is compared with; `None` when it is
+    /// a reference itself or no Full FC ran on its data.
+    pub reference: Option<String>,
+    /// Whether this is a Full FC reference: the first Full FC configuration of its group on its
+    /// data (in `main`: the reference of the whole matrix).
     pub is_fc_reference: bool,
 }
 
@@ -365,16 +369,28 @@ impl ConfigStats {
     }
 }
 
-/// The reference configuration: the first full-FC configuration of the `main` group.
-pub fn fc_reference_id(rows: &[SummaryRow]) -> Option<&str> {
-    rows.iter()
-        .find(|r| r.group == "main" && r.method == Method::Fc)
-        .map(|r| r.config_id.as_str())
+/// The index in `configs` of the Full FC configuration `configs[i]` is compared with: the first
+/// Full FC configuration of its own group trained and scored on the same data, else the first of
+/// the `main` group on the same data, else none. A Full FC configuration that finds itself is a
+/// reference.
+fn reference_index(configs: &[ConfigStats], i: usize) -> Option<usize> {
+    let c = configs[i].first();
+    let fc_on_data = |group: &str| {
+        configs.iter().position(|f| {
+            f.group == group
+                && f.first().method == Method::Fc
+                && same_data(f.first().data_id.as_deref(), c.data_id.as_deref())
+        })
+    };
+    fc_on_data(&configs[i].group).or_else(|| fc_on_data("main"))
 }
 
-/// Groups the rows into configurations, in first-seen order, and compares each with the full-FC
-/// configuration of the `main` group on TAR@FAR=1e-3, paired by seed, with Holm's correction
-/// over the comparisons of each group (one table, one family).
+/// Groups the rows into configurations, in first-seen order, and compares each on TAR@FAR=1e-3,
+/// paired by seed, with its Full FC reference: the Full FC of its own group trained on the same
+/// data where the group has one (so that a group that changes the data, the learning rate or the
+/// loaders for every method compares like with like), else Full FC of the `main` group on the
+/// same data. A configuration whose data no such Full FC saw is not compared: its seeds do not
+/// pair. Holm's correction runs over the comparisons of each group (one table, one family).
 pub fn config_stats(rows: &[SummaryRow]) -> Vec<ConfigStats> {
     let mut out: Vec<ConfigStats> = Vec::new();
     for r in rows {
@@ -388,24 +404,20 @@ pub fn config_stats(rows: &[SummaryRow]) -> Vec<ConfigStats> {
                 config_id: r.config_id.clone(),
                 rows: vec![r.clone()],
                 vs_fc: None,
+                reference: None,
                 is_fc_reference: false,
             }),
         }
     }
-    let Some(fc_id) = fc_reference_id(rows).map(str::to_string) else {
-        return out;
-    };
-    let fc = out
-        .iter()
-        .find(|c| c.group == "main" && c.config_id == fc_id)
-        .cloned()
-        .expect("the FC reference is one of the configurations");
-    for c in &mut out {
-        // A group that trains the reference itself shows it as its reference, not as a
-        // comparison of the configuration with itself.
-        c.is_fc_reference = c.config_id == fc_id;
-        if !c.is_fc_reference {
-            c.vs_fc = c.paired_with(&fc, Metric::TarFar1e3);
+    let references: Vec<Option<usize>> = (0..out.len()).map(|i| reference_index(&out, i)).collect();
+    for (i, r) in references.into_iter().enumerate() {
+        match r {
+            Some(j) if j == i => out[i].is_fc_reference = true,
+            Some(j) => {
+                out[i].vs_fc = out[i].paired_with(&out[j], Metric::TarFar1e3);
+                out[i].reference = Some(out[j].config_id.clone());
+            }
+            None => {}
         }
     }
     for g in groups(rows) {

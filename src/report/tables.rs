@@ -309,13 +309,63 @@ fn notes(
     out
 }
 
-fn has_fc(stats: &[ConfigStats]) -> bool {
-    stats.iter().any(|c| c.is_fc_reference)
+/// Whether some row of the table `spec` shows has a Full FC reference, in its group or in `main`.
+fn has_fc(stats: &[ConfigStats], spec: &TableSpec) -> bool {
+    stats
+        .iter()
+        .filter(|c| c.group == spec.group)
+        .any(|c| c.is_fc_reference || c.reference.is_some())
 }
 
 /// Renders one group's table from precomputed configuration statistics.
 pub fn render_group(stats: &[ConfigStats], group: &str, format: Format) -> String {
-    render_table(stats, &TableSpec::group(group), format)
+    render_table(stats, &group_spec(stats, group), format)
+}
+
+/// [`TableSpec::group`], its reference named by what the group's rows are compared with
+/// ([`crate::report::stats::config_stats`]): Full FC of the `main` group, or the group's own Full FC
+/// on the same data, or both; and a note naming the rows with no Full FC on their data.
+fn group_spec(stats: &[ConfigStats], group: &str) -> TableSpec {
+    let mut spec = TableSpec::group(group);
+    if group == MAIN_GROUP {
+        return spec;
+    }
+    let configs: Vec<&ConfigStats> = stats.iter().filter(|c| c.group == group).collect();
+    let own: Vec<&str> = configs
+        .iter()
+        .filter(|c| c.is_fc_reference)
+        .map(|c| c.config_id.as_str())
+        .collect();
+    if !own.is_empty() {
+        let on_main = configs
+            .iter()
+            .any(|c| matches!(&c.reference, Some(r) if !own.contains(&r.as_str())));
+        let each = if own.len() > 1 {
+            ", one for each data set the group trains on"
+        } else {
+            ""
+        };
+        spec.reference = if on_main {
+            format!(
+                "the Full FC of this group trained on the same data{each} where it has one, else Full \
+                 FC of the `{MAIN_GROUP}` group on the same data"
+            )
+        } else {
+            format!("the Full FC of this group trained on the same data{each}")
+        };
+    }
+    let unpaired: Vec<&str> = configs
+        .iter()
+        .filter(|c| !c.is_fc_reference && c.reference.is_none())
+        .map(|c| c.first().label.as_str())
+        .collect();
+    if !unpaired.is_empty() && has_fc(stats, &spec) {
+        spec.extra_notes.push(format!(
+            "No test for {}: no Full FC was trained on the same data, so its seeds pair with none.",
+            unpaired.join("; ")
+        ));
+    }
+    spec
 }
 
 /// Renders the table `spec` describes from precomputed configuration statistics: the rows of its
@@ -323,7 +373,7 @@ pub fn render_group(stats: &[ConfigStats], group: &str, format: Format) -> Strin
 pub fn render_table(stats: &[ConfigStats], spec: &TableSpec, format: Format) -> String {
     let configs = named_configs(stats, &spec.group);
     let rows: Vec<Cells> = configs.iter().map(|(c, n)| cells(c, n.clone())).collect();
-    let notes = notes(&configs, has_fc(stats), spec, format);
+    let notes = notes(&configs, has_fc(stats, spec), spec, format);
     let key = if spec.group == MAIN_GROUP {
         "Method"
     } else {

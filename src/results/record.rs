@@ -73,6 +73,38 @@ pub fn run_id(exp: &Experiment) -> String {
     format!("{}-{}-{hex}", exp.head.method(), exp.name)
 }
 
+/// A stable id of what a run is trained and scored on, apart from its seed: the first 12 hex
+/// digits of SHA-256 of the RON of its data (`data` or `images`) and evaluation settings. Two runs
+/// of one seed with the same id saw the same training set and are scored on the same held-out
+/// pairs, so their metrics pair; runs whose ids differ do not (a matrix axis over `data.families`,
+/// say, changes the identities themselves).
+pub fn data_id(exp: &Experiment) -> String {
+    use sha2::{Digest, Sha256};
+    #[derive(Serialize)]
+    struct Scored<'a> {
+        data: &'a Option<crate::data::synthetic::SyntheticConfig>,
+        images: &'a Option<crate::data::images::ImagesConfig>,
+        eval: &'a crate::eval::EvalConfig,
+    }
+    let text = ron::ser::to_string(&Scored {
+        data: &exp.data,
+        images: &exp.images,
+        eval: &exp.eval,
+    })
+    .expect("data and evaluation settings serialise");
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether two recorded [`data_id`]s name the same data; a side without one (a file written
+/// before it was recorded) matches any.
+pub fn same_data(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 impl RunRecord {
     /// Training identities N of the run.
     pub fn num_train_identities(&self) -> usize {
@@ -251,5 +283,32 @@ mod tests {
             tricky.to_bits()
         );
         assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn the_data_id_follows_the_data_and_evaluation_not_the_method_or_seed() {
+        let exp = crate::config::embedded::load("experiments/tiny.ron").unwrap();
+        let id = data_id(&exp);
+        let mut other = exp.clone();
+        other.seed += 1;
+        other.train.lr *= 2.0;
+        other.head = crate::config::embedded::load("experiments/fc.ron")
+            .unwrap()
+            .head;
+        assert_eq!(
+            data_id(&other),
+            id,
+            "seed, schedule and head are not the data"
+        );
+        let with = |f: &dyn Fn(&mut Experiment)| {
+            let mut e = exp.clone();
+            f(&mut e);
+            data_id(&e)
+        };
+        let data = |e: &mut Experiment| e.data.as_mut().expect("synthetic data").families.size = 8;
+        assert_ne!(with(&data), id, "look-alike families change the identities");
+        let split = |e: &mut Experiment| e.eval.split = crate::eval::EvalSplit::Validation;
+        assert_ne!(with(&split), id, "another held-out set");
+        assert_eq!(id.len(), 12);
     }
 }

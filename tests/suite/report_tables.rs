@@ -153,6 +153,92 @@ fn no_fc_means_no_p_values() {
 }
 
 #[test]
+fn each_configuration_is_compared_with_full_fc_on_its_own_data() {
+    // `main` and `pool_size` on data `base`; a group `hard` with its own Full FC on data `hard`,
+    // its F²C on `hard` and on `other` (no Full FC there); a group `defaults` with its own Full FC
+    // on `base`. TAR@FAR=1e-3 moves by a fixed step per copy, so every paired difference is known.
+    let on = |r: &SummaryRow, group: &str, config: &str, data: &str, shift: f64| SummaryRow {
+        group: group.into(),
+        config_id: config.into(),
+        label: format!("{config} on {data}"),
+        data_id: Some(data.into()),
+        tar_far_1e3: r.tar_far_1e3.map(|t| t + shift),
+        ..r.clone()
+    };
+    let mut rows: Vec<SummaryRow> = fixture()
+        .into_iter()
+        .filter(|r| r.group == "main" || r.group == "pool_size")
+        .map(|r| SummaryRow {
+            data_id: Some("base".into()),
+            ..r
+        })
+        .collect();
+    let main_of = |m: Method| -> Vec<SummaryRow> {
+        rows.iter()
+            .filter(|r| r.group == "main" && r.method == m)
+            .cloned()
+            .collect()
+    };
+    let (fc, f2c) = (main_of(Method::Fc), main_of(Method::F2c));
+    let fc_id = fc[0].config_id.clone();
+    for r in &fc {
+        rows.push(on(r, "hard", "fc-hard", "hard", -0.20));
+        rows.push(on(r, "defaults", "fc-def", "base", -0.05));
+    }
+    for (r, c) in f2c.iter().zip(&fc) {
+        // The F²C rows carry F²C's method; their values are Full FC's plus the step, so the
+        // difference against the reference of the same data is the step exactly.
+        let f = |shift| SummaryRow {
+            tar_far_1e3: c.tar_far_1e3.map(|t| t + shift),
+            ..r.clone()
+        };
+        rows.push(on(&f(0.0), "hard", "f2c-hard", "hard", -0.17));
+        rows.push(on(&f(0.0), "hard", "f2c-other", "other", -0.30));
+        rows.push(on(&f(0.0), "defaults", "f2c-def", "base", -0.04));
+    }
+    let stats = config_stats(&rows);
+    let get = |group: &str, config: &str| {
+        stats
+            .iter()
+            .find(|c| c.group == group && c.config_id == config)
+            .unwrap_or_else(|| panic!("{group}/{config}"))
+    };
+    let diff = |group: &str, config: &str| r4(get(group, config).vs_fc.as_ref().unwrap().mean_diff);
+    assert!(get("hard", "fc-hard").is_fc_reference);
+    assert!(get("defaults", "fc-def").is_fc_reference);
+    assert_eq!(
+        get("hard", "f2c-hard").reference.as_deref(),
+        Some("fc-hard")
+    );
+    assert_eq!(diff("hard", "f2c-hard"), 0.03);
+    assert_eq!(
+        get("defaults", "f2c-def").reference.as_deref(),
+        Some("fc-def")
+    );
+    assert_eq!(diff("defaults", "f2c-def"), 0.01);
+    // No Full FC ran on `other`: no test, and the table says why.
+    let other = get("hard", "f2c-other");
+    assert!(other.reference.is_none() && other.vs_fc.is_none() && !other.is_fc_reference);
+    let md = render_group(&stats, "hard", Format::Markdown);
+    assert!(
+        md.contains("against the Full FC of this group trained on the same data (ref)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("No test for f2c-other on other: no Full FC was trained on the same data"),
+        "{md}"
+    );
+    // A group without a Full FC of its own is compared with `main`'s, as before.
+    let pool = stats.iter().find(|c| c.group == "pool_size").unwrap();
+    assert_eq!(pool.reference.as_deref(), Some(fc_id.as_str()));
+    let md = render_group(&stats, "pool_size", Format::Markdown);
+    assert!(
+        md.contains("against Full FC of the `main` group (ref)"),
+        "{md}"
+    );
+}
+
+#[test]
 fn writes_tables_figures_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let rows = fixture();
@@ -232,6 +318,7 @@ fn references(untrained: f64) -> Vec<ReferenceRow> {
             ]
             .map(|(kind, v)| ReferenceRow {
                 seed,
+                data_id: None,
                 kind,
                 tar_far_1e2: v,
                 tar_far_1e3: v,
