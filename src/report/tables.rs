@@ -359,7 +359,17 @@ fn group_spec(stats: &[ConfigStats], group: &str) -> TableSpec {
         .filter(|c| !c.is_fc_reference && c.reference.is_none())
         .map(|c| c.first().label.as_str())
         .collect();
-    if !unpaired.is_empty() && has_fc(stats, &spec) {
+    if !has_fc(stats, &spec) {
+        if stats
+            .iter()
+            .any(|c| c.group == MAIN_GROUP && c.is_fc_reference)
+        {
+            spec.no_reference = format!(
+                "no Full FC was trained on this group's data, in this group or in the \
+                 `{MAIN_GROUP}` group"
+            );
+        }
+    } else if !unpaired.is_empty() {
         spec.extra_notes.push(format!(
             "No test for {}: no Full FC was trained on the same data, so its seeds pair with none.",
             unpaired.join("; ")

@@ -228,6 +228,22 @@ fn each_configuration_is_compared_with_full_fc_on_its_own_data() {
         md.contains("No test for f2c-other on other: no Full FC was trained on the same data"),
         "{md}"
     );
+    // A group on other data with no Full FC at all says so, not that `main` has none.
+    let md = render_group(
+        &config_stats(
+            &rows
+                .iter()
+                .filter(|r| r.config_id != "fc-hard")
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
+        "hard",
+        Format::Markdown,
+    );
+    assert!(
+        md.contains("p: no Full FC was trained on this group's data, in this group or in the `main` group, so no test against it."),
+        "{md}"
+    );
     // A group without a Full FC of its own is compared with `main`'s, as before.
     let pool = stats.iter().find(|c| c.group == "pool_size").unwrap();
     assert_eq!(pool.reference.as_deref(), Some(fc_id.as_str()));
@@ -235,6 +251,65 @@ fn each_configuration_is_compared_with_full_fc_on_its_own_data() {
     assert!(
         md.contains("against Full FC of the `main` group (ref)"),
         "{md}"
+    );
+}
+
+#[test]
+fn the_report_applies_claim_1s_rule_on_look_alike_identities_against_their_own_full_fc() {
+    // The fixture plus a `hard_negatives` group on other identities: its Full FC is main's Full FC
+    // less 0.20, its F²C that plus 0.03, 0.01, 0.02 by seed: +2.00 [−0.48, +4.48] pp (t_{0.975,2}
+    // 4.302653 · 0.01/√3 = 0.0248), above −2: holds. Against main's Full FC it would read −18.
+    let mut rows = fixture();
+    let fc: Vec<SummaryRow> = rows
+        .iter()
+        .filter(|r| r.group == "main" && r.method == Method::Fc)
+        .cloned()
+        .collect();
+    let f2c = rows
+        .iter()
+        .find(|r| r.group == "main" && r.method == Method::F2c)
+        .cloned()
+        .unwrap();
+    let families = "families=Families(size: 8, spread: 0.75)";
+    for (r, up) in fc.iter().zip([0.03, 0.01, 0.02]) {
+        let hard = SummaryRow {
+            group: "hard_negatives".into(),
+            config_id: "fc-hard".into(),
+            label: format!("method=fc, {families}"),
+            data_id: Some("hard".into()),
+            tar_far_1e3: r.tar_far_1e3.map(|t| t - 0.20),
+            ..r.clone()
+        };
+        rows.push(SummaryRow {
+            config_id: "f2c-hard".into(),
+            label: format!("method=f2c, {families}"),
+            method: Method::F2c,
+            pool_fraction: f2c.pool_fraction,
+            tar_far_1e3: hard.tar_far_1e3.map(|t| t + up),
+            ..hard.clone()
+        });
+        rows.push(hard);
+    }
+    let report = render_report(&rows, None, None, None).unwrap();
+    let section = &report[report
+        .find("On look-alike identities")
+        .expect("the section")..];
+    let line = |config: &str| {
+        section
+            .lines()
+            .find(|l| l.contains(config))
+            .unwrap_or_else(|| panic!("{config} in {section}"))
+            .to_string()
+    };
+    assert!(line("fc-hard").starts_with("| Families(size: 8, spread: 0.75) | Full FC |"));
+    let f2c_line = line("f2c-hard");
+    assert!(
+        f2c_line.contains("| +2.00 [-0.48, +4.48] (n=3) |"),
+        "{f2c_line}"
+    );
+    assert!(
+        f2c_line.ends_with(&format!("| {} |", Verdict::Holds)),
+        "{f2c_line}"
     );
 }
 
