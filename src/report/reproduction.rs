@@ -445,6 +445,40 @@ fn claim1_candidate(c: &ConfigStats) -> bool {
     !c.is_fc_reference && matches!(c.first().method, Method::PartialFc | Method::F2c)
 }
 
+/// Claim 1's table row of the Full FC reference `fc`, led by `lead` (its group, N or identities).
+fn claim1_reference_row(lead: &str, fc: &ConfigStats) -> String {
+    format!(
+        "| {lead} | {} | `{}` | {} | {} | reference | | | {} |\n",
+        method_name(fc.first()),
+        fc.config_id,
+        runs_text(fc),
+        tar_cell(fc),
+        collapse_note(fc).unwrap_or_default()
+    )
+}
+
+/// Claim 1's table row of `c` against `fc`, led by `lead`, its verdict and the arms that
+/// collapsed ([`against_fc`]).
+fn claim1_row(
+    lead: &str,
+    c: &ConfigStats,
+    fc: &ConfigStats,
+    margin: f64,
+) -> (String, Verdict, Vec<String>) {
+    let (paired, vd, collapsed) = against_fc(c, fc, margin);
+    let row = format!(
+        "| {lead} | {} | `{}` | {} | {} | {} | {} | {} | {vd} |\n",
+        method_name(c.first()),
+        c.config_id,
+        runs_text(c),
+        tar_cell(c),
+        diff_cell(paired.as_ref()),
+        p_cell(paired.as_ref()),
+        seeds_cell(paired.as_ref()),
+    );
+    (row, vd, collapsed)
+}
+
 /// Claim 1's rule at each N of the scale study, as a table citing the study's, and the F²C
 /// configurations' verdicts in a line ("100,000: F²C pool 1% holds; …").
 fn claim1_at_scale(study: &Study, margin: f64) -> (String, String) {
@@ -466,29 +500,13 @@ fn claim1_at_scale(study: &Study, margin: f64) -> (String, String) {
             verdicts.push(format!("{n}: {}", Verdict::NotTested));
             continue;
         };
-        s.push_str(&format!(
-            "| {n} | {} | `{}` | {} | {} | reference | | | {} |\n",
-            method_name(fc.first()),
-            fc.config_id,
-            runs_text(fc),
-            tar_cell(fc),
-            collapse_note(fc).unwrap_or_default()
-        ));
+        s.push_str(&claim1_reference_row(&n, fc));
         for c in part.stats.iter().filter(|c| claim1_candidate(c)) {
-            let (paired, vd, _) = against_fc(c, fc, margin);
+            let (row, vd, _) = claim1_row(&n, c, fc, margin);
             if c.first().method == Method::F2c {
                 verdicts.push(format!("{n}: {} {vd}", method_name(c.first())));
             }
-            s.push_str(&format!(
-                "| {n} | {} | `{}` | {} | {} | {} | {} | {} | {vd} |\n",
-                method_name(c.first()),
-                c.config_id,
-                runs_text(c),
-                tar_cell(c),
-                diff_cell(paired.as_ref()),
-                p_cell(paired.as_ref()),
-                seeds_cell(paired.as_ref()),
-            ));
+            s.push_str(&row);
         }
     }
     (s, verdicts.join("; "))
@@ -527,31 +545,12 @@ On look-alike identities (the `{HARD_NEGATIVES_GROUP}` group, `paper/tables/\
          [paired 95% CI] | p (paired) | Seeds ±1.5 | Verdict |\n|:--|:--|:--|--:|--:|--:|--:|--:|:--|\n"
     );
     for fc in group.iter().filter(|c| c.is_fc_reference) {
-        s.push_str(&format!(
-            "| {} | {} | `{}` | {} | {} | reference | | | {} |\n",
-            identities_of(fc),
-            method_name(fc.first()),
-            fc.config_id,
-            runs_text(fc),
-            tar_cell(fc),
-            collapse_note(fc).unwrap_or_default()
-        ));
+        s.push_str(&claim1_reference_row(identities_of(fc), fc));
         for c in group
             .iter()
             .filter(|c| c.reference.as_deref() == Some(fc.config_id.as_str()))
         {
-            let (paired, vd, _) = against_fc(c, fc, margin);
-            s.push_str(&format!(
-                "| {} | {} | `{}` | {} | {} | {} | {} | {} | {vd} |\n",
-                identities_of(c),
-                method_name(c.first()),
-                c.config_id,
-                runs_text(c),
-                tar_cell(c),
-                diff_cell(paired.as_ref()),
-                p_cell(paired.as_ref()),
-                seeds_cell(paired.as_ref()),
-            ));
+            s.push_str(&claim1_row(identities_of(c), c, fc, margin).0);
         }
     }
     Some(s)
@@ -581,38 +580,19 @@ fn claim1(stats: &[ConfigStats], scale: Option<&Study>) -> Section {
     let margin = NON_INFERIORITY_MARGIN_PP / 100.0;
     body.push_str("| Group | Configuration | `config_id` | Runs | TAR@FAR=1e-3 (%) | Δ vs Full FC (pp) [paired 95% CI] | p (paired) | Seeds ±1.5 | Verdict |\n");
     body.push_str("|:--|:--|:--|--:|--:|--:|--:|--:|:--|\n");
-    body.push_str(&format!(
-        "| {} | {} | `{}` | {} | {} | reference | | | {} |\n",
-        fc.group,
-        method_name(fc.first()),
-        fc.config_id,
-        runs_text(fc),
-        tar_cell(fc),
-        collapse_note(fc).unwrap_or_default()
-    ));
+    body.push_str(&claim1_reference_row(&fc.group, fc));
     let mut verdict = Verdict::NotTested;
     let mut notes = Vec::new();
     let candidates = stats.iter().filter(|c| {
         claim1_candidate(c) && claim_groups(Claim::Accuracy).contains(&c.group.as_str())
     });
     for c in candidates {
-        let (paired, vd, collapsed) = against_fc(c, fc, margin);
+        let (row, vd, collapsed) = claim1_row(&c.group, c, fc, margin);
         if c.group == main && c.first().method == Method::F2c && verdict == Verdict::NotTested {
             verdict = vd;
             notes.extend(collapsed);
         }
-        body.push_str(&format!(
-            "| {} | {} | `{}` | {} | {} | {} | {} | {} | {} |\n",
-            c.group,
-            method_name(c.first()),
-            c.config_id,
-            runs_text(c),
-            tar_cell(c),
-            diff_cell(paired.as_ref()),
-            p_cell(paired.as_ref()),
-            seeds_cell(paired.as_ref()),
-            vd
-        ));
+        body.push_str(&row);
     }
     if verdict == Verdict::NotTested {
         body.push_str(&format!(
