@@ -26,7 +26,7 @@ use crate::eval::protocol::evaluate;
 use crate::eval::Metrics;
 use crate::heads::backend::Backend;
 use crate::nets::network::Network;
-use crate::results::record::{data_id, same_data};
+use crate::results::record::{data_id, same_id};
 use crate::train::{with_trainer, Trainer, TrainerTask};
 use crate::Experiment;
 
@@ -152,7 +152,7 @@ pub fn compute_plan_references(
 /// Whether reference `x` serves `row`: the same seed and data set (a side without a recorded
 /// data set matches any).
 pub fn serves(x: &ReferenceRow, row: &SummaryRow) -> bool {
-    x.seed == row.seed && same_data(x.data_id.as_deref(), row.data_id.as_deref())
+    x.seed == row.seed && same_id(x.data_id.as_deref(), row.data_id.as_deref())
 }
 
 /// Evaluates the held-out set as raw features and through a freshly built trainer's network.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::heads::{HeadColumns, Method};
-use crate::results::record::data_id;
+use crate::results::record::{data_id, recipe_id};
 use crate::results::{RunRecord, RunStatus};
 
 /// One run of a matrix, flattened. Optional columns are empty where they do not apply.
@@ -34,6 +34,11 @@ pub struct SummaryRow {
     /// whose rows are all taken to share one data set.
     #[serde(default)]
     pub data_id: Option<String>,
+    /// How the run trained apart from its head and loaders ([`crate::results::record::recipe_id`]):
+    /// a Full FC of the same data and recipe is the like-for-like reference. Empty in summaries
+    /// written before it was recorded.
+    #[serde(default)]
+    pub recipe_id: Option<String>,
     // The head's columns ([`HeadColumns`]), flat for the CSV.
     /// Partial FC sample rate.
     pub sample_rate: Option<f64>,
@@ -153,6 +158,7 @@ impl SummaryRow {
             method: exp.head.method(),
             seed: exp.seed,
             data_id: Some(data_id(exp)),
+            recipe_id: Some(recipe_id(exp)),
             sample_rate,
             pool_fraction,
             ema_momentum,

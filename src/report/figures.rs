@@ -1,6 +1,8 @@
 //! Paper figures as SVG: TAR@FAR=1e-3 (mean over seeds with 95% CI error bars) against the F²C
 //! pool fraction (log x) and against the EMA momentum of the gallery net (categorical x), each with
-//! Full FC and Partial FC of the `main` group as horizontal reference lines.
+//! the Full FC its group's rows are compared with in the tables (see
+//! [`crate::report::stats::config_stats`]) and the Partial FC of that Full FC's group as
+//! horizontal reference lines, named with their group.
 //!
 //! Collapsed runs (at or below the untrained network) are left out of the means and named on the x
 //! axis label with their count.
@@ -51,18 +53,25 @@ fn tar_1e3_percent(c: &ConfigStats) -> Option<Summary> {
     })
 }
 
-/// Full FC and the first Partial FC configuration of the `main` group, where they have results.
-fn references(stats: &[ConfigStats]) -> Vec<Reference> {
+/// The Full FC the rows of `group` are compared with (the first row's reference), else the
+/// `main` group's, and the first Partial FC configuration of that Full FC's group, where they have
+/// results.
+fn references(stats: &[ConfigStats], group: &str) -> Vec<Reference> {
+    let fc_group = stats
+        .iter()
+        .filter(|c| c.group == group)
+        .find_map(|c| c.reference.as_ref())
+        .map_or("main", |k| k.group.as_str());
     [Method::Fc, Method::PartialFc]
         .iter()
         .filter_map(|m| {
             stats
                 .iter()
-                .find(|c| c.group == "main" && c.first().method == *m)
+                .find(|c| c.group == fc_group && c.first().method == *m)
         })
         .filter_map(|c| {
             tar_1e3_percent(c).map(|s| Reference {
-                name: method_name(c.first()),
+                name: format!("{} ({})", method_name(c.first()), c.group),
                 mean: s.mean,
                 ci: s.ci95,
             })
@@ -307,7 +316,7 @@ fn pool_figure(stats: &[ConfigStats], path: &Path) -> Result<bool> {
         x_fmt: &|x| format!("{}%", short_number(x * 100.0)),
         x_span: (lo, hi),
         points,
-        refs: references(stats),
+        refs: references(stats, "pool_size"),
     };
     draw(path, &fig, (lo..hi).log_scale())?;
     Ok(true)
@@ -352,7 +361,7 @@ fn ema_figure(stats: &[ConfigStats], path: &Path) -> Result<bool> {
         x_fmt: &fmt,
         x_span: (lo, hi),
         points,
-        refs: references(stats),
+        refs: references(stats, "ema"),
     };
     draw(path, &fig, lo..hi)?;
     Ok(true)

@@ -23,7 +23,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::ablation::summary::{RowStatus, SummaryRow};
 use crate::heads::Method;
-use crate::results::record::same_data;
+use crate::results::record::same_id;
 
 /// Confidence level of every interval in the report.
 pub const CONFIDENCE: f64 = 0.95;
@@ -294,15 +294,31 @@ pub struct ConfigStats {
     /// FC), its p-value Holm-corrected within the group; `None` for a reference itself, when no
     /// Full FC ran on the same data, or when no seed is shared.
     pub vs_fc: Option<Paired>,
-    /// The `config_id` of the Full FC configuration this one is compared with; `None` when it is
+    /// The Full FC configuration this one is compared with ([`config_stats`]); `None` when it is
     /// a reference itself or no Full FC ran on its data.
-    pub reference: Option<String>,
-    /// Whether this is a Full FC reference: the first Full FC configuration of its group on its
-    /// data (in `main`: the reference of the whole matrix).
+    pub reference: Option<ConfigKey>,
+    /// Whether this is a Full FC reference of its own group: the Full FC its group's other
+    /// configurations on the same data are compared with (in `main`: the reference of the whole
+    /// matrix).
     pub is_fc_reference: bool,
 }
 
+/// One configuration of one group, as a comparison names its reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigKey {
+    pub group: String,
+    pub config_id: String,
+}
+
 impl ConfigStats {
+    /// The group and configuration of these runs.
+    pub fn key(&self) -> ConfigKey {
+        ConfigKey {
+            group: self.group.clone(),
+            config_id: self.config_id.clone(),
+        }
+    }
+
     /// The first row: the values that do not vary with the seed (method, label, axis values).
     pub fn first(&self) -> &SummaryRow {
         &self.rows[0]
@@ -369,28 +385,38 @@ impl ConfigStats {
     }
 }
 
-/// The index in `configs` of the Full FC configuration `configs[i]` is compared with: the first
-/// Full FC configuration of its own group trained and scored on the same data, else the first of
-/// the `main` group on the same data, else none. A Full FC configuration that finds itself is a
-/// reference.
+/// The index in `configs` of the Full FC configuration `configs[i]` is compared with (see
+/// [`config_stats`]); a Full FC configuration that finds itself is a reference.
 fn reference_index(configs: &[ConfigStats], i: usize) -> Option<usize> {
     let c = configs[i].first();
-    let fc_on_data = |group: &str| {
+    let fc_where = |group: Option<&str>, same_recipe: bool| {
         configs.iter().position(|f| {
-            f.group == group
-                && f.first().method == Method::Fc
-                && same_data(f.first().data_id.as_deref(), c.data_id.as_deref())
+            let r = f.first();
+            group.is_none_or(|g| f.group == g)
+                && r.method == Method::Fc
+                && same_id(r.data_id.as_deref(), c.data_id.as_deref())
+                && (!same_recipe || same_id(r.recipe_id.as_deref(), c.recipe_id.as_deref()))
         })
     };
-    fc_on_data(&configs[i].group).or_else(|| fc_on_data("main"))
+    let own = Some(configs[i].group.as_str());
+    match fc_where(own, false) {
+        Some(first) => fc_where(own, true).or(Some(first)),
+        None => fc_where(None, true).or_else(|| fc_where(Some("main"), false)),
+    }
 }
 
 /// Groups the rows into configurations, in first-seen order, and compares each on TAR@FAR=1e-3,
-/// paired by seed, with its Full FC reference: the Full FC of its own group trained on the same
-/// data where the group has one (so that a group that changes the data, the learning rate or the
-/// loaders for every method compares like with like), else Full FC of the `main` group on the
-/// same data. A configuration whose data no such Full FC saw is not compared: its seeds do not
-/// pair. Holm's correction runs over the comparisons of each group (one table, one family).
+/// paired by seed, with its Full FC reference, always one trained and scored on the same data
+/// (otherwise the seeds do not pair):
+/// - in a group that trains Full FC on that data, the group's own: the first with the same
+///   network and optimiser settings ([`crate::results::record::recipe_id`]), else the first (so
+///   that `main`, each method at its own tuned settings, compares with its own Full FC, and a
+///   group that changes the data or the loaders for every method compares like with like);
+/// - in a group that does not, the first Full FC of the matrix with the same recipe (an ablation
+///   of F²C at the common defaults against Full FC at those defaults), else that of `main`.
+///
+/// A configuration whose data no Full FC saw is not compared. Holm's correction runs over the
+/// comparisons of each group (one table, one family).
 pub fn config_stats(rows: &[SummaryRow]) -> Vec<ConfigStats> {
     let mut out: Vec<ConfigStats> = Vec::new();
     for r in rows {
@@ -415,7 +441,7 @@ pub fn config_stats(rows: &[SummaryRow]) -> Vec<ConfigStats> {
             Some(j) if j == i => out[i].is_fc_reference = true,
             Some(j) => {
                 out[i].vs_fc = out[i].paired_with(&out[j], Metric::TarFar1e3);
-                out[i].reference = Some(out[j].config_id.clone());
+                out[i].reference = Some(out[j].key());
             }
             None => {}
         }

@@ -331,28 +331,40 @@ fn group_spec(stats: &[ConfigStats], group: &str) -> TableSpec {
         return spec;
     }
     let configs: Vec<&ConfigStats> = stats.iter().filter(|c| c.group == group).collect();
-    let own: Vec<&str> = configs
-        .iter()
-        .filter(|c| c.is_fc_reference)
-        .map(|c| c.config_id.as_str())
-        .collect();
-    if !own.is_empty() {
-        let on_main = configs
-            .iter()
-            .any(|c| matches!(&c.reference, Some(r) if !own.contains(&r.as_str())));
-        let each = if own.len() > 1 {
-            ", one for each data set the group trains on"
-        } else {
-            ""
-        };
-        spec.reference = if on_main {
-            format!(
-                "the Full FC of this group trained on the same data{each} where it has one, else Full \
-                 FC of the `{MAIN_GROUP}` group on the same data"
-            )
-        } else {
+    let own = configs.iter().filter(|c| c.is_fc_reference).count();
+    // What the compared rows are compared with, each kind named once, in order.
+    let mut against: Vec<String> = Vec::new();
+    for c in &configs {
+        let Some(key) = &c.reference else { continue };
+        let text = if key.group == group {
+            let each = if own > 1 {
+                ", one for each data set the group trains on"
+            } else {
+                ""
+            };
             format!("the Full FC of this group trained on the same data{each}")
+        } else {
+            let fc = stats
+                .iter()
+                .find(|f| f.key() == *key)
+                .expect("a reference is one of the configurations");
+            // Said only where both ids were recorded (older summaries have neither).
+            let known = |id: fn(&SummaryRow) -> &Option<String>| matches!((id(fc.first()), id(c.first())), (Some(a), Some(b)) if a == b);
+            let how = if known(|r| &r.recipe_id) {
+                ", trained on the same data with the same network and optimiser settings"
+            } else if known(|r| &r.data_id) {
+                ", trained on the same data"
+            } else {
+                ""
+            };
+            format!("Full FC of the `{}` group{how}", key.group)
         };
+        if !against.contains(&text) {
+            against.push(text);
+        }
+    }
+    if !against.is_empty() {
+        spec.reference = against.join("; for other rows, ");
     }
     let unpaired: Vec<&str> = configs
         .iter()

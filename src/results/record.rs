@@ -79,26 +79,51 @@ pub fn run_id(exp: &Experiment) -> String {
 /// pairs, so their metrics pair; runs whose ids differ do not (a matrix axis over `data.families`,
 /// say, changes the identities themselves).
 pub fn data_id(exp: &Experiment) -> String {
-    use sha2::{Digest, Sha256};
     #[derive(Serialize)]
     struct Scored<'a> {
         data: &'a Option<crate::data::synthetic::SyntheticConfig>,
         images: &'a Option<crate::data::images::ImagesConfig>,
         eval: &'a crate::eval::EvalConfig,
     }
-    let text = ron::ser::to_string(&Scored {
+    short_hash(&Scored {
         data: &exp.data,
         images: &exp.images,
         eval: &exp.eval,
     })
-    .expect("data and evaluation settings serialise");
+}
+
+/// A stable id of how a run trains, apart from its head and the head's sampling: the first 12 hex
+/// digits of SHA-256 of the RON of its network and optimiser settings (backbone, steps, learning
+/// rate and its schedule, momentum, weight decay), the loaders left out. Two methods with the same
+/// id differ only in the head and how its batches are drawn: a like-for-like comparison.
+pub fn recipe_id(exp: &Experiment) -> String {
+    #[derive(Serialize)]
+    struct Recipe<'a> {
+        backbone: &'a crate::nets::network::Backbone,
+        train: crate::train::schedule::TrainConfig,
+    }
+    let mut train = exp.train.clone();
+    train.loaders = crate::data::loaders::LoaderConfig {
+        identities: 0,
+        instances: 0,
+    };
+    short_hash(&Recipe {
+        backbone: &exp.backbone,
+        train,
+    })
+}
+
+/// The first 12 hex digits of SHA-256 of `value`'s compact RON.
+fn short_hash<T: Serialize>(value: &T) -> String {
+    use sha2::{Digest, Sha256};
+    let text = ron::ser::to_string(value).expect("settings serialise");
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether two recorded [`data_id`]s name the same data; a side without one (a file written
-/// before it was recorded) matches any.
-pub fn same_data(a: Option<&str>, b: Option<&str>) -> bool {
+/// Whether two recorded ids ([`data_id`], [`recipe_id`]) agree; a side without one (a file
+/// written before it was recorded) matches any.
+pub fn same_id(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a == b,
         _ => true,
@@ -310,5 +335,28 @@ mod tests {
         let split = |e: &mut Experiment| e.eval.split = crate::eval::EvalSplit::Validation;
         assert_ne!(with(&split), id, "another held-out set");
         assert_eq!(id.len(), 12);
+    }
+
+    #[test]
+    fn the_recipe_id_follows_the_network_and_optimiser_not_the_head_or_its_sampling() {
+        let exp = crate::config::embedded::load("experiments/tiny.ron").unwrap();
+        let id = recipe_id(&exp);
+        let mut other = exp.clone();
+        other.seed += 1;
+        other.head = crate::config::embedded::load("experiments/fc.ron")
+            .unwrap()
+            .head;
+        other.train.loaders.identities = 0;
+        other.train.loaders.instances = 96;
+        assert_eq!(
+            recipe_id(&other),
+            id,
+            "seed, head and loaders are not the recipe"
+        );
+        other.train.weight_decay *= 5.0;
+        assert_ne!(recipe_id(&other), id, "another weight decay");
+        let mut lr = exp.clone();
+        lr.train.lr *= 2.0;
+        assert_ne!(recipe_id(&lr), id, "another learning rate");
     }
 }

@@ -154,14 +154,16 @@ fn no_fc_means_no_p_values() {
 
 #[test]
 fn each_configuration_is_compared_with_full_fc_on_its_own_data() {
-    // `main` and `pool_size` on data `base`; a group `hard` with its own Full FC on data `hard`,
-    // its F²C on `hard` and on `other` (no Full FC there); a group `defaults` with its own Full FC
-    // on `base`. TAR@FAR=1e-3 moves by a fixed step per copy, so every paired difference is known.
+    // `main` (recipe `tuned`) and `pool_size` (recipe `defaults`) on data `base`; a group `hard`
+    // with its own Full FC on data `hard`, its F²C on `hard` and on `other` (no Full FC there); a
+    // group `defaults` with its own Full FC on `base`, all at recipe `defaults`. TAR@FAR=1e-3 moves
+    // by a fixed step per copy, so every paired difference is known.
     let on = |r: &SummaryRow, group: &str, config: &str, data: &str, shift: f64| SummaryRow {
         group: group.into(),
         config_id: config.into(),
         label: format!("{config} on {data}"),
         data_id: Some(data.into()),
+        recipe_id: Some("defaults".into()),
         tar_far_1e3: r.tar_far_1e3.map(|t| t + shift),
         ..r.clone()
     };
@@ -170,6 +172,14 @@ fn each_configuration_is_compared_with_full_fc_on_its_own_data() {
         .filter(|r| r.group == "main" || r.group == "pool_size")
         .map(|r| SummaryRow {
             data_id: Some("base".into()),
+            recipe_id: Some(
+                if r.group == "main" {
+                    "tuned"
+                } else {
+                    "defaults"
+                }
+                .into(),
+            ),
             ..r
         })
         .collect();
@@ -206,15 +216,15 @@ fn each_configuration_is_compared_with_full_fc_on_its_own_data() {
     let diff = |group: &str, config: &str| r4(get(group, config).vs_fc.as_ref().unwrap().mean_diff);
     assert!(get("hard", "fc-hard").is_fc_reference);
     assert!(get("defaults", "fc-def").is_fc_reference);
-    assert_eq!(
-        get("hard", "f2c-hard").reference.as_deref(),
-        Some("fc-hard")
-    );
+    let reference = |group: &str, config: &str| {
+        get(group, config)
+            .reference
+            .as_ref()
+            .map(|k| k.config_id.clone())
+    };
+    assert_eq!(reference("hard", "f2c-hard").as_deref(), Some("fc-hard"));
     assert_eq!(diff("hard", "f2c-hard"), 0.03);
-    assert_eq!(
-        get("defaults", "f2c-def").reference.as_deref(),
-        Some("fc-def")
-    );
+    assert_eq!(reference("defaults", "f2c-def").as_deref(), Some("fc-def"));
     assert_eq!(diff("defaults", "f2c-def"), 0.01);
     // No Full FC ran on `other`: no test, and the table says why.
     let other = get("hard", "f2c-other");
@@ -244,12 +254,31 @@ fn each_configuration_is_compared_with_full_fc_on_its_own_data() {
         md.contains("p: no Full FC was trained on this group's data, in this group or in the `main` group, so no test against it."),
         "{md}"
     );
-    // A group without a Full FC of its own is compared with `main`'s, as before.
+    // `main`'s F²C stays against `main`'s Full FC, not the one of its own recipe elsewhere.
+    let main_f2c = get("main", &f2c[0].config_id);
+    assert_eq!(main_f2c.reference.as_ref().unwrap().config_id, fc_id);
+    // A group without a Full FC of its own is compared with the Full FC of its recipe…
     let pool = stats.iter().find(|c| c.group == "pool_size").unwrap();
-    assert_eq!(pool.reference.as_deref(), Some(fc_id.as_str()));
+    let key = pool.reference.as_ref().unwrap();
+    assert_eq!(
+        (key.group.as_str(), key.config_id.as_str()),
+        ("defaults", "fc-def")
+    );
     let md = render_group(&stats, "pool_size", Format::Markdown);
     assert!(
-        md.contains("against Full FC of the `main` group (ref)"),
+        md.contains("against Full FC of the `defaults` group, trained on the same data with the same network and optimiser settings (ref)"),
+        "{md}"
+    );
+    // … else with `main`'s.
+    for r in rows.iter_mut().filter(|r| r.group == "pool_size") {
+        r.recipe_id = Some("other".into());
+    }
+    let stats = config_stats(&rows);
+    let pool = stats.iter().find(|c| c.group == "pool_size").unwrap();
+    assert_eq!(pool.reference.as_ref().unwrap().config_id, fc_id);
+    let md = render_group(&stats, "pool_size", Format::Markdown);
+    assert!(
+        md.contains("against Full FC of the `main` group, trained on the same data (ref)"),
         "{md}"
     );
 }
