@@ -57,18 +57,18 @@ fn tar_1e3_percent(c: &ConfigStats) -> Option<Summary> {
 /// `main` group's, and the first Partial FC configuration of that Full FC's group, where they have
 /// results.
 fn references(stats: &[ConfigStats], group: &str) -> Vec<Reference> {
-    let fc_group = stats
+    let first_of =
+        |g: &str, m: Method| stats.iter().find(|c| c.group == g && c.first().method == m);
+    let fc = stats
         .iter()
         .filter(|c| c.group == group)
         .find_map(|c| c.reference.as_ref())
-        .map_or("main", |k| k.group.as_str());
-    [Method::Fc, Method::PartialFc]
-        .iter()
-        .filter_map(|m| {
-            stats
-                .iter()
-                .find(|c| c.group == fc_group && c.first().method == *m)
-        })
+        .and_then(|k| stats.iter().find(|c| c.key() == *k))
+        .or_else(|| first_of("main", Method::Fc));
+    let pfc = first_of(fc.map_or("main", |c| c.group.as_str()), Method::PartialFc);
+    [fc, pfc]
+        .into_iter()
+        .flatten()
         .filter_map(|c| {
             tar_1e3_percent(c).map(|s| Reference {
                 name: format!("{} ({})", method_name(c.first()), c.group),
