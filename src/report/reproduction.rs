@@ -509,6 +509,14 @@ fn claim1_at_scale(study: &Study, margin: f64) -> (String, String) {
             s.push_str(&row);
         }
     }
+    if !study.lr_check.is_empty() {
+        s.push_str(&format!(
+            "\nEvery row trains at the learning rate tuned at 5,000 identities. The learning-rate \
+             check at the study's N (validation identities; `{TABLE_MD}`, \"Learning rate at this \
+             N\"): {}\n",
+            study.lr_check.join(" ")
+        ));
+    }
     (s, verdicts.join("; "))
 }
 

@@ -50,25 +50,34 @@ pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
         defaults.0, defaults.1
     );
     let point = (defaults.0.to_string(), defaults.1.to_string());
-    grid_section(root, MATRIX, &intro, &|_| Some(point.clone()))
+    Ok(grid_section(root, MATRIX, &intro, &|_| Some(point.clone()))?.text)
+}
+
+/// A tuning grid in markdown, and its line per method on its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GridSection {
+    /// The intro, the table and the lines; empty when the grid has not run.
+    pub text: String,
+    /// One sentence per method (and variant): its best point against the point it trains at.
+    pub lines: Vec<String>,
 }
 
 /// A grid of learning rate × weight decay per method from `<root>/results/<matrix>/` in
 /// markdown: `intro`, then a table of each point's mean TAR@FAR=1e-3 over seeds (as the runs scored
 /// it: on validation identities in the grids of this project), **bold** at the method's best, and
 /// one line per method (and variant) comparing the best with `trained(variant)`, the (lr, weight decay) that the
-/// comparison the grid serves trains the method at (as `f32::to_string` writes them). Empty when
-/// the matrix has not run.
+/// comparison the grid serves trains the method at (as `f32::to_string` writes them); those lines
+/// also on their own. Empty when the matrix has not run.
 pub fn grid_section(
     root: &Path,
     matrix: &str,
     intro: &str,
     trained: &dyn Fn(&Variant) -> Option<(String, String)>,
-) -> Result<String> {
+) -> Result<GridSection> {
     let results = root.join("results");
     let summary = results.join(matrix).join("summary.csv");
     if !summary.exists() {
-        return Ok(String::new());
+        return Ok(GridSection::default());
     }
     let mut grids: BTreeMap<Variant, Grid> = BTreeMap::new();
     for row in read_csv(&summary)? {
@@ -127,8 +136,11 @@ pub fn grid_section(
         }
     }
     s.push('\n');
-    for v in verdicts {
+    for v in &verdicts {
         s.push_str(&format!("- {v}\n"));
     }
-    Ok(s)
+    Ok(GridSection {
+        text: s,
+        lines: verdicts,
+    })
 }

@@ -677,6 +677,78 @@ fn scale_study_tables_pair_each_n_with_its_full_fc_and_the_report_cites_them() {
     assert!(!without.contains("scale.md"));
 }
 
+/// A fake run of the learning-rate check at scale: the scale study's run, plus 2 points at lr 0.2
+/// for F²C and minus 1 point there for Full FC.
+fn fake_lr_check_run(
+    exp: &f2c::Experiment,
+    opts: &f2c::train::run::RunOptions,
+) -> f2c::error::Result<f2c::results::RunRecord> {
+    let mut rec = fake_scale_run(exp, opts)?;
+    let shift = match (exp.head.method(), exp.train.lr > 0.15) {
+        (Method::F2c, true) => 0.02,
+        (Method::Fc, true) => -0.01,
+        _ => 0.0,
+    };
+    rec.metrics.as_mut().unwrap().tar_far_1e3 += shift;
+    Ok(rec)
+}
+
+/// The learning-rate check of the scale study: Full FC and F²C at lr 0.1 (the tiny experiment's,
+/// at which the scale matrix trains them) and 0.2, at N = 200, two seeds.
+const LR_CHECK_MATRIX: &str = r#"Matrix(name: "scale-tuning", base: File("BASE"), seeds: [1, 2], groups: [
+    Group(name: "tune", axes: [
+        Sweep(field: "data.train_identities", label: Some("N"), values: ["200"]),
+        Zip([
+            Sweep(field: "head", label: Some("method"), values: [
+                "Fc(margin: CosFace(0.4), scale: 32.0)",
+                "F2c(F2cConfig(margin: CosFace(0.4), scale: 32.0, pool: PoolConfig(capacity: Fraction(0.2), rows: Two, eviction: Lru), ema_momentum: 0.99, top_k: Auto, pool_eval: TwoRow, symmetric: true))",
+            ]),
+            Sweep(field: "train.loaders", label: Some("loaders"), values: [
+                "LoaderConfig(identities: 0, instances: 48)",
+                "LoaderConfig(identities: 16, instances: 32)",
+            ]),
+        ]),
+        Sweep(field: "train.lr", label: Some("lr"), values: ["0.1", "0.2"]),
+    ]),
+])"#;
+
+#[test]
+fn the_learning_rate_check_at_scale_is_cited_beside_claim_1s_rows() {
+    use f2c::report::scale;
+    let root = tempfile::tempdir().unwrap();
+    run_fake_matrix(root.path(), "scale.ron", SCALE_MATRIX, fake_scale_run);
+    let before = scale::load(root.path()).unwrap().unwrap();
+    assert!(before.lr_check.is_empty(), "not run, not read");
+    let report = render_report(&fixture(), None, None, Some(&before)).unwrap();
+    assert!(!report.contains("The learning-rate check"));
+
+    run_fake_matrix(
+        root.path(),
+        "tuning.ron",
+        LR_CHECK_MATRIX,
+        fake_lr_check_run,
+    );
+    let study = scale::load(root.path()).unwrap().unwrap();
+    // Full FC at lr 0.1 scores 0.80 − 0.002 + 0.01·s + 0.003·(s² mod 3): 81.1 % and 82.1 %.
+    assert_eq!(
+        study.lr_check,
+        vec![
+            "Full FC: the defaults are its best point (81.60).".to_string(),
+            "F²C: best at lr 0.2, weight decay 0.0001 (82.60), 2.00 points above the defaults (80.60)."
+                .into(),
+        ]
+    );
+    assert!(study
+        .tuning
+        .contains("| Full FC | 0.2 | 0.0001 | 80.60 | 2 |"));
+    let report = render_report(&fixture(), None, None, Some(&study)).unwrap();
+    assert!(report.contains(
+        "Every row trains at the learning rate tuned at 5,000 identities. The learning-rate check \
+         at the study's N (validation identities; `paper/tables/scale.md`, \"Learning rate at this \
+         N\"): Full FC: the defaults are its best point (81.60). F²C: best at lr 0.2"
+    ));
+}
+
 /// A fake run of the components test's matrix: the scale test's F²C at that N and seed, lowered
 /// by the setting. Instance-only loaders lose 30 points and identity-only 2 to 2.2 on every seed
 /// (claim 3 holds); m = 0.9 loses 5 points and m = 0.999 wobbles by ±0.4 around the reference
