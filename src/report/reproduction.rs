@@ -491,7 +491,7 @@ fn claim1_at_scale(study: &Study, margin: f64) -> (String, String) {
     );
     let mut verdicts = Vec::new();
     for part in &study.parts {
-        let n = thousands(part.identities);
+        let n = part.name();
         let Some(fc) = part.reference() else {
             s.push_str(&format!(
                 "| {n} | no Full FC run at this N | | | | | | | {} |\n",
@@ -510,10 +510,17 @@ fn claim1_at_scale(study: &Study, margin: f64) -> (String, String) {
         }
     }
     if !study.lr_check.is_empty() {
+        let rows = match study.parts.iter().any(|p| p.tuned_at_n.is_some()) {
+            false => "Every row trains at the learning rate tuned at 5,000 identities.",
+            true => {
+                "The rows of an N alone train at the learning rate tuned at 5,000 identities; \
+                 those marked \"lr tuned at this N\" at their method's best point of the \
+                 learning-rate check at that N (the table's notes name each point)."
+            }
+        };
         s.push_str(&format!(
-            "\nEvery row trains at the learning rate tuned at 5,000 identities. The learning-rate \
-             check at the study's N (validation identities; `{TABLE_MD}`, \"Learning rate at this \
-             N\"): {}\n",
+            "\n{rows} The learning-rate check at the study's N (validation identities; \
+             `{TABLE_MD}`, \"Learning rate at this N\"): {}\n",
             study.lr_check.join(" ")
         ));
     }
@@ -654,7 +661,8 @@ fn claim2_at_scale(study: &Study) -> (String, String) {
     );
     let step = |c: &ConfigStats| c.summary(Metric::MedianStepMs).map(|x| x.mean);
     let mut ratios = Vec::new();
-    for part in &study.parts {
+    // A learning rate does not change a step's cost: the runs at the 5,000-identity values only.
+    for part in study.parts.iter().filter(|p| p.tuned_at_n.is_none()) {
         let fc = part.reference();
         for c in &part.stats {
             let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {

@@ -7,7 +7,9 @@
 //!
 //! The study's groups only schedule its runs (Full FC, the costly one, in a group of its own with
 //! fewer seeds); the table puts the runs of one N together whatever their group, since Full FC at
-//! that N is the reference of every other row. N, the steps and the epochs are read from each run's
+//! that N is the reference of every other row. The one exception is [`TUNED_AT_N_GROUP`]: each
+//! method at its best point of the learning-rate check at that N, a second table per N with its
+//! own Full FC rows and its own Holm family, whose notes name each row's point against the check. N, the steps and the epochs are read from each run's
 //! record, the epochs counting the training instances the generator draws for the run's seed.
 //!
 //! Beside it, `results/scale-components/` (`ablations/scale-components.ron`) repeats the default
@@ -38,13 +40,22 @@ pub const MATRIX: &str = "scale";
 /// Its table, relative to the project root (and `.tex` beside it).
 pub const TABLE_MD: &str = "paper/tables/scale.md";
 
-/// The runs of one training-set size and length: one table.
+/// The study's group of each method at its best point of the learning-rate check at the study's
+/// N ([`TUNING_MATRIX`]): its runs make tables of their own, one per N, beside those of the
+/// methods at their 5,000-identity learning rates.
+pub const TUNED_AT_N_GROUP: &str = "scale_tuned_at_n";
+
+/// The runs of one training-set size and length, and one source of learning rates: one table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     /// N, the training identities.
     pub identities: usize,
     /// Optimiser steps of every run.
     pub steps: usize,
+    /// `None` for the runs at the learning rates tuned at 5,000 identities; for the runs of
+    /// [`TUNED_AT_N_GROUP`], one line per configuration: the point it trains at, against its
+    /// method's best point in the learning-rate check at this N.
+    pub tuned_at_n: Option<Vec<String>>,
     /// Fewest and most epochs over the runs (the instance count varies with the seed, the samples
     /// per step with the method's loaders).
     pub epochs: (f64, f64),
@@ -57,6 +68,14 @@ impl Part {
     /// The Full FC reference of this N, if it ran.
     pub fn reference(&self) -> Option<&ConfigStats> {
         self.stats.iter().find(|c| c.is_fc_reference)
+    }
+
+    /// "100,000", or "100,000, lr tuned at this N" for a part of [`TUNED_AT_N_GROUP`].
+    pub fn name(&self) -> String {
+        match self.tuned_at_n {
+            None => thousands(self.identities),
+            Some(_) => format!("{}, lr tuned at this N", thousands(self.identities)),
+        }
     }
 
     /// "N = 100,000 training identities, 115,000 steps (19.0 epochs)".
@@ -297,21 +316,28 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     let (rows, _) = crate::report::read_marked(&dir)?;
     // Training instances per (data, seed): generating the data is the only way to count them.
     let mut instances: Vec<(SyntheticConfig, u64, usize)> = Vec::new();
-    /// The rows of one (N, steps) and the epochs of their runs.
+    /// The rows of one (N, steps, tuned at this N) and the epochs of their runs.
     struct Gathered {
-        key: (usize, usize),
+        key: (usize, usize, bool),
         rows: Vec<SummaryRow>,
         epochs: Vec<f64>,
     }
     let mut gathered: Vec<Gathered> = Vec::new();
-    // The learning rate and weight decay each method trains at here.
+    // The learning rate and weight decay each method trains at in the tables at the
+    // 5,000-identity values, and each run's.
     let mut trained: BTreeMap<Variant, (String, String)> = BTreeMap::new();
+    let mut points: BTreeMap<String, (String, String)> = BTreeMap::new();
     for mut row in rows {
         let rec = RunRecord::read(&record_path(&results, MATRIX, &row.run_id))?;
         let e = &rec.experiment;
-        trained
-            .entry((row.method, row.centre_update.clone()))
-            .or_insert_with(|| (e.train.lr.to_string(), e.train.weight_decay.to_string()));
+        let point = (e.train.lr.to_string(), e.train.weight_decay.to_string());
+        let tuned_at_n = row.group == TUNED_AT_N_GROUP;
+        if !tuned_at_n {
+            trained
+                .entry((row.method, row.centre_update.clone()))
+                .or_insert_with(|| point.clone());
+        }
+        points.insert(row.run_id.clone(), point);
         let data = e.data.as_ref().ok_or_else(|| {
             Error::Other(format!(
                 "{}: the scale study runs on synthetic data",
@@ -327,7 +353,7 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
             }
         };
         let epochs = (e.train.steps * e.train.loaders.batch_size()) as f64 / count as f64;
-        let key = (data.train_identities, e.train.steps);
+        let key = (data.train_identities, e.train.steps, tuned_at_n);
         row.group = MAIN_GROUP.to_string();
         match gathered.iter_mut().find(|g| g.key == key) {
             // A run two groups name is one run of the table.
@@ -343,17 +369,33 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
             }),
         }
     }
+    let intro = "\n## Learning rate at this N\n\nThe learning rates above were tuned at 5,000 \
+        identities and 19 epochs. Here each method of the grid below trains at each of its \
+        learning rates at this N and length (weight decay at its tuned value; F²C with a pool of \
+        1 %), scored on 500 validation identities of the training population, never the test \
+        identities (`ablations/scale-tuning.ron`, `results/scale-tuning/`). The first table \
+        above keeps every method at its 5,000-identity values (\"the defaults\" below); the grid \
+        says how far each method's defaults are from its best point at this N. \
+        Mean validation TAR@FAR=1e-3 (%) per point; **bold**: the method's best point.\n\n";
+    let grid = grid_section(root, TUNING_MATRIX, intro, &|v| trained.get(v).cloned())?;
     gathered.sort_by_key(|g| g.key);
     let parts = gathered
         .into_iter()
         .map(|g| {
-            let (identities, steps) = g.key;
+            let (identities, steps, tuned_at_n) = g.key;
             let mut stats = config_stats(&g.rows);
             // The reference leads its table, as in the default `main` table.
             stats.sort_by_key(|c| !c.is_fc_reference);
+            let tuned_at_n = tuned_at_n.then(|| {
+                stats
+                    .iter()
+                    .map(|c| point_line(c, &points[&c.first().run_id], &grid.best))
+                    .collect()
+            });
             Part {
                 identities,
                 steps,
+                tuned_at_n,
                 epochs: g
                     .epochs
                     .iter()
@@ -368,15 +410,6 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     } else {
         None
     };
-    let intro = "\n## Learning rate at this N\n\nThe learning rates above were tuned at 5,000 \
-        identities and 19 epochs. Here each method of the grid below trains at each of its \
-        learning rates at this N and length (weight decay at its tuned value; F²C with a pool of \
-        1 %), scored on 500 validation identities of the training population, never the test \
-        identities (`ablations/scale-tuning.ron`, `results/scale-tuning/`). The table \
-        above keeps every method at its 5,000-identity values (\"the defaults\" below); the grid \
-        says how far each method's defaults are from its best point at this N. \
-        Mean validation TAR@FAR=1e-3 (%) per point; **bold**: the method's best point.\n\n";
-    let grid = grid_section(root, TUNING_MATRIX, intro, &|v| trained.get(v).cloned())?;
     let tuning = grid.text + &ten_million_section(root)?;
     Ok(Some(Study {
         parts,
@@ -385,6 +418,29 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
         lr_check: grid.lines,
         components: load_components(&results)?,
     }))
+}
+
+/// The point a configuration of [`TUNED_AT_N_GROUP`] trains at, against its method's best point
+/// in the learning-rate check (`best`): "F²C pool 1%: lr 0.2, weight decay 0.0005, its method's
+/// best point in the check".
+fn point_line(
+    c: &ConfigStats,
+    (lr, wd): &(String, String),
+    best: &BTreeMap<Variant, (String, String)>,
+) -> String {
+    let row = c.first();
+    let found = best.get(&(row.method, row.centre_update.clone()));
+    let verdict = match found {
+        Some(b) if (&b.0, &b.1) == (lr, wd) => "its method's best point in the check".to_string(),
+        Some((blr, bwd)) => {
+            format!("not its method's best point in the check (lr {blr}, weight decay {bwd})")
+        }
+        None => "its method is not in the check".to_string(),
+    };
+    format!(
+        "{}: lr {lr}, weight decay {wd}, {verdict}",
+        method_name(row)
+    )
 }
 
 /// The table of one part, as the default tables are made, with the wall times as a note.
@@ -401,6 +457,15 @@ fn spec(study: &Study, part: &Part) -> TableSpec {
         "Wall time per run (training and evaluation), mean over the successful seeds: {}.",
         walls.join("; ")
     )];
+    if let Some(points) = &part.tuned_at_n {
+        extra.push(format!(
+            "The rows of this table train at learning rates chosen on validation identities by \
+             the learning-rate check at this N (\"Learning rate at this N\" below), where the \
+             first table of this N trains them at their 5,000-identity values. Each row's point \
+             against its method's best in the check: {}.",
+            points.join("; ")
+        ));
+    }
     if let Some(t) = &study.timing {
         extra.push(format!(
             "The study: {:.2} h for {} (`f2c ablate ablations/scale.ron`, {}), {}.",
@@ -410,10 +475,23 @@ fn spec(study: &Study, part: &Part) -> TableSpec {
             t.machine
         ));
     }
+    let (caption, label) = match part.tuned_at_n {
+        None => (
+            format!("Scale: {}", part.describe()),
+            format!("scale_{}", part.identities),
+        ),
+        Some(_) => (
+            format!(
+                "Scale: {}, each method at its learning rate tuned at this N",
+                part.describe()
+            ),
+            format!("scale_{}_tuned_at_n", part.identities),
+        ),
+    };
     TableSpec {
         group: MAIN_GROUP.to_string(),
-        caption: format!("Scale: {}", part.describe()),
-        label: format!("scale_{}", part.identities),
+        caption,
+        label,
         reference: "Full FC at the same N".to_string(),
         no_reference: "no Full FC run at this N".to_string(),
         extra_notes: extra,

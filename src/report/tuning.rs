@@ -60,6 +60,32 @@ pub struct GridSection {
     pub text: String,
     /// One sentence per method (and variant): its best point against the point it trains at.
     pub lines: Vec<String>,
+    /// Each method's (and variant's) best point, (lr, weight decay) as `f32::to_string` writes
+    /// them.
+    pub best: BTreeMap<Variant, (String, String)>,
+}
+
+/// ", the grid's largest learning rate (a larger one is untested)" when `lr` is the largest (or
+/// smallest) learning rate of a grid that has more than one; empty otherwise. A best point at an
+/// edge may not be the method's best.
+fn edge_note(grid: &Grid, lr: &str) -> String {
+    let lrs: Vec<f64> = grid.keys().filter_map(|(l, _)| l.parse().ok()).collect();
+    let (Some(lo), Some(hi), Ok(x)) = (
+        lrs.iter().copied().reduce(f64::min),
+        lrs.iter().copied().reduce(f64::max),
+        lr.parse::<f64>(),
+    ) else {
+        return String::new();
+    };
+    if lo == hi {
+        String::new()
+    } else if x == hi {
+        ", the grid's largest learning rate (a larger one is untested)".into()
+    } else if x == lo {
+        ", the grid's smallest learning rate (a smaller one is untested)".into()
+    } else {
+        String::new()
+    }
 }
 
 /// A grid of learning rate × weight decay per method from `<root>/results/<matrix>/` in
@@ -98,6 +124,7 @@ pub fn grid_section(
         "| Method | lr | weight decay | validation TAR@FAR=1e-3 (%) | seeds |\n|:--|--:|--:|--:|--:|\n",
     );
     let mut verdicts = Vec::new();
+    let mut bests = BTreeMap::new();
     for (variant, grid) in &grids {
         let label = variant_label(variant);
         let mean = |v: &Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
@@ -121,18 +148,20 @@ pub fn grid_section(
             ));
         }
         if let Some(((lr, wd), m)) = best {
+            bests.insert(variant.clone(), (lr.clone(), wd.clone()));
             let default = trained(variant);
             let at_default = default.as_ref().and_then(|d| grid.get(d)).and_then(mean);
-            verdicts.push(match (at_default, default) {
+            let verdict = match (at_default, default) {
                 (Some(_), Some(default)) if (lr, wd) == (&default.0, &default.1) => {
-                    format!("{label}: the defaults are its best point ({m:.2}).")
+                    format!("{label}: the defaults are its best point ({m:.2})")
                 }
                 (Some(d), _) => format!(
-                    "{label}: best at lr {lr}, weight decay {wd} ({m:.2}), {:.2} points above the defaults ({d:.2}).",
+                    "{label}: best at lr {lr}, weight decay {wd} ({m:.2}), {:.2} points above the defaults ({d:.2})",
                     m - d
                 ),
-                (None, _) => format!("{label}: best at lr {lr}, weight decay {wd} ({m:.2})."),
-            });
+                (None, _) => format!("{label}: best at lr {lr}, weight decay {wd} ({m:.2})"),
+            };
+            verdicts.push(format!("{verdict}{}.", edge_note(grid, lr)));
         }
     }
     s.push('\n');
@@ -142,5 +171,28 @@ pub fn grid_section(
     Ok(GridSection {
         text: s,
         lines: verdicts,
+        best: bests,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_best_point_at_the_grids_edge_is_named() {
+        let grid: Grid = ["0.05", "0.1", "0.2"]
+            .iter()
+            .map(|lr| ((lr.to_string(), "0.0005".to_string()), vec![80.0]))
+            .collect();
+        assert_eq!(edge_note(&grid, "0.1"), "");
+        assert!(edge_note(&grid, "0.2").contains("largest"));
+        assert!(edge_note(&grid, "0.05").contains("smallest"));
+        let one: Grid = [(("0.1".to_string(), "0.0005".to_string()), vec![80.0])].into();
+        assert_eq!(
+            edge_note(&one, "0.1"),
+            "",
+            "a grid of one point has no edge"
+        );
+    }
 }

@@ -733,8 +733,11 @@ fn the_learning_rate_check_at_scale_is_cited_beside_claim_1s_rows() {
     assert_eq!(
         study.lr_check,
         vec![
-            "Full FC: the defaults are its best point (81.60).".to_string(),
-            "F²C: best at lr 0.2, weight decay 0.0001 (82.60), 2.00 points above the defaults (80.60)."
+            "Full FC: the defaults are its best point (81.60), the grid's smallest learning rate \
+             (a smaller one is untested)."
+                .to_string(),
+            "F²C: best at lr 0.2, weight decay 0.0001 (82.60), 2.00 points above the defaults \
+             (80.60), the grid's largest learning rate (a larger one is untested)."
                 .into(),
         ]
     );
@@ -745,8 +748,139 @@ fn the_learning_rate_check_at_scale_is_cited_beside_claim_1s_rows() {
     assert!(report.contains(
         "Every row trains at the learning rate tuned at 5,000 identities. The learning-rate check \
          at the study's N (validation identities; `paper/tables/scale.md`, \"Learning rate at this \
-         N\"): Full FC: the defaults are its best point (81.60). F²C: best at lr 0.2"
+         N\"): Full FC: the defaults are its best point (81.60), the grid's smallest learning \
+         rate (a smaller one is untested). F²C: best at lr 0.2"
     ));
+}
+
+/// The scale test's matrix and a group at the learning rates "tuned at N" (at N = 200): Full FC at
+/// lr 0.2 (not its best point in the fake check), Partial FC at 0.1 (not in the check) and F²C at
+/// 0.2 (its best).
+const TUNED_AT_N_GROUP: &str = r#"
+    Group(name: "scale_tuned_at_n", axes: [
+        Sweep(field: "data.train_identities", label: Some("N"), values: ["200"]),
+        Zip([
+            Sweep(field: "head", label: Some("method"), values: [
+                "Fc(margin: CosFace(0.4), scale: 32.0)",
+                "PartialFc(margin: CosFace(0.4), scale: 32.0, sample_rate: 0.1)",
+                "F2c(F2cConfig(margin: CosFace(0.4), scale: 32.0, pool: PoolConfig(capacity: Fraction(0.2), rows: Two, eviction: Lru), ema_momentum: 0.99, top_k: Auto, pool_eval: TwoRow, symmetric: true))",
+            ]),
+            Sweep(field: "train.loaders", label: Some("loaders"), values: [
+                "LoaderConfig(identities: 0, instances: 48)",
+                "LoaderConfig(identities: 0, instances: 48)",
+                "LoaderConfig(identities: 16, instances: 32)",
+            ]),
+            Sweep(field: "train.lr", label: Some("lr"), values: ["0.2", "0.1", "0.2"]),
+        ]),
+    ]),
+])"#;
+
+#[test]
+fn each_method_at_its_learning_rate_tuned_at_n_gets_tables_of_its_own() {
+    use f2c::report::scale;
+    let root = tempfile::tempdir().unwrap();
+    let matrix = SCALE_MATRIX.strip_suffix("])").unwrap().to_string() + TUNED_AT_N_GROUP;
+    run_fake_matrix(root.path(), "scale.ron", &matrix, fake_lr_check_run);
+    let parts = |study: &scale::Study| -> Vec<(String, Vec<String>)> {
+        study
+            .parts
+            .iter()
+            .map(|p| {
+                let names = p
+                    .stats
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} ×{}",
+                            f2c::report::tables::method_name(c.first()),
+                            c.runs()
+                        )
+                    })
+                    .collect();
+                (p.name(), names)
+            })
+            .collect()
+    };
+    let study = scale::load(root.path()).unwrap().unwrap();
+    // The tables at the 5,000-identity values are the scale test's; the tuned group's runs, Full
+    // FC's included, make a table of their own after them at their N.
+    let defaults = vec![
+        "Full FC ×2".to_string(),
+        "Partial FC r=0.1 ×3".into(),
+        "F²C pool 20% ×3".into(),
+    ];
+    assert_eq!(
+        parts(&study),
+        vec![
+            ("200".to_string(), defaults.clone()),
+            (
+                "200, lr tuned at this N".to_string(),
+                vec![
+                    "Full FC ×3".to_string(),
+                    "Partial FC r=0.1 ×3".into(),
+                    "F²C pool 20% ×3".into()
+                ]
+            ),
+            ("400".to_string(), defaults),
+        ]
+    );
+    let tuned = &study.parts[1];
+    assert!(tuned.stats[0].is_fc_reference);
+    // Against the tuned group's Full FC (lr 0.2, 1 point down), not the first table's: F²C at
+    // lr 0.2 is 2 points up, so −0.01 + 0.02 + 0.01 on every seed.
+    let f2c = tuned.stats[2].vs_fc.as_ref().unwrap();
+    assert_eq!(
+        (f2c.seeds.clone(), r4(f2c.mean_diff)),
+        (vec![1, 2, 3], 0.02)
+    );
+    let wd = "weight decay 0.0001";
+    let not_checked = vec![
+        format!("Full FC: lr 0.2, {wd}, its method is not in the check"),
+        format!("Partial FC r=0.1: lr 0.1, {wd}, its method is not in the check"),
+        format!("F²C pool 20%: lr 0.2, {wd}, its method is not in the check"),
+    ];
+    assert_eq!(tuned.tuned_at_n.as_ref(), Some(&not_checked));
+    assert_eq!(study.parts[0].tuned_at_n, None);
+
+    // Once the check has run, each point is read against its method's best.
+    run_fake_matrix(
+        root.path(),
+        "tuning.ron",
+        LR_CHECK_MATRIX,
+        fake_lr_check_run,
+    );
+    let study = scale::load(root.path()).unwrap().unwrap();
+    let lines = vec![
+        format!("Full FC: lr 0.2, {wd}, not its method's best point in the check (lr 0.1, {wd})"),
+        format!("Partial FC r=0.1: lr 0.1, {wd}, its method is not in the check"),
+        format!("F²C pool 20%: lr 0.2, {wd}, its method's best point in the check"),
+    ];
+    assert_eq!(study.parts[1].tuned_at_n.as_ref(), Some(&lines));
+    // The defaults the check compares with are the first tables' (lr 0.1), not the tuned group's.
+    assert!(study.lr_check[0].starts_with("Full FC: the defaults are its best point (81.60)"));
+    let md = scale::render(&study, Format::Markdown);
+    assert!(
+        md.contains(
+            "Scale: N = 200 training identities, 300 steps (19.3–28.4 epochs), each method at its \
+         learning rate tuned at this N"
+        ),
+        "{md}"
+    );
+    assert!(md.contains(&lines[2]));
+    assert!(scale::render(&study, Format::Latex).contains(r"\label{tab:scale_200_tuned_at_n}"));
+
+    let report = render_report(&fixture(), None, None, Some(&study)).unwrap();
+    for expected in [
+        "| 200, lr tuned at this N | F²C pool 20% |",
+        "200, lr tuned at this N: F²C pool 20% holds",
+        "those marked \"lr tuned at this N\" at their method's best point",
+    ] {
+        assert!(report.contains(expected), "missing: {expected}");
+    }
+    // A learning rate does not change a step's cost: claim 2 reads the first tables only (the
+    // tuned group's Full FC has three runs, the first table's two).
+    assert!(report.contains("| 200 | Full FC | 2/2 ok |"));
+    assert!(!report.contains("| 200 | Full FC | 3/3 ok |"));
 }
 
 /// A fake run of the components test's matrix: the scale test's F²C at that N and seed, lowered
