@@ -615,6 +615,17 @@ fn run_fake_matrix(
     f2c::ablation::runner::run_plan_with(plan, &opts, run).unwrap();
 }
 
+/// A scale table's rows: "Full FC ×2" (method and runs).
+fn row_names(part: &f2c::report::scale::Part) -> Vec<String> {
+    part.stats
+        .iter()
+        .map(|c| {
+            let name = f2c::report::tables::method_name(c.first());
+            format!("{name} ×{}", c.runs())
+        })
+        .collect()
+}
+
 #[test]
 fn scale_study_tables_pair_each_n_with_its_full_fc_and_the_report_cites_them() {
     use f2c::report::scale;
@@ -630,20 +641,7 @@ fn scale_study_tables_pair_each_n_with_its_full_fc_and_the_report_cites_them() {
     let parts: Vec<(usize, usize, Vec<String>)> = study
         .parts
         .iter()
-        .map(|p| {
-            let names = p
-                .stats
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} ×{}",
-                        f2c::report::tables::method_name(c.first()),
-                        c.runs()
-                    )
-                })
-                .collect();
-            (p.identities, p.steps, names)
-        })
+        .map(|p| (p.identities, p.steps, row_names(p)))
         .collect();
     // One table per N, Full FC (two seeds) first as the reference of the rows after it.
     let names = vec![
@@ -712,6 +710,12 @@ const LR_CHECK_MATRIX: &str = r#"Matrix(name: "scale-tuning", base: File("BASE")
     ]),
 ])"#;
 
+/// Trains [`LR_CHECK_MATRIX`] beside a scale study in `root` and reads the study again.
+fn run_lr_check(root: &Path) -> f2c::report::scale::Study {
+    run_fake_matrix(root, "tuning.ron", LR_CHECK_MATRIX, fake_lr_check_run);
+    f2c::report::scale::load(root).unwrap().unwrap()
+}
+
 #[test]
 fn the_learning_rate_check_at_scale_is_cited_beside_claim_1s_rows() {
     use f2c::report::scale;
@@ -722,13 +726,7 @@ fn the_learning_rate_check_at_scale_is_cited_beside_claim_1s_rows() {
     let report = render_report(&fixture(), None, None, Some(&before)).unwrap();
     assert!(!report.contains("The learning-rate check"));
 
-    run_fake_matrix(
-        root.path(),
-        "tuning.ron",
-        LR_CHECK_MATRIX,
-        fake_lr_check_run,
-    );
-    let study = scale::load(root.path()).unwrap().unwrap();
+    let study = run_lr_check(root.path());
     // Full FC at lr 0.1 scores 0.80 − 0.002 + 0.01·s + 0.003·(s² mod 3): 81.1 % and 82.1 %.
     assert_eq!(
         study.lr_check,
@@ -781,27 +779,12 @@ fn each_method_at_its_learning_rate_tuned_at_n_gets_tables_of_its_own() {
     let root = tempfile::tempdir().unwrap();
     let matrix = SCALE_MATRIX.strip_suffix("])").unwrap().to_string() + TUNED_AT_N_GROUP;
     run_fake_matrix(root.path(), "scale.ron", &matrix, fake_lr_check_run);
-    let parts = |study: &scale::Study| -> Vec<(String, Vec<String>)> {
-        study
-            .parts
-            .iter()
-            .map(|p| {
-                let names = p
-                    .stats
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} ×{}",
-                            f2c::report::tables::method_name(c.first()),
-                            c.runs()
-                        )
-                    })
-                    .collect();
-                (p.name(), names)
-            })
-            .collect()
-    };
     let study = scale::load(root.path()).unwrap().unwrap();
+    let parts: Vec<(String, Vec<String>)> = study
+        .parts
+        .iter()
+        .map(|p| (p.name(), row_names(p)))
+        .collect();
     // The tables at the 5,000-identity values are the scale test's; the tuned group's runs, Full
     // FC's included, make a table of their own after them at their N.
     let defaults = vec![
@@ -810,7 +793,7 @@ fn each_method_at_its_learning_rate_tuned_at_n_gets_tables_of_its_own() {
         "F²C pool 20% ×3".into(),
     ];
     assert_eq!(
-        parts(&study),
+        parts,
         vec![
             ("200".to_string(), defaults.clone()),
             (
@@ -843,13 +826,7 @@ fn each_method_at_its_learning_rate_tuned_at_n_gets_tables_of_its_own() {
     assert_eq!(study.parts[0].tuned_at_n, None);
 
     // Once the check has run, each point is read against its method's best.
-    run_fake_matrix(
-        root.path(),
-        "tuning.ron",
-        LR_CHECK_MATRIX,
-        fake_lr_check_run,
-    );
-    let study = scale::load(root.path()).unwrap().unwrap();
+    let study = run_lr_check(root.path());
     let lines = vec![
         format!("Full FC: lr 0.2, {wd}, not its method's best point in the check (lr 0.1, {wd})"),
         format!("Partial FC r=0.1: lr 0.1, {wd}, its method is not in the check"),
