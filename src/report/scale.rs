@@ -9,8 +9,9 @@
 //! fewer seeds); the table puts the runs of one N together whatever their group, since Full FC at
 //! that N is the reference of every other row. The one exception is [`TUNED_AT_N_GROUP`]: each
 //! method at its best point of the learning-rate check at that N, a second table per N with its
-//! own Full FC rows and its own Holm family, whose notes name each row's point against the check. N, the steps and the epochs are read from each run's
-//! record, the epochs counting the training instances the generator draws for the run's seed.
+//! own Full FC rows and its own Holm family, whose notes name each row's point against the check.
+//! N, the steps and the epochs are read from each run's record, the epochs counting the training
+//! instances the generator draws for the run's seed.
 //!
 //! Beside it, `results/scale-components/` (`ablations/scale-components.ron`) repeats the default
 //! matrix's `loaders` and `ema` groups at one N of the study, for each of its F²C pool sizes, around

@@ -43,8 +43,8 @@ fn variant_label((method, update): &Variant) -> String {
 pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
     let intro = format!(
         "\n## Tuning\n\nEvery method gets the same budget: learning rate × weight decay on a 3 × 2 \
-         grid, then one learning rate past the grid's edge where its best point was, two seeds \
-         each, scored on 500 validation identities of the training population — \
+         grid, then further learning rates past the edge where its best point was until it is \
+         inside, two seeds each, scored on 500 validation identities of the training population — \
          never the test identities (`ablations/tuning.ron`, `results/tuning/`). Mean validation \
          TAR@FAR=1e-3 (%) per point; **bold**: the method's best point; the default matrix trains \
          every method at lr {}, weight decay {}.\n\n",
