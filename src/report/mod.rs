@@ -83,6 +83,7 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
         &rows,
         refs.as_deref(),
         scale.as_ref(),
+        &tuning::trained_points(results_dir, &rows, tables::MAIN_GROUP)?,
         root,
     )?);
     written.extend(curves::figures(root)?);

@@ -39,6 +39,7 @@
 //! points, the benchmark file or the scale studies, and it names the configurations and runs it
 //! used.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,7 @@ use crate::report::stats::{
     config_stats, groups, mean, seeds_needed, ConfigStats, Metric, Paired, TARGET_HALF_WIDTH,
 };
 use crate::report::tables::{format_p, human_bytes, method_name, runs_text};
+use crate::report::tuning::Variant;
 use crate::results::record::same_id;
 
 /// Non-inferiority margin of claim 1, in percentage points of TAR@FAR=1e-3.
@@ -510,7 +512,7 @@ fn claim1_at_scale(study: &Study, margin: f64) -> (String, String) {
         }
     }
     if !study.lr_check.is_empty() {
-        let rows = match study.parts.iter().any(|p| p.tuned_at_n.is_some()) {
+        let rows = match study.parts.iter().any(|p| p.tuned_at_n) {
             false => "Every row trains at the learning rate tuned at 5,000 identities.",
             true => {
                 "The rows of an N alone train at the learning rate tuned at 5,000 identities; \
@@ -662,7 +664,7 @@ fn claim2_at_scale(study: &Study) -> (String, String) {
     let step = |c: &ConfigStats| c.summary(Metric::MedianStepMs).map(|x| x.mean);
     let mut ratios = Vec::new();
     // A learning rate does not change a step's cost: the runs at the 5,000-identity values only.
-    for part in study.parts.iter().filter(|p| p.tuned_at_n.is_none()) {
+    for part in study.parts.iter().filter(|p| !p.tuned_at_n) {
         let fc = part.reference();
         for c in &part.stats {
             let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
@@ -1291,6 +1293,7 @@ pub fn write_report(
     rows: &[SummaryRow],
     refs: Option<&[ReferenceRow]>,
     scale: Option<&Study>,
+    main: &BTreeMap<Variant, (String, String)>,
     out: &Path,
 ) -> Result<PathBuf> {
     let bench = BenchFiles::read(out)?;
@@ -1301,6 +1304,7 @@ pub fn write_report(
     text.push_str(&crate::report::tuning::section(
         out,
         (base.train.lr, base.train.weight_decay),
+        main,
     )?);
     crate::results::record::write_atomic(&path, text.as_bytes())?;
     Ok(path)

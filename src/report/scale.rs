@@ -32,7 +32,7 @@ use crate::report::stats::{config_stats, ConfigStats};
 use crate::report::tables::{
     human_bytes, method_name, render_table, Format, TableSpec, MAIN_GROUP,
 };
-use crate::report::tuning::{grid_section, Variant};
+use crate::report::tuning::{grid_section, point_verdict, variant, Variant};
 use crate::results::RunRecord;
 
 /// The study's matrix name: its results are `results/scale/`.
@@ -53,10 +53,14 @@ pub struct Part {
     pub identities: usize,
     /// Optimiser steps of every run.
     pub steps: usize,
-    /// `None` for the runs at the learning rates tuned at 5,000 identities; for the runs of
-    /// [`TUNED_AT_N_GROUP`], one line per configuration: the point it trains at, against its
-    /// method's best point in the learning-rate check at this N.
-    pub tuned_at_n: Option<Vec<String>>,
+    /// Whether the runs are those of [`TUNED_AT_N_GROUP`]; the others train at the learning
+    /// rates tuned at 5,000 identities.
+    pub tuned_at_n: bool,
+    /// One line per configuration: the point it trains at, against its method's best point on
+    /// the grid that chose it (the learning-rate check at this N for the runs of
+    /// [`TUNED_AT_N_GROUP`], the default matrix's tuning grid for the others; empty where that
+    /// grid has not run).
+    pub points: Vec<String>,
     /// Fewest and most epochs over the runs (the instance count varies with the seed, the samples
     /// per step with the method's loaders).
     pub epochs: (f64, f64),
@@ -74,8 +78,8 @@ impl Part {
     /// "100,000", or "100,000, lr tuned at this N" for a part of [`TUNED_AT_N_GROUP`].
     pub fn name(&self) -> String {
         match self.tuned_at_n {
-            None => thousands(self.identities),
-            Some(_) => format!("{}, lr tuned at this N", thousands(self.identities)),
+            false => thousands(self.identities),
+            true => format!("{}, lr tuned at this N", thousands(self.identities)),
         }
     }
 
@@ -335,7 +339,7 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
         let tuned_at_n = row.group == TUNED_AT_N_GROUP;
         if !tuned_at_n {
             trained
-                .entry((row.method, row.centre_update.clone()))
+                .entry(variant(&row))
                 .or_insert_with(|| point.clone());
         }
         points.insert(row.run_id.clone(), point);
@@ -372,13 +376,14 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     }
     let intro = "\n## Learning rate at this N\n\nThe learning rates above were tuned at 5,000 \
         identities and 19 epochs. Here each method of the grid below trains at each of its \
-        learning rates at this N and length (weight decay at its tuned value; F²C with a pool of \
-        1 %), scored on 500 validation identities of the training population, never the test \
+        learning rates at this N and length (weight decay at its tuned value; F²C with each of \
+        the table's pools), scored on 500 validation identities of the training population, never the test \
         identities (`ablations/scale-tuning.ron`, `results/scale-tuning/`). The first table \
         above keeps every method at its 5,000-identity values (\"the defaults\" below); the grid \
         says how far each method's defaults are from its best point at this N. \
         Mean validation TAR@FAR=1e-3 (%) per point; **bold**: the method's best point.\n\n";
     let grid = grid_section(root, TUNING_MATRIX, intro, &|v| trained.get(v).cloned())?;
+    let grid_5k = grid_section(root, crate::report::tuning::MATRIX, "", &|_| None)?;
     gathered.sort_by_key(|g| g.key);
     let parts = gathered
         .into_iter()
@@ -387,16 +392,24 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
             let mut stats = config_stats(&g.rows);
             // The reference leads its table, as in the default `main` table.
             stats.sort_by_key(|c| !c.is_fc_reference);
-            let tuned_at_n = tuned_at_n.then(|| {
-                stats
+            let (best, of) = match tuned_at_n {
+                true => (&grid.best, "the check"),
+                false => (&grid_5k.best, "the 5,000-identity grid"),
+            };
+            // The check's verdicts are read even before it has run; the default grid's only
+            // once it has.
+            let points = match !tuned_at_n && best.is_empty() {
+                true => Vec::new(),
+                false => stats
                     .iter()
-                    .map(|c| point_line(c, &points[&c.first().run_id], &grid.best))
-                    .collect()
-            });
+                    .map(|c| point_line(c, &points[&c.first().run_id], best, of))
+                    .collect(),
+            };
             Part {
                 identities,
                 steps,
                 tuned_at_n,
+                points,
                 epochs: g
                     .epochs
                     .iter()
@@ -421,26 +434,22 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     }))
 }
 
-/// The point a configuration of [`TUNED_AT_N_GROUP`] trains at, against its method's best point
-/// in the learning-rate check (`best`): "F²C pool 1%: lr 0.2, weight decay 0.0005, its method's
-/// best point in the check".
+/// The point a configuration trains at, against its method's best point on the grid `of`
+/// ([`point_verdict`]): "F²C pool 1%: lr 0.2, weight decay 0.0005, its method's best point in
+/// the check".
 fn point_line(
     c: &ConfigStats,
-    (lr, wd): &(String, String),
+    point: &(String, String),
     best: &BTreeMap<Variant, (String, String)>,
+    of: &str,
 ) -> String {
     let row = c.first();
-    let found = best.get(&(row.method, row.centre_update.clone()));
-    let verdict = match found {
-        Some(b) if (&b.0, &b.1) == (lr, wd) => "its method's best point in the check".to_string(),
-        Some((blr, bwd)) => {
-            format!("not its method's best point in the check (lr {blr}, weight decay {bwd})")
-        }
-        None => "its method is not in the check".to_string(),
-    };
+    let verdict = point_verdict(best, &variant(row), point, of);
     format!(
-        "{}: lr {lr}, weight decay {wd}, {verdict}",
-        method_name(row)
+        "{}: lr {}, weight decay {}, {verdict}",
+        method_name(row),
+        point.0,
+        point.1
     )
 }
 
@@ -458,14 +467,21 @@ fn spec(study: &Study, part: &Part) -> TableSpec {
         "Wall time per run (training and evaluation), mean over the successful seeds: {}.",
         walls.join("; ")
     )];
-    if let Some(points) = &part.tuned_at_n {
-        extra.push(format!(
+    match (part.tuned_at_n, part.points.is_empty()) {
+        (true, _) => extra.push(format!(
             "The rows of this table train at learning rates chosen on validation identities by \
              the learning-rate check at this N (\"Learning rate at this N\" below), where the \
              first table of this N trains them at their 5,000-identity values. Each row's point \
              against its method's best in the check: {}.",
-            points.join("; ")
-        ));
+            part.points.join("; ")
+        )),
+        (false, false) => extra.push(format!(
+            "The rows of this table train at learning rates tuned at 5,000 identities. Each \
+             row's point against its method's best on the 5,000-identity grid (the reproduction \
+             report's \"Tuning\"): {}.",
+            part.points.join("; ")
+        )),
+        (false, true) => {}
     }
     if let Some(t) = &study.timing {
         extra.push(format!(
@@ -477,11 +493,11 @@ fn spec(study: &Study, part: &Part) -> TableSpec {
         ));
     }
     let (caption, label) = match part.tuned_at_n {
-        None => (
+        false => (
             format!("Scale: {}", part.describe()),
             format!("scale_{}", part.identities),
         ),
-        Some(_) => (
+        true => (
             format!(
                 "Scale: {}, each method at its learning rate tuned at this N",
                 part.describe()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::ablation::runner::record_path;
-use crate::ablation::summary::{read_csv, RowStatus};
+use crate::ablation::summary::{read_csv, RowStatus, SummaryRow};
 use crate::error::Result;
 use crate::heads::{HeadColumns, Method, Naming};
 use crate::results::RunRecord;
@@ -19,39 +19,108 @@ pub const MATRIX: &str = "tuning";
 /// One grid point of one method: (learning rate, weight decay) → validation TAR@FAR=1e-3 per seed.
 type Grid = BTreeMap<(String, String), Vec<f64>>;
 
-/// A method and its variant where the summary names one (Partial FC's centre update): each gets
-/// its own grid.
-pub type Variant = (Method, Option<String>);
+/// A method and its variant where the summary names one: Partial FC's centre update and F²C's
+/// pool in parts per million of the identities. Each gets its own grid.
+pub type Variant = (Method, Option<String>, Option<u64>);
+
+/// The variant a summary row trains.
+pub fn variant(row: &SummaryRow) -> Variant {
+    let pool = match row.method {
+        Method::F2c => row.pool_fraction.map(|f| (f * 1e6).round() as u64),
+        _ => None,
+    };
+    (row.method, row.centre_update.clone(), pool)
+}
 
 /// The grid's name of a variant: the method's label, named as the tables name Partial FC stepping
-/// every centre (`Partial FC, all rows`).
-fn variant_label((method, update): &Variant) -> String {
-    match update {
-        Some(_) => method.run_name(
+/// every centre (`Partial FC, all rows`) and F²C's pool (`F²C pool 10%`).
+fn variant_label((method, update, pool): &Variant) -> String {
+    match (update, pool) {
+        (None, None) => method.label().to_string(),
+        _ => method.run_name(
             &HeadColumns {
                 centre_update: update.clone(),
+                pool_fraction: pool.map(|p| p as f64 / 1e6),
                 ..HeadColumns::default()
             },
             Naming::Table,
         ),
-        None => method.label().to_string(),
     }
 }
 
+/// Whether `point`, (lr, weight decay) as `f32::to_string` writes them, is `variant`'s best point
+/// in `best` (a [`GridSection::best`]): "its method's best point in the check", "not its method's
+/// best point in the check (lr 0.1, weight decay 0.0005)" or "its method is not in the check",
+/// with `grid` for "the check".
+pub fn point_verdict(
+    best: &BTreeMap<Variant, (String, String)>,
+    variant: &Variant,
+    (lr, wd): &(String, String),
+    grid: &str,
+) -> String {
+    match best.get(variant) {
+        Some(b) if (&b.0, &b.1) == (lr, wd) => format!("its method's best point in {grid}"),
+        Some((blr, bwd)) => {
+            format!("not its method's best point in {grid} (lr {blr}, weight decay {bwd})")
+        }
+        None => format!("its method is not in {grid}"),
+    }
+}
+
+/// The (lr, weight decay) each variant trains at in `group` of the matrix whose summary rows are
+/// `rows` and whose records are under `dir` (`<dir>/runs/`): the first run's of each variant.
+/// Runs without a record are skipped.
+pub fn trained_points(
+    dir: &Path,
+    rows: &[SummaryRow],
+    group: &str,
+) -> Result<BTreeMap<Variant, (String, String)>> {
+    let mut points = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.group == group) {
+        let path = dir.join("runs").join(format!("{}.json", row.run_id));
+        if points.contains_key(&variant(row)) || !path.exists() {
+            continue;
+        }
+        let t = RunRecord::read(&path)?.experiment.train;
+        points.insert(variant(row), (t.lr.to_string(), t.weight_decay.to_string()));
+    }
+    Ok(points)
+}
+
 /// The report's tuning section (empty when the tuning matrix has not run). `defaults` are the
-/// learning rate and weight decay of the default matrix's runs.
-pub fn section(root: &Path, defaults: (f32, f32)) -> Result<String> {
+/// learning rate and weight decay of the base that `main_defaults` and the ablation groups train
+/// at; `main` the point each variant trains at in the default matrix's `main` group
+/// ([`trained_points`]), each checked against the variant's best point on the grid.
+pub fn section(
+    root: &Path,
+    defaults: (f32, f32),
+    main: &BTreeMap<Variant, (String, String)>,
+) -> Result<String> {
     let intro = format!(
         "\n## Tuning\n\nEvery method gets the same budget: learning rate × weight decay on a 3 × 2 \
          grid, then further learning rates past the edge where its best point was until it is \
          inside, two seeds each, scored on 500 validation identities of the training population — \
          never the test identities (`ablations/tuning.ron`, `results/tuning/`). Mean validation \
-         TAR@FAR=1e-3 (%) per point; **bold**: the method's best point; the default matrix trains \
-         every method at lr {}, weight decay {}.\n\n",
+         TAR@FAR=1e-3 (%) per point; **bold**: the method's best point; \"the defaults\" are the \
+         base's lr {}, weight decay {}, at which `main_defaults` and the ablation groups train.\n\n",
         defaults.0, defaults.1
     );
     let point = (defaults.0.to_string(), defaults.1.to_string());
-    Ok(grid_section(root, MATRIX, &intro, &|_| Some(point.clone()))?.text)
+    let grid = grid_section(root, MATRIX, &intro, &|_| Some(point.clone()))?;
+    let mut s = grid.text;
+    if !s.is_empty() && !main.is_empty() {
+        s.push_str("\nThe point each method trains at in the default matrix's `main` group:\n\n");
+        for (v, p) in main {
+            let verdict = point_verdict(&grid.best, v, p, "the grid");
+            s.push_str(&format!(
+                "- {}: lr {}, weight decay {}, {verdict}.\n",
+                variant_label(v),
+                p.0,
+                p.1
+            ));
+        }
+    }
+    Ok(s)
 }
 
 /// A tuning grid in markdown, and its line per method on its own.
@@ -112,7 +181,7 @@ pub fn grid_section(
         let t = &rec.experiment.train;
         let point = (t.lr.to_string(), t.weight_decay.to_string());
         let values = grids
-            .entry((row.method, row.centre_update.clone()))
+            .entry(variant(&row))
             .or_default()
             .entry(point)
             .or_default();

@@ -380,7 +380,7 @@ fn writes_tables_figures_and_report() {
             "ema tick {tick}"
         );
     }
-    let report = write_report(&rows, None, None, dir.path()).unwrap();
+    let report = write_report(&rows, None, None, &Default::default(), dir.path()).unwrap();
     let text = std::fs::read_to_string(report).unwrap();
     assert!(
         text.contains("results/bench/heads.csv` does not exist"),
@@ -391,8 +391,10 @@ fn writes_tables_figures_and_report() {
     std::fs::create_dir_all(&bench_dir).unwrap();
     let fixture_bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heads.csv");
     std::fs::copy(fixture_bench, bench_dir.join("heads.csv")).unwrap();
-    let text =
-        std::fs::read_to_string(write_report(&rows, None, None, dir.path()).unwrap()).unwrap();
+    let text = std::fs::read_to_string(
+        write_report(&rows, None, None, &Default::default(), dir.path()).unwrap(),
+    )
+    .unwrap();
     assert!(
         text.contains("| Claim 2: faster training and far less memory than FC, the gap growing with N | **holds** |"),
         "{text}"
@@ -734,8 +736,8 @@ fn the_learning_rate_check_at_scale_is_cited_beside_claim_1s_rows() {
             "Full FC: the defaults are its best point (81.60), the grid's smallest learning rate \
              (a smaller one is untested)."
                 .to_string(),
-            "F²C: best at lr 0.2, weight decay 0.0001 (82.60), 2.00 points above the defaults \
-             (80.60), the grid's largest learning rate (a larger one is untested)."
+            "F²C pool 20%: best at lr 0.2, weight decay 0.0001 (82.60), 2.00 points above the \
+             defaults (80.60), the grid's largest learning rate (a larger one is untested)."
                 .into(),
         ]
     );
@@ -747,7 +749,7 @@ fn the_learning_rate_check_at_scale_is_cited_beside_claim_1s_rows() {
         "Every row trains at the learning rate tuned at 5,000 identities. The learning-rate check \
          at the study's N (validation identities; `paper/tables/scale.md`, \"Learning rate at this \
          N\"): Full FC: the defaults are its best point (81.60), the grid's smallest learning \
-         rate (a smaller one is untested). F²C: best at lr 0.2"
+         rate (a smaller one is untested). F²C pool 20%: best at lr 0.2"
     ));
 }
 
@@ -822,8 +824,12 @@ fn each_method_at_its_learning_rate_tuned_at_n_gets_tables_of_its_own() {
         format!("Partial FC r=0.1: lr 0.1, {wd}, its method is not in the check"),
         format!("F²C pool 20%: lr 0.2, {wd}, its method is not in the check"),
     ];
-    assert_eq!(tuned.tuned_at_n.as_ref(), Some(&not_checked));
-    assert_eq!(study.parts[0].tuned_at_n, None);
+    assert!(tuned.tuned_at_n && !study.parts[0].tuned_at_n);
+    assert_eq!(tuned.points, not_checked);
+    assert!(
+        study.parts[0].points.is_empty(),
+        "no 5,000-identity grid, no lines"
+    );
 
     // Once the check has run, each point is read against its method's best.
     let study = run_lr_check(root.path());
@@ -832,7 +838,7 @@ fn each_method_at_its_learning_rate_tuned_at_n_gets_tables_of_its_own() {
         format!("Partial FC r=0.1: lr 0.1, {wd}, its method is not in the check"),
         format!("F²C pool 20%: lr 0.2, {wd}, its method's best point in the check"),
     ];
-    assert_eq!(study.parts[1].tuned_at_n.as_ref(), Some(&lines));
+    assert_eq!(study.parts[1].points, lines);
     // The defaults the check compares with are the first tables' (lr 0.1), not the tuned group's.
     assert!(study.lr_check[0].starts_with("Full FC: the defaults are its best point (81.60)"));
     let md = scale::render(&study, Format::Markdown);
@@ -845,6 +851,29 @@ fn each_method_at_its_learning_rate_tuned_at_n_gets_tables_of_its_own() {
     );
     assert!(md.contains(&lines[2]));
     assert!(scale::render(&study, Format::Latex).contains(r"\label{tab:scale_200_tuned_at_n}"));
+
+    // The first tables' points are read against the 5,000-identity grid once it has run (here
+    // the check's grid, run as the tuning matrix).
+    let grid_5k = LR_CHECK_MATRIX.replace("\"scale-tuning\"", "\"tuning\"");
+    run_fake_matrix(root.path(), "tuning-5k.ron", &grid_5k, fake_lr_check_run);
+    let study = scale::load(root.path()).unwrap().unwrap();
+    let grid = "the 5,000-identity grid";
+    assert_eq!(
+        study.parts[0].points,
+        vec![
+            format!("Full FC: lr 0.1, {wd}, its method's best point in {grid}"),
+            format!("Partial FC r=0.1: lr 0.1, {wd}, its method is not in {grid}"),
+            format!(
+                "F²C pool 20%: lr 0.1, {wd}, not its method's best point in {grid} (lr 0.2, {wd})"
+            ),
+        ]
+    );
+    assert_eq!(
+        study.parts[1].points, lines,
+        "the tuned table reads the check"
+    );
+    assert!(scale::render(&study, Format::Markdown)
+        .contains("The rows of this table train at learning rates tuned at 5,000 identities."));
 
     let report = render_report(&fixture(), None, None, Some(&study)).unwrap();
     for expected in [
@@ -1008,4 +1037,93 @@ fn ablate_regenerates_the_paper_from_the_default_matrix_after_a_side_study() {
         paper_results(&results.join("default")),
         results.join("default")
     );
+}
+
+/// A fake run of the tuning grid test: the scale study's run, F²C with a pool of 30 % 2 points
+/// up at lr 0.2 and with a pool of 20 % 2 points down, Full FC 1 point down.
+fn fake_pool_grid_run(
+    exp: &f2c::Experiment,
+    opts: &f2c::train::run::RunOptions,
+) -> f2c::error::Result<f2c::results::RunRecord> {
+    let mut rec = fake_scale_run(exp, opts)?;
+    let shift = match (&exp.head, exp.train.lr > 0.15) {
+        (f2c::heads::HeadConfig::F2c(h), true) => match h.pool.capacity {
+            f2c::heads::class_pool::Capacity::Fraction(f) if f > 0.25 => 0.02,
+            _ => -0.02,
+        },
+        (f2c::heads::HeadConfig::Fc { .. }, true) => -0.01,
+        _ => 0.0,
+    };
+    rec.metrics.as_mut().unwrap().tar_far_1e3 += shift;
+    Ok(rec)
+}
+
+/// The tuning grid: F²C with pools of 30 % and 20 % and Full FC at lr 0.1 and 0.2.
+const POOL_GRID_MATRIX: &str = r#"Matrix(name: "tuning", base: File("BASE"), seeds: [1, 2], groups: [
+    Group(name: "grid", axes: [
+        Zip([
+            Sweep(field: "head", label: Some("method"), values: [
+                "Fc(margin: CosFace(0.4), scale: 32.0)",
+                "F2c(F2cConfig(margin: CosFace(0.4), scale: 32.0, pool: PoolConfig(capacity: Fraction(0.3), rows: Two, eviction: Lru), ema_momentum: 0.99, top_k: Auto, pool_eval: TwoRow, symmetric: true))",
+                "F2c(F2cConfig(margin: CosFace(0.4), scale: 32.0, pool: PoolConfig(capacity: Fraction(0.2), rows: Two, eviction: Lru), ema_momentum: 0.99, top_k: Auto, pool_eval: TwoRow, symmetric: true))",
+            ]),
+            Sweep(field: "train.loaders", label: Some("loaders"), values: [
+                "LoaderConfig(identities: 0, instances: 48)",
+                "LoaderConfig(identities: 16, instances: 32)",
+                "LoaderConfig(identities: 16, instances: 32)",
+            ]),
+        ]),
+        Sweep(field: "train.lr", label: Some("lr"), values: ["0.1", "0.2"]),
+    ]),
+])"#;
+
+/// The default matrix's `main` group of the tuning grid test: Full FC at lr 0.2, F²C pool 20 %
+/// at 0.1.
+const POOL_MAIN_MATRIX: &str = r#"Matrix(name: "default", base: File("BASE"), seeds: [1], groups: [
+    Group(name: "main", axes: [
+        Zip([
+            Sweep(field: "head", label: Some("method"), values: [
+                "Fc(margin: CosFace(0.4), scale: 32.0)",
+                "F2c(F2cConfig(margin: CosFace(0.4), scale: 32.0, pool: PoolConfig(capacity: Fraction(0.2), rows: Two, eviction: Lru), ema_momentum: 0.99, top_k: Auto, pool_eval: TwoRow, symmetric: true))",
+            ]),
+            Sweep(field: "train.loaders", label: Some("loaders"), values: [
+                "LoaderConfig(identities: 0, instances: 48)",
+                "LoaderConfig(identities: 16, instances: 32)",
+            ]),
+            Sweep(field: "train.lr", label: Some("lr"), values: ["0.2", "0.1"]),
+        ]),
+    ]),
+])"#;
+
+#[test]
+fn the_tuning_grid_keeps_each_pool_apart_and_checks_mains_points() {
+    use f2c::report::tuning;
+    let root = tempfile::tempdir().unwrap();
+    run_fake_matrix(
+        root.path(),
+        "tuning.ron",
+        POOL_GRID_MATRIX,
+        fake_pool_grid_run,
+    );
+    run_fake_matrix(root.path(), "default.ron", POOL_MAIN_MATRIX, fake_scale_run);
+    let dir = root.path().join("results/default");
+    let rows = f2c::ablation::summary::read_csv(&dir.join("summary.csv")).unwrap();
+    let main = tuning::trained_points(&dir, &rows, "main").unwrap();
+    let text = tuning::section(root.path(), (0.1, 1e-4), &main).unwrap();
+    // Each pool has its own grid and its own best point.
+    for line in [
+        "| F²C pool 30% | 0.2 | 0.0001 | **",
+        "| F²C pool 20% | 0.1 | 0.0001 | **",
+        "- F²C pool 20%: the defaults are its best point",
+        "- F²C pool 30%: best at lr 0.2",
+        "- Full FC: lr 0.2, weight decay 0.0001, not its method's best point in the grid (lr 0.1, \
+         weight decay 0.0001).",
+        "- F²C pool 20%: lr 0.1, weight decay 0.0001, its method's best point in the grid.",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(!text.contains("- F²C pool 30%: lr"), "not in `main`");
+    // Without `main`'s runs the section has no such lines.
+    let without = tuning::section(root.path(), (0.1, 1e-4), &Default::default()).unwrap();
+    assert!(!without.contains("`main` group"));
 }
