@@ -124,10 +124,13 @@ impl MatrixOutcome {
 
 /// The record file of a run: `<results_root>/<matrix name>/runs/<run_id>.json`.
 pub fn record_path(results_root: &Path, matrix_name: &str, run_id: &str) -> PathBuf {
-    results_root
-        .join(matrix_name)
-        .join("runs")
-        .join(format!("{run_id}.json"))
+    record_in(&results_root.join(matrix_name), run_id)
+}
+
+/// The record file of a run of the matrix whose results are in `matrix_dir`:
+/// `<matrix_dir>/runs/<run_id>.json`.
+pub fn record_in(matrix_dir: &Path, run_id: &str) -> PathBuf {
+    matrix_dir.join("runs").join(format!("{run_id}.json"))
 }
 
 /// Runs the matrix file at `matrix_path` with the real trainer ([`run_experiment`]), then writes

@@ -377,8 +377,9 @@ pub fn load(root: &Path) -> Result<Option<Study>> {
     let intro = "\n## Learning rate at this N\n\nThe learning rates above were tuned at 5,000 \
         identities and 19 epochs. Here each method of the grid below trains at each of its \
         learning rates at this N and length (weight decay at its tuned value; F²C with each of \
-        the table's pools), scored on 500 validation identities of the training population, never the test \
-        identities (`ablations/scale-tuning.ron`, `results/scale-tuning/`). The first table \
+        the table's pools), scored on 500 validation identities of the training population, \
+        never the test identities (`ablations/scale-tuning.ron`, `results/scale-tuning/`). The \
+        first table \
         above keeps every method at its 5,000-identity values (\"the defaults\" below); the grid \
         says how far each method's defaults are from its best point at this N. \
         Mean validation TAR@FAR=1e-3 (%) per point; **bold**: the method's best point.\n\n";

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::ablation::runner::record_path;
+use crate::ablation::runner::{record_in, record_path};
 use crate::ablation::summary::{read_csv, RowStatus, SummaryRow};
 use crate::error::Result;
 use crate::heads::{HeadColumns, Method, Naming};
@@ -77,12 +77,12 @@ pub fn trained_points(
 ) -> Result<BTreeMap<Variant, (String, String)>> {
     let mut points = BTreeMap::new();
     for row in rows.iter().filter(|r| r.group == group) {
-        let path = dir.join("runs").join(format!("{}.json", row.run_id));
-        if points.contains_key(&variant(row)) || !path.exists() {
+        let (v, path) = (variant(row), record_in(dir, &row.run_id));
+        if points.contains_key(&v) || !path.exists() {
             continue;
         }
         let t = RunRecord::read(&path)?.experiment.train;
-        points.insert(variant(row), (t.lr.to_string(), t.weight_decay.to_string()));
+        points.insert(v, (t.lr.to_string(), t.weight_decay.to_string()));
     }
     Ok(points)
 }
