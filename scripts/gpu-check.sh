@@ -18,9 +18,11 @@
 #                   bytes) at every size, into results/bench/gpu/ (rewritten after every case: a
 #                   bench stopped by its limit keeps the cases it finished)
 #   ablate-gpu      f2c ablate ablations/gpu.ron (the same runs on the GPU and on this CPU)
-#   train-10m       f2c train experiments/scale-10m.ron --device cuda:0 (F²C at 10⁷ identities)
 #   scale-gpu       f2c ablate ablations/scale-gpu.ron (the scale study's seed 1 on the GPU,
 #                   cheapest method first; runs that finish are kept, the rest are named by --dry-run)
+#   default-gpu     f2c ablate ablations/default.ron with the base experiment on the GPU (its
+#                   wall time per run, `main` first; what the limit leaves is left)
+#   train-10m       f2c train experiments/scale-10m.ron --device cuda:0 (F²C at 10⁷ identities)
 #   bench-resident  f2c bench at 10⁶ identities with the training set kept in GPU memory
 #                   (--inputs resident: whole steps that upload row indices instead of inputs)
 #   train-orl-cnn   f2c train experiments/orl-f2c.ron --device cuda:0 (the tiny CNN on ORL faces)
@@ -40,7 +42,8 @@
 #         OUTPUT_DIR/results.tar.gz (step logs and whatever the runs wrote). Three files, so that
 #         the device tool's eight-file limit on returned files is never hit.
 # Environment: F2C_GPU_CHECK_BUDGET (s), F2C_GPU_TRAIN (default "fc"), F2C_GPU_BENCH_ARGS,
-#              F2C_GPU_DEVICE (default cuda:0).
+#              F2C_GPU_DEVICE (default cuda:0), F2C_GPU_ONLY (step names, space-separated: run
+#              only these, as a rerun of what a first call did not finish; preflight always runs).
 set -uo pipefail # not -e: a failed step is recorded and the next one runs
 
 pack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -218,6 +221,10 @@ for d in /usr/local/cuda/include /usr/local/cuda-13*/include; do [[ -f $d/cuda_f
 step() {
     local name=$1 limit=$2
     shift 2
+    if [[ -n ${F2C_GPU_ONLY:-} && $name != preflight && " $F2C_GPU_ONLY " != *" $name "* ]]; then
+        statuses+=("$name SKIPPED (not in F2C_GPU_ONLY)")
+        return
+    fi
     local left=$((budget - (SECONDS - start)))
     if ((left < 10)); then
         statuses+=("$name SKIPPED (budget of ${budget}s spent)")
@@ -306,9 +313,25 @@ fi
 f2c_step bench 150 - bench --device "$device" --classes "$sizes" --out results/bench/gpu \
     ${F2C_GPU_BENCH_ARGS:---steps 3 --warmup 1} "${peer_args[@]}"
 f2c_step ablate-gpu 120 ablations/gpu.ron ablate ablations/gpu.ron --no-tables --quiet
-f2c_step train-10m 90 experiments/scale-10m.ron train experiments/scale-10m.ron --device "$device" --quiet
 f2c_step scale-gpu 150 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --no-tables --quiet
 f2c_step scale-gpu-left 10 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --dry-run
+# The default matrix on the GPU, for its wall time there: a copy of the run folder whose base
+# experiment (every experiment derives from experiments/base.ron) trains on Cuda(0). Its runs come
+# in the matrix's order, `main` first; those finished within the limit are set beside the CPU's
+# recorded wall times of the same runs (results/default), the rest are left.
+if [[ -x $f2c && -f $pack/ablations/default.ron && -f $pack/experiments/base.ron ]]; then
+    mkdir -p "$work/run/default-gpu"
+    cp -r "$pack/experiments" "$pack/ablations" "$work/run/default-gpu/"
+    sed -i 's/^\([[:space:]]*\)device: Cpu,/\1device: Cuda(0),/' "$work/run/default-gpu/experiments/base.ron"
+    if grep -q 'device: Cuda(0),' "$work/run/default-gpu/experiments/base.ron"; then
+        step default-gpu 90 bash -c "cd default-gpu && exec \"$f2c\" ablate ablations/default.ron --no-tables --quiet"
+    else
+        skip default-gpu "experiments/base.ron has no 'device: Cpu,' line to switch"
+    fi
+else
+    skip default-gpu "bin/f2c, ablations/default.ron or experiments/base.ron not in the pack"
+fi
+f2c_step train-10m 90 experiments/scale-10m.ron train experiments/scale-10m.ron --device "$device" --quiet
 f2c_step bench-resident 60 - bench --device "$device" --classes 1000000 --inputs resident \
     --steps 3 --warmup 1 --out results/bench/gpu-resident --paper results/bench/gpu-resident/paper
 if [[ ! -d $pack/data/orl ]]; then

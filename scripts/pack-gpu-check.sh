@@ -128,8 +128,16 @@ done < <(grep '^out ' <<<"$plan")
 # cuda_fp16.h is the only header the kernels include from the toolkit; NVRTC 13.0 builds in the
 # rest it reads (measured: cuda_fp16.h alone suffices). Its direct includes come along in case the
 # GPU machine's NVRTC is another 13.x that does not.
+# The baked folder can be gone (a build from another checkout that shares this target folder): then
+# the headers of the same CUDA from this build's environment.
+header_dir=$include_dir
+if [[ ! -f $header_dir/cuda_fp16.h ]]; then
+    header_dir=${CUDA_ROOT:-}/include
+    [[ -f $header_dir/cuda_fp16.h ]] || die "no cuda_fp16.h in $include_dir or $header_dir"
+    say "the baked $include_dir is gone here; packing the headers of $header_dir"
+fi
 for h in cuda_fp16.h cuda_fp16.hpp vector_types.h vector_functions.h vector_functions.hpp nv; do
-    cp -rL "$include_dir/$h" "$pack/cuda-include/"
+    cp -rL "$header_dir/$h" "$pack/cuda-include/"
 done
 
 # --- inputs and the script ---------------------------------------------------------------------
