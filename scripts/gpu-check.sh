@@ -15,7 +15,7 @@
 #   torch-peer      python3 torch_heads.py --device cuda at the bench's sizes (PyTorch's head steps)
 #   bench           f2c bench --device cuda:0 $F2C_GPU_BENCH_ARGS --peer <torch-peer's file>: head
 #                   steps side by side with PyTorch's, whole training steps (time and host↔device
-#                   bytes) at every size, into results/bench/gpu/ (rewritten after every case: a
+#                   bytes) at every size, into results/gpu/bench/ (rewritten after every case: a
 #                   bench stopped by its limit keeps the cases it finished)
 #   ablate-gpu      f2c ablate ablations/gpu.ron (the same runs on the GPU and on this CPU)
 #   scale-gpu       f2c ablate ablations/scale-gpu.ron (the scale study's seed 1 on the GPU,
@@ -265,6 +265,13 @@ for gz in "$pack"/bin/*.gz "$pack"/tests/*.gz; do
 done
 cp -r "$pack/experiments" "$pack/ablations" "$work/run/" 2>/dev/null
 [[ -d $pack/data ]] && cp -r "$pack/data" "$work/run/"
+# A rerun on a fresh machine picks up where an earlier call stopped: the run records it brought back,
+# laid out as its run folder (results/<matrix>/runs/, default-gpu/results/default/runs/), put in
+# the pack's prior/ before packing; ablate skips the runs they record.
+if [[ -d $pack/prior ]]; then
+    cp -r "$pack/prior/." "$work/run/"
+    note "prior: $(find "$pack/prior" -name '*.json' | wc -l) run records of an earlier call"
+fi
 setup_headers
 
 step preflight 40 bash "$pack/gpu-check.sh" --internal preflight
@@ -304,16 +311,16 @@ if [[ ! -f $pack/torch_heads.py ]]; then
 elif ! python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
     skip torch-peer "no PyTorch with CUDA here"
 else
-    mkdir -p "$work/run/results/bench/gpu"
+    mkdir -p "$work/run/results/gpu/bench"
     step torch-peer 90 python3 "$pack/torch_heads.py" --device cuda --classes "$sizes" --steps 5 --warmup 2 \
-        --out results/bench/gpu/torch_peer.jsonl
-    [[ -s $work/run/results/bench/gpu/torch_peer.jsonl ]] && peer_args=(--peer results/bench/gpu/torch_peer.jsonl)
+        --out results/gpu/bench/torch_peer.jsonl
+    [[ -s $work/run/results/gpu/bench/torch_peer.jsonl ]] && peer_args=(--peer results/gpu/bench/torch_peer.jsonl)
 fi
 # shellcheck disable=SC2086 # the extra arguments are meant to split
-f2c_step bench 150 - bench --device "$device" --classes "$sizes" --out results/bench/gpu \
+f2c_step bench 150 - bench --device "$device" --classes "$sizes" --out results/gpu/bench \
     ${F2C_GPU_BENCH_ARGS:---steps 3 --warmup 1} "${peer_args[@]}"
 f2c_step ablate-gpu 120 ablations/gpu.ron ablate ablations/gpu.ron --no-tables --quiet
-f2c_step scale-gpu 150 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --no-tables --quiet
+f2c_step scale-gpu 200 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --no-tables --quiet
 f2c_step scale-gpu-left 10 ablations/scale-gpu.ron ablate ablations/scale-gpu.ron --dry-run
 # The default matrix on the GPU, for its wall time there: a copy of the run folder whose base
 # experiment (every experiment derives from experiments/base.ron) trains on Cuda(0). Its runs come
@@ -333,7 +340,7 @@ else
 fi
 f2c_step train-10m 90 experiments/scale-10m.ron train experiments/scale-10m.ron --device "$device" --quiet
 f2c_step bench-resident 60 - bench --device "$device" --classes 1000000 --inputs resident \
-    --steps 3 --warmup 1 --out results/bench/gpu-resident --paper results/bench/gpu-resident/paper
+    --steps 3 --warmup 1 --out results/gpu/bench-resident --paper results/gpu/bench-resident/paper
 if [[ ! -d $pack/data/orl ]]; then
     skip train-orl-cnn "data/orl not in the pack (fetch it before packing)"
 else
@@ -345,7 +352,7 @@ else
     skip unit-cuda "tests/f2c-lib not in the pack"
 fi
 f2c_step bench-d512 90 - bench --device "$device" --classes 10000000 --dim 512 --no-training-step \
-    --steps 3 --warmup 1 --out results/bench/gpu-d512 --paper results/bench/gpu-d512/paper
+    --steps 3 --warmup 1 --out results/gpu/bench-d512 --paper results/gpu/bench-d512/paper
 
 # --- summary -----------------------------------------------------------------------------------
 failed=0

@@ -172,13 +172,10 @@ fn cuda_dfdx_training_step_ops_agree_with_cpu() {
     );
 }
 
-/// A committed experiment shrunk to seconds ([`crate::end_to_end::tiny`]; DCQ's queue raised to
-/// two steps of keys), trained for 60 steps on `device`.
+/// A committed experiment shrunk to seconds ([`crate::end_to_end::tiny`]), trained for 60 steps on
+/// `device`.
 fn tiny(file: &str, device: DeviceChoice) -> Experiment {
     let mut e = crate::end_to_end::tiny(file);
-    if let f2c::heads::HeadConfig::Dcq(d) = &mut e.head {
-        d.queue = f2c::heads::class_pool::Capacity::Count(2 * e.train.loaders.identities);
-    }
     e.device = device;
     e.train.steps = 60;
     e.train.warmup_steps = 10;

@@ -31,8 +31,25 @@ pub(crate) fn tiny(file: &str) -> Experiment {
             instances: 32,
         };
     }
+    if let HeadConfig::Dcq(d) = &mut e.head {
+        // The queue must hold the keys one step writes: two steps of them (96 of 150 identities).
+        d.queue = f2c::heads::class_pool::Capacity::Count(2 * e.train.loaders.identities);
+    }
     e.validate(Path::new(file)).unwrap();
     e
+}
+
+#[test]
+fn every_committed_method_shrinks_to_a_valid_tiny_experiment() {
+    for file in [
+        "experiments/fc.ron",
+        "experiments/pfc.ron",
+        "experiments/f2c.ron",
+        "experiments/dcq.ron",
+    ] {
+        let e = tiny(file);
+        assert_eq!(e.data.as_ref().unwrap().train_identities, 150, "{file}");
+    }
 }
 
 #[test]
