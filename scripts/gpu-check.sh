@@ -211,6 +211,9 @@ done
 ld_extra=$(IFS=:; echo "${lib_dirs[*]}")
 export LD_LIBRARY_PATH=$ld_extra${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export RUST_BACKTRACE=1
+# The records name the packed commit: there is no checkout here for `git describe`.
+F2C_CODE_REVISION=$(awk '$1 == "commit:" {print $2; exit}' "$pack/MANIFEST.txt" 2>/dev/null)
+export F2C_CODE_REVISION=${F2C_CODE_REVISION:+$F2C_CODE_REVISION (packed)}
 cuda_includes=()
 for s in "${sites[@]}"; do [[ -f $s/nvidia/cu13/include/cuda_fp16.h ]] && cuda_includes+=("$s/nvidia/cu13/include"); done
 for d in /usr/local/cuda/include /usr/local/cuda-13*/include; do [[ -f $d/cuda_fp16.h ]] && cuda_includes+=("$d"); done

@@ -140,12 +140,53 @@ pub fn markdown(
     s
 }
 
+/// Where one benchmark's rows are read and its table and figures are written, relative to the
+/// project root: the CPU's ([`CPU_PAPER`]) or the GPU's ([`GPU_PAPER`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BenchPaper {
+    pub heads_csv: &'static str,
+    pub table_md: &'static str,
+    pub time_svg: &'static str,
+    /// The head-state figure: one per study, as head state does not depend on the device.
+    pub memory_svg: Option<&'static str>,
+    pub training_svg: &'static str,
+    /// Whether the figures' captions name the benchmark's device (`bench.json`).
+    pub device_in_caption: bool,
+}
+
+/// The CPU benchmark (`results/bench/`) and its table and figures.
+pub const CPU_PAPER: BenchPaper = BenchPaper {
+    heads_csv: HEADS_CSV,
+    table_md: TABLE_MD,
+    time_svg: FIGURE_SVG,
+    memory_svg: Some(MEMORY_SVG),
+    training_svg: TRAINING_SVG,
+    device_in_caption: false,
+};
+
+/// The GPU check's benchmark (`results/gpu/bench/`, `scripts/gpu-check.sh`) and its table and figures.
+pub const GPU_PAPER: BenchPaper = BenchPaper {
+    heads_csv: "results/gpu/bench/heads.csv",
+    table_md: "paper/tables/efficiency_gpu.md",
+    time_svg: "paper/figures/efficiency_gpu.svg",
+    memory_svg: None,
+    training_svg: "paper/figures/training_step_gpu.svg",
+    device_in_caption: true,
+};
+
 /// Redraws `<root>/paper/figures/efficiency.svg` and the head-state figure from the committed
 /// `<root>/results/bench/heads.csv`, and rewrites `<root>/paper/tables/efficiency.md` where the
 /// run's context (`bench.json`) is there too, without timing anything; nothing without the
-/// benchmark file.
+/// benchmark file. The same for the GPU's benchmark where it was committed ([`GPU_PAPER`]).
 pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
-    let csv = root.join(HEADS_CSV);
+    let mut written = regenerate_one(root, &CPU_PAPER)?;
+    written.extend(regenerate_one(root, &GPU_PAPER)?);
+    Ok(written)
+}
+
+/// [`regenerate`] for one benchmark's files.
+fn regenerate_one(root: &Path, paper: &BenchPaper) -> Result<Vec<PathBuf>> {
+    let csv = root.join(paper.heads_csv);
     if !csv.exists() {
         return Ok(Vec::new());
     }
@@ -153,6 +194,7 @@ pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let dir = csv.parent().expect("a file has a folder");
     let context = dir.join(crate::bench::CONTEXT_JSON);
+    let mut on = String::new();
     if context.exists() {
         let text = std::fs::read_to_string(&context).map_err(|e| Error::io(&context, e))?;
         let c: crate::bench::BenchContext =
@@ -170,9 +212,12 @@ pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
             &c.load,
             &c.peer_source,
         );
-        let md = root.join(TABLE_MD);
+        let md = root.join(paper.table_md);
         crate::results::record::write_atomic(&md, table.as_bytes())?;
         written.push(md);
+        if paper.device_in_caption {
+            on = format!(" on {}", c.device);
+        }
     }
     // Larger sizes benchmarked separately (e.g. `results/bench/cpu-10m/`) at the same D and batch
     // extend the curves; other shapes (e.g. D 512) are separate studies.
@@ -193,11 +238,14 @@ pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
                 .filter(|r| Some((r.dim, r.batch)) == shape),
         );
     }
-    let time = root.join(FIGURE_SVG);
-    figure(&time, &rows)?;
-    let memory = root.join(MEMORY_SVG);
-    memory_figure(&memory, &rows)?;
-    written.extend([time, memory]);
+    let time = root.join(paper.time_svg);
+    plot(&time, &rows, Plotted::StepTime, &on)?;
+    written.push(time);
+    if let Some(memory) = paper.memory_svg {
+        let memory = root.join(memory);
+        memory_figure(&memory, &rows)?;
+        written.push(memory);
+    }
     // The whole steps, extended the same way at the same batch.
     let training = dir.join("training.csv");
     if training.exists() {
@@ -210,8 +258,8 @@ pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
                     .filter(|t| Some(t.batch) == batch),
             );
         }
-        let svg = root.join(TRAINING_SVG);
-        training_figure(&svg, &steps)?;
+        let svg = root.join(paper.training_svg);
+        training_figure_on(&svg, &steps, &on)?;
         written.push(svg);
     }
     Ok(written)
@@ -220,18 +268,23 @@ pub fn regenerate(root: &Path) -> Result<Vec<PathBuf>> {
 /// Step time against identities, log-log: per method one colour, ours solid with dots, the
 /// PyTorch peer's dashed with crosses; the legend sits right of the plot, one entry per method.
 pub fn figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
-    plot(path, rows, Plotted::StepTime)
+    plot(path, rows, Plotted::StepTime, "")
 }
 
 /// Head state (centres and momentum, pool or queue) against identities, log-log, one line per
 /// method; the memory side of the paper's second claim.
 pub fn memory_figure(path: &Path, rows: &[BenchRow]) -> Result<()> {
-    plot(path, rows, Plotted::HeadState)
+    plot(path, rows, Plotted::HeadState, "")
 }
 
 /// The whole training step of each method's shipped experiment against identities, log-log, one
 /// line per method: the time side of the paper's second claim, networks included.
 pub fn training_figure(path: &Path, training: &[TrainRow]) -> Result<()> {
+    training_figure_on(path, training, "")
+}
+
+/// [`training_figure`] with `on` (e.g. " on cuda:0 (NVIDIA H200)") after its caption.
+fn training_figure_on(path: &Path, training: &[TrainRow], on: &str) -> Result<()> {
     let rows: Vec<BenchRow> = training
         .iter()
         .filter_map(|t| {
@@ -249,7 +302,7 @@ pub fn training_figure(path: &Path, training: &[TrainRow]) -> Result<()> {
             ))
         })
         .collect();
-    plot(path, &rows, Plotted::WholeStep)
+    plot(path, &rows, Plotted::WholeStep, on)
 }
 
 /// Colours of the methods, in order of first appearance (colour-blind safe, Okabe–Ito).
@@ -294,7 +347,8 @@ impl Plotted {
     }
 }
 
-fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
+/// Draws `what` against N; `on` follows the caption (the device, where it is not the CPU).
+fn plot(path: &Path, rows: &[BenchRow], what: Plotted, on: &str) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| plot_err(path, e);
     ensure_parent(path)?;
     let xs = rows.iter().map(|r| r.classes as f64);
@@ -326,9 +380,11 @@ fn plot(path: &Path, rows: &[BenchRow], what: Plotted) -> Result<()> {
     let mut chart = ChartBuilder::on(&plot)
         .caption(
             match what {
-                Plotted::StepTime => format!("Head step time against identities (B {b}, D {d})"),
-                Plotted::HeadState => format!("Head state against identities (D {d})"),
-                Plotted::WholeStep => format!("Whole training step against identities (B {b})"),
+                Plotted::StepTime => {
+                    format!("Head step time against identities (B {b}, D {d}){on}")
+                }
+                Plotted::HeadState => format!("Head state against identities (D {d}){on}"),
+                Plotted::WholeStep => format!("Whole training step against identities (B {b}){on}"),
             },
             ("sans-serif", 18),
         )

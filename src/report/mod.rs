@@ -6,6 +6,7 @@ pub mod curves;
 pub mod deviations;
 pub mod efficiency;
 pub mod figures;
+pub mod gpu;
 pub mod orl;
 pub mod readme;
 pub mod reproduction;
@@ -79,6 +80,7 @@ pub fn regenerate(results_dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
         written.extend(scale::write_tables(study, root)?);
     }
     written.extend(orl::write_tables(root)?);
+    written.extend(gpu::write_tables(root)?);
     written.push(reproduction::write_report(
         &rows,
         refs.as_deref(),

@@ -78,13 +78,17 @@ pub struct BenchFiles {
 impl BenchFiles {
     /// The files under `root` (the project root); `None` without `heads.csv`.
     pub fn read(root: &Path) -> Result<Option<Self>> {
-        let heads = root.join(BENCH_CSV);
+        Self::read_at(&root.join(BENCH_CSV))
+    }
+
+    /// The files of the benchmark whose head table is `heads` (`training.csv` beside it).
+    pub fn read_at(heads: &Path) -> Result<Option<Self>> {
         if !heads.exists() {
             return Ok(None);
         }
-        let training = root.join(training_step::TRAINING_CSV);
+        let training = heads.with_file_name("training.csv");
         Ok(Some(BenchFiles {
-            heads: crate::bench::read_rows(&heads)?,
+            heads: crate::bench::read_rows(heads)?,
             training: match training.exists() {
                 true => training_step::read_rows(&training)?,
                 false => Vec::new(),
@@ -871,6 +875,36 @@ fn claim2(stats: &[ConfigStats], bench: Option<&BenchFiles>, scale: Option<&Stud
     }
 }
 
+/// Claim 2's rule applied to the GPU check's benchmark (`results/gpu/bench/`), where it was
+/// committed: beside the verdict above, which is the CPU benchmark's; empty without it.
+fn claim2_on_gpu(root: &Path) -> Result<String> {
+    let at = crate::report::efficiency::GPU_PAPER.heads_csv;
+    let Some(files) = BenchFiles::read_at(&root.join(at))? else {
+        return Ok(String::new());
+    };
+    let head = bench_pairs(&files.heads);
+    let whole = training_pairs(&files.training);
+    let mut s = format!(
+        "## Claim 2 on a GPU\n\n\
+         The rule of claim 2 applied to the GPU check's benchmark (`{at}`; machine and commands: \
+         `results/gpu/README.md`, every head: `paper/tables/efficiency_gpu.md`). It is shown beside \
+         the verdict above, which is the CPU benchmark's.\n\n\
+         F²C against Full FC at the same N, D and batch, head alone:\n\n{}\n\
+         Head alone, under the rule: **{}**.\n",
+        pairs_table(&head, true),
+        claim2_verdict(&head)
+    );
+    if sizes(&whole) >= 2 {
+        s += &format!(
+            "\nF²C against Full FC at the same N and batch, whole step:\n\n{}\n\
+             Whole step, under the rule: **{}**.\n",
+            pairs_table(&whole, false),
+            claim2_verdict(&whole)
+        );
+    }
+    Ok(s + "\n")
+}
+
 /// The settings of a group with their TAR@FAR=1e-3, as a table.
 fn group_table(stats: &[ConfigStats], group: &str) -> String {
     let mut out =
@@ -1299,6 +1333,7 @@ pub fn write_report(
     let bench = BenchFiles::read(out)?;
     let path = out.join("paper").join("README.md");
     let mut text = render_report(rows, refs, bench.as_ref(), scale)?;
+    text.push_str(&claim2_on_gpu(out)?);
     text.push_str(&crate::report::curves::section(out)?);
     let base = crate::config::embedded::load("experiments/ablation.ron")?;
     text.push_str(&crate::report::tuning::section(

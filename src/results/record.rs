@@ -166,13 +166,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// `git describe --always --dirty` of the working directory, or `unknown`.
+/// `F2C_CODE_REVISION` where set (a packed build run outside its checkout, as
+/// `scripts/gpu-check.sh` runs it), else `git describe --always --dirty` of the working
+/// directory, or `unknown`.
 pub fn code_revision() -> String {
     // Read once per process, when the first run starts: edits made to the tree while a long
     // matrix trains do not relabel the code that is running.
     static REVISION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     REVISION
         .get_or_init(|| {
+            if let Some(r) = std::env::var("F2C_CODE_REVISION")
+                .ok()
+                .filter(|r| !r.trim().is_empty())
+            {
+                return r.trim().to_string();
+            }
             std::process::Command::new("git")
                 .args(["describe", "--always", "--dirty"])
                 .output()

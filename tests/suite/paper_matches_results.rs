@@ -92,6 +92,11 @@ fn committed_paper_is_regenerated_from_committed_results() {
             std::fs::copy(&path, to.join("runs").join(path.file_name().unwrap())).unwrap();
         }
     }
+    // What the GPU check brought back (its benchmarks, matrix and single runs) and the GPU's runs
+    // of the scale study and the default matrix, set beside the CPU records copied above.
+    for dir in ["results/gpu", "results/scale-gpu", "results/default-gpu"] {
+        copy_tree(Path::new(dir), &root.path().join(dir));
+    }
     let matrix = root.path().join("results/default");
     let written = f2c::report::regenerate(&matrix, root.path()).unwrap();
     assert!(!written.is_empty());
@@ -115,4 +120,22 @@ fn committed_paper_is_regenerated_from_committed_results() {
         std::fs::read_to_string("README.md").unwrap(),
         "README.md's measured figures are stale: run `f2c tables results/default`"
     );
+}
+
+/// Copies the folder `from` with everything in it to `to`; nothing when `from` is missing.
+fn copy_tree(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    std::fs::create_dir_all(to).unwrap();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        match path.is_dir() {
+            true => copy_tree(&path, &target),
+            false => {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
 }

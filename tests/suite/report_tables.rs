@@ -1127,3 +1127,102 @@ fn the_tuning_grid_keeps_each_pool_apart_and_checks_mains_points() {
     let without = tuning::section(root.path(), (0.1, 1e-4), &Default::default()).unwrap();
     assert!(!without.contains("`main` group"));
 }
+
+/// Writes `rec` as a run record into `dir`, under its run id.
+fn put_record(dir: &Path, rec: &f2c::results::RunRecord) {
+    std::fs::create_dir_all(dir).unwrap();
+    rec.write_atomic(&dir.join(format!("{}.json", rec.run_id)))
+        .unwrap();
+}
+
+#[test]
+fn gpu_runs_are_set_beside_their_cpu_twins_and_the_matrix_time_is_estimated_from_them() {
+    use f2c::device::DeviceChoice;
+    use f2c::report::gpu::{estimate_matrix, method_times, pairs, render};
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    assert!(render(r).unwrap().is_none(), "no results/gpu, no table");
+    let load = |file: &str, seed: u64, device: DeviceChoice| {
+        let mut e = f2c::Experiment::load(Path::new(file)).unwrap();
+        e.seed = seed;
+        e.device = device;
+        e
+    };
+    let gpu = DeviceChoice::Cuda(0);
+    let fake = crate::ablation_matrix::fake_record;
+    // The default matrix: two Full FC runs and one F²C run on the CPU; Full FC seed 1 on the GPU
+    // (ten times faster, 0.02 higher), and a GPU run with no CPU twin.
+    let cpu_dir = r.join("results/default/runs");
+    let gpu_dir = r.join("results/default-gpu/runs");
+    put_record(
+        &cpu_dir,
+        &fake(
+            &load("experiments/fc.ron", 1, DeviceChoice::Cpu),
+            0.80,
+            0.5,
+            100.0,
+        ),
+    );
+    put_record(
+        &cpu_dir,
+        &fake(
+            &load("experiments/fc.ron", 2, DeviceChoice::Cpu),
+            0.80,
+            0.5,
+            100.0,
+        ),
+    );
+    put_record(
+        &cpu_dir,
+        &fake(
+            &load("experiments/f2c.ron", 1, DeviceChoice::Cpu),
+            0.70,
+            0.5,
+            50.0,
+        ),
+    );
+    put_record(
+        &gpu_dir,
+        &fake(&load("experiments/fc.ron", 1, gpu), 0.82, 0.5, 10.0),
+    );
+    put_record(
+        &gpu_dir,
+        &fake(&load("experiments/fc.ron", 3, gpu), 0.82, 0.5, 10.0),
+    );
+    let found = pairs(&gpu_dir, &cpu_dir).unwrap();
+    assert_eq!(found.len(), 2);
+    let twinned: Vec<bool> = found.iter().map(|p| p.cpu.is_some()).collect();
+    assert_eq!(
+        twinned.iter().filter(|&&t| t).count(),
+        1,
+        "only seed 1 has a CPU twin"
+    );
+    let times = method_times(&found);
+    let fc = &times[&Method::Fc];
+    assert_eq!((fc.runs, fc.cpu_s, fc.gpu_s), (1, 100.0, 10.0));
+    assert!((fc.mean_abs_delta - 2.0).abs() < 1e-9, "{fc:?}");
+    // Every CPU run over its method's ratio, F²C's over all paired runs' (10 too): 250 s → 25 s.
+    let cpu_all: Vec<_> = std::fs::read_dir(&cpu_dir)
+        .unwrap()
+        .map(|e| f2c::results::RunRecord::read(&e.unwrap().path()).unwrap())
+        .collect();
+    let (cpu, est, unmeasured) = estimate_matrix(&cpu_all, &times);
+    assert_eq!((cpu, est, unmeasured), (250.0, 25.0, vec![Method::F2c]));
+    // The table: the pair's accuracies and their difference, the estimate and its caveat.
+    std::fs::create_dir_all(r.join("results/gpu")).unwrap();
+    let text = render(r).unwrap().expect("results/gpu exists");
+    assert!(
+        text.contains("| Full FC | 1 | 100.0 s | 10.0 s | 10.0× | 2.00 pts | 2.00 pts |"),
+        "{text}"
+    );
+    assert!(text.contains("1 of its 3 runs"), "{text}");
+    assert!(
+        text.contains("sum to 0.07 h") && text.contains("about 0.01 h"),
+        "{text}"
+    );
+    assert!(text.contains("No run of F²C was paired"), "{text}");
+    assert!(
+        !text.contains("scale study's seed 1"),
+        "no scale runs on the GPU, no section"
+    );
+}
