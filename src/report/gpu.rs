@@ -30,15 +30,10 @@ pub struct Pair {
 
 /// The run records (`*.json`) of a folder, by file name; none when the folder is missing.
 fn records(dir: &Path) -> Result<Vec<RunRecord>> {
-    let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect(),
-        Err(_) => return Ok(Vec::new()),
-    };
-    paths.sort();
-    paths.iter().map(|p| RunRecord::read(p)).collect()
+    crate::results::record::json_files(dir)
+        .iter()
+        .map(|p| RunRecord::read(p))
+        .collect()
 }
 
 /// The GPU runs of `gpu_dir` (those that ran on a GPU), each with its CPU twin from `cpu_dir`.

@@ -99,14 +99,7 @@ impl MatrixTiming {
 /// The single-run record of each shipped method's experiment (`<method>-<method>-*.json`; the
 /// first by name when there are several).
 fn train_records(dir: &Path) -> Result<Vec<(Method, RunRecord)>> {
-    let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect(),
-        Err(_) => return Ok(Vec::new()),
-    };
-    paths.sort();
+    let paths = crate::results::record::json_files(dir);
     let mut out = Vec::new();
     for m in Method::ALL {
         let prefix = format!("{0}-{0}-", m.key());

@@ -166,6 +166,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// The `.json` files of the folder `dir`, sorted by name; none when the folder is missing.
+pub fn json_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    paths.sort();
+    paths
+}
+
 /// `F2C_CODE_REVISION` where set (a packed build run outside its checkout, as
 /// `scripts/gpu-check.sh` runs it), else `git describe --always --dirty` of the working
 /// directory, or `unknown`.

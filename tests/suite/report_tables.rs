@@ -1154,41 +1154,37 @@ fn gpu_runs_are_set_beside_their_cpu_twins_and_the_matrix_time_is_estimated_from
     // (ten times faster, 0.02 higher), and a GPU run with no CPU twin.
     let cpu_dir = r.join("results/default/runs");
     let gpu_dir = r.join("results/default-gpu/runs");
-    put_record(
-        &cpu_dir,
-        &fake(
-            &load("experiments/fc.ron", 1, DeviceChoice::Cpu),
+    let runs = [
+        (
+            &cpu_dir,
+            "experiments/fc.ron",
+            1,
+            DeviceChoice::Cpu,
             0.80,
-            0.5,
             100.0,
         ),
-    );
-    put_record(
-        &cpu_dir,
-        &fake(
-            &load("experiments/fc.ron", 2, DeviceChoice::Cpu),
+        (
+            &cpu_dir,
+            "experiments/fc.ron",
+            2,
+            DeviceChoice::Cpu,
             0.80,
-            0.5,
             100.0,
         ),
-    );
-    put_record(
-        &cpu_dir,
-        &fake(
-            &load("experiments/f2c.ron", 1, DeviceChoice::Cpu),
+        (
+            &cpu_dir,
+            "experiments/f2c.ron",
+            1,
+            DeviceChoice::Cpu,
             0.70,
-            0.5,
             50.0,
         ),
-    );
-    put_record(
-        &gpu_dir,
-        &fake(&load("experiments/fc.ron", 1, gpu), 0.82, 0.5, 10.0),
-    );
-    put_record(
-        &gpu_dir,
-        &fake(&load("experiments/fc.ron", 3, gpu), 0.82, 0.5, 10.0),
-    );
+        (&gpu_dir, "experiments/fc.ron", 1, gpu, 0.82, 10.0),
+        (&gpu_dir, "experiments/fc.ron", 3, gpu, 0.82, 10.0),
+    ];
+    for (dir, file, seed, device, tar, wall_s) in runs {
+        put_record(dir, &fake(&load(file, seed, device), tar, 0.5, wall_s));
+    }
     let found = pairs(&gpu_dir, &cpu_dir).unwrap();
     assert_eq!(found.len(), 2);
     let twinned: Vec<bool> = found.iter().map(|p| p.cpu.is_some()).collect();
