@@ -374,6 +374,10 @@ fn run_with<B: Backend>(opts: &BenchOptions, be: B) -> Result<BenchOutcome> {
             }
             let reset = reset_peak();
             let rss0 = memory_status("VmRSS:");
+            // The last case's buffers were freed after its synchronisation; the driver's pool hands
+            // freed memory back only at a synchronisation, so without this one the baseline would
+            // still hold it and this case, reusing it, would seem to take none.
+            be.synchronize()?;
             let dev0 = be.device_memory_in_use();
             // A case that does not fit (FC at 10M identities on a GPU) is reported and skipped,
             // so the heads that do fit are still measured.

@@ -270,7 +270,8 @@ fn heads_section(rows: &[BenchRow]) -> String {
          the head's sizes. Device memory is the growth of the GPU's memory in use over the case, \
          as the driver reports it: memory that the device's allocator kept from an earlier case \
          is not counted again, so for the cases after the largest one so far it is only a lower \
-         bound (DCQ's 0 MiB).\n\n\
+         bound (DCQ's 0 MiB). The benchmark now synchronises the device before it reads the \
+         baseline, which hands such memory back; that has not run on a GPU yet.\n\n\
          | head | step | head state | device memory |\n|---|---:|---:|---:|\n",
         first.classes, first.dim
     );
