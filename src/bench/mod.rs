@@ -283,6 +283,20 @@ pub struct BenchContext {
 /// The context file's name, beside `heads.csv`.
 pub const CONTEXT_JSON: &str = "bench.json";
 
+impl BenchContext {
+    /// The context of the benchmark whose files are in `dir` ([`CONTEXT_JSON`]); `None` without it.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(CONTEXT_JSON);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::format(&path, e.to_string()))
+    }
+}
+
 impl BenchOutcome {
     /// Writes what has been measured so far under `out`: `heads.csv`, `training.csv` once a whole
     /// step has been timed, and `bench.json` with the load average now.

@@ -193,12 +193,8 @@ fn regenerate_one(root: &Path, paper: &BenchPaper) -> Result<Vec<PathBuf>> {
     let mut rows = crate::bench::read_rows(&csv)?;
     let mut written = Vec::new();
     let dir = csv.parent().expect("a file has a folder");
-    let context = dir.join(crate::bench::CONTEXT_JSON);
     let mut on = String::new();
-    if context.exists() {
-        let text = std::fs::read_to_string(&context).map_err(|e| Error::io(&context, e))?;
-        let c: crate::bench::BenchContext =
-            serde_json::from_str(&text).map_err(|e| Error::format(&context, e.to_string()))?;
+    if let Some(c) = crate::bench::BenchContext::read(dir)? {
         let training = dir.join("training.csv");
         let training = match training.exists() {
             true => crate::bench::training_step::read_rows(&training)?,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bench::{fmt_mib as mib, fmt_seconds as secs, BenchRow};
 use crate::device::DeviceChoice;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::heads::{Method, Naming};
 use crate::results::record::{run_id, RunRecord};
 
@@ -301,12 +301,8 @@ pub fn render(root: &Path) -> Result<Option<String>> {
     if !gpu.is_dir() {
         return Ok(None);
     }
-    let device = match std::fs::read_to_string(gpu.join("bench").join(crate::bench::CONTEXT_JSON)) {
-        Ok(text) => serde_json::from_str::<crate::bench::BenchContext>(&text)
-            .map(|c| c.device)
-            .map_err(|e| Error::format(gpu.join("bench/bench.json"), e.to_string()))?,
-        Err(_) => "a GPU".into(),
-    };
+    let device =
+        crate::bench::BenchContext::read(&gpu.join("bench"))?.map_or("a GPU".into(), |c| c.device);
     let mut s = format!(
         "# On a GPU\n\n\
          Runs on {device}, set beside the CPU's runs of the same experiments (the same configs but \
